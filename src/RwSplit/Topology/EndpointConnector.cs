@@ -1,0 +1,60 @@
+using System;
+using System.Data.Common;
+using System.Threading.Tasks;
+
+namespace RwSplit.Topology;
+
+/// <summary>
+/// Opens physical connections to one endpoint through the inner provider. Created by
+/// <see cref="RwSplitDialect.CreateConnector"/>; owned and disposed by the data source.
+/// </summary>
+public abstract class EndpointConnector : IAsyncDisposable, IDisposable
+{
+    /// <summary>Initializes the connector.</summary>
+    /// <param name="address">The endpoint's identity, free of secrets.</param>
+    /// <param name="role">The configured role.</param>
+    protected EndpointConnector(EndpointAddress address, EndpointRole role)
+    {
+        Address = address ?? throw new ArgumentNullException(nameof(address));
+        Role = role;
+    }
+
+    /// <summary>The endpoint's identity, free of secrets.</summary>
+    public EndpointAddress Address { get; }
+
+    /// <summary>The configured role.</summary>
+    public EndpointRole Role { get; }
+
+    /// <summary>The connection string without its password, for <see cref="DbConnection.ConnectionString"/>-style display.</summary>
+    public abstract string RedactedConnectionString { get; }
+
+    /// <summary>Creates a new, closed provider connection to this endpoint (pooled by the provider).</summary>
+    public abstract DbConnection CreateConnection();
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        Dispose(true);
+        GC.SuppressFinalize(this);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        await DisposeAsyncCore().ConfigureAwait(false);
+        Dispose(false);
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Releases provider resources (data sources, pools).</summary>
+    /// <param name="disposing"><see langword="true"/> from <see cref="Dispose()"/>.</param>
+    protected virtual void Dispose(bool disposing)
+    {
+    }
+
+    /// <summary>Releases provider resources asynchronously.</summary>
+    protected virtual ValueTask DisposeAsyncCore() => default;
+
+    /// <inheritdoc />
+    public override string ToString() => $"{Role} {Address}";
+}
