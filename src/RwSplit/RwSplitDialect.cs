@@ -1,8 +1,6 @@
 using System;
 using System.Collections.Generic;
 using System.Data.Common;
-using System.Threading;
-using System.Threading.Tasks;
 using RwSplit.Routing;
 using RwSplit.Topology;
 
@@ -45,23 +43,51 @@ public abstract class RwSplitDialect
 
     /// <summary>Classifies a command text. Called once per distinct text; the result is cached.</summary>
     /// <param name="commandText">The SQL text of a <see cref="System.Data.CommandType.Text"/> command.</param>
+    /// <param name="readOnlyProcedures">
+    /// Procedure names the user declared read-only (case-insensitive; with or without schema): an <c>EXEC</c> of one of
+    /// them is a read.
+    /// </param>
     /// <returns>The classification; <see cref="StatementClassification.Unreadable"/> when the text cannot be read.</returns>
-    public abstract StatementClassification Classify(string commandText);
+    /// <remarks>Must never throw: text the classifier cannot read is <see cref="StatementKind.Unknown"/>.</remarks>
+    public abstract StatementClassification Classify(string commandText, IReadOnlySet<string> readOnlyProcedures);
 
     /// <summary>
-    /// Whether the engine's functions can write, so that a read calling an unknown or volatile function must go to the
-    /// primary. When <see langword="true"/>, RwSplit loads <see cref="LoadFunctionCatalogAsync"/> once and refreshes it.
+    /// Classifies a call of a stored procedure (<see cref="System.Data.CommandType.StoredProcedure"/>). The default: a read
+    /// when the name (with or without schema) is in <paramref name="readOnlyProcedures"/>, else a write.
     /// </summary>
-    public virtual bool FunctionsCanWrite => false;
+    /// <param name="procedureName">The procedure name as given in the command text.</param>
+    /// <param name="readOnlyProcedures">Procedure names the user declared read-only.</param>
+    public virtual StatementClassification ClassifyProcedure(string procedureName, IReadOnlySet<string> readOnlyProcedures)
+    {
+        ArgumentNullException.ThrowIfNull(procedureName);
+        ArgumentNullException.ThrowIfNull(readOnlyProcedures);
+        var name = procedureName.Trim();
+        if (readOnlyProcedures.Contains(name))
+            return StatementClassification.PlainRead;
+        var dot = name.LastIndexOf('.');
+        if (dot >= 0 && readOnlyProcedures.Contains(name[(dot + 1)..]))
+            return StatementClassification.PlainRead;
+        return new StatementClassification(StatementKind.Write, detail: "stored procedure");
+    }
 
     /// <summary>
-    /// Loads the volatility of every function of the connected database, keyed by lower-case unqualified name (for
-    /// overloaded names, the most volatile overload).
+    /// Returns <paramref name="connectionString"/> with its server (host and port) replaced by <paramref name="server"/>,
+    /// keeping credentials and every other setting. Used by the drop-in connection string's <c>Replicas</c> keyword.
     /// </summary>
-    /// <param name="connection">An open physical connection.</param>
-    /// <param name="cancellationToken">Cancels the load.</param>
-    public virtual Task<IReadOnlyDictionary<string, FunctionVolatility>> LoadFunctionCatalogAsync(DbConnection connection, CancellationToken cancellationToken)
-        => Task.FromResult<IReadOnlyDictionary<string, FunctionVolatility>>(new Dictionary<string, FunctionVolatility>());
+    /// <param name="connectionString">The primary's provider connection string.</param>
+    /// <param name="server">The replica's server, in the provider's own syntax (<c>sql2,1433</c>; <c>pg2:5432</c>).</param>
+    /// <exception cref="NotSupportedException">The dialect has no drop-in connection string.</exception>
+    public virtual string WithServer(string connectionString, string server)
+        => throw new NotSupportedException($"The {SystemName} dialect does not support the Replicas connection string keyword; configure replicas with RwSplitOptions.Replicas.");
+
+    /// <summary>
+    /// For engines whose functions can write (PostgreSQL), a query listing the functions of the connected database: two
+    /// columns, the lower-case unqualified name and its volatility code (<c>i</c> immutable, <c>s</c> stable,
+    /// <c>v</c> volatile; for overloaded names, the most volatile). RwSplit runs it on the primary on first need and
+    /// every <c>FunctionCatalogRefreshInterval</c>; a read calling a volatile or unlisted function goes to the primary.
+    /// <see langword="null"/> (the default) when functions cannot write (SQL Server).
+    /// </summary>
+    public virtual string? FunctionCatalogQuery => null;
 
     /// <summary>
     /// Functions the engine marks volatile that nevertheless never write (<c>random()</c>, <c>clock_timestamp()</c>), so

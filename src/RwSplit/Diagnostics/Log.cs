@@ -1,0 +1,37 @@
+using System;
+using Microsoft.Extensions.Logging;
+using RwSplit.Routing;
+using RwSplit.Topology;
+
+namespace RwSplit.Diagnostics;
+
+/// <summary>Every log message of the library, with stable event ids (1000s: routing, 2000s: connections).</summary>
+internal static partial class Log
+{
+    [LoggerMessage(EventId = 1000, Level = LogLevel.Debug, Message = "Routed command to {Target} {Endpoint} ({Reason}) in data source {DataSource}")]
+    public static partial void Routed(ILogger logger, RouteTarget target, EndpointAddress endpoint, RoutingReason reason, string dataSource);
+
+    [LoggerMessage(EventId = 1001, Level = LogLevel.Warning, Message = "Replica {Endpoint} rejected a statement as a write; retrying it once on the primary and remembering its text as a write. Declare it read-write or send it to the primary to avoid the extra round trip. Statement: {Statement}")]
+    public static partial void MisrouteRetried(ILogger logger, EndpointAddress endpoint, string statement, Exception exception);
+
+    [LoggerMessage(EventId = 1002, Level = LogLevel.Information, Message = "Logical connection pinned to the primary: {Detail}")]
+    public static partial void SessionPinned(ILogger logger, string detail);
+
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Debug, Message = "Statement refused by a PreventWrites scope ({Reason}): {Statement}")]
+    public static partial void WriteBlocked(ILogger logger, RoutingReason reason, string statement);
+
+    [LoggerMessage(EventId = 1004, Level = LogLevel.Information, Message = "Loaded {Count} function names from the catalog of {Endpoint}")]
+    public static partial void FunctionCatalogLoaded(ILogger logger, int count, EndpointAddress endpoint);
+
+    [LoggerMessage(EventId = 1005, Level = LogLevel.Warning, Message = "Could not load the function catalog from {Endpoint}; reads that call functions go to the primary until it loads")]
+    public static partial void FunctionCatalogFailed(ILogger logger, EndpointAddress endpoint, Exception exception);
+
+    [LoggerMessage(EventId = 2000, Level = LogLevel.Warning, Message = "Could not open a connection to replica {Endpoint}; it is skipped for {RetryDelay} and the read moves elsewhere")]
+    public static partial void ReplicaOpenFailed(ILogger logger, EndpointAddress endpoint, TimeSpan retryDelay, Exception exception);
+
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Debug, Message = "Opened a physical connection to {Role} {Endpoint}")]
+    public static partial void PhysicalOpened(ILogger logger, EndpointRole role, EndpointAddress endpoint);
+
+    [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "Replaying session command on a new physical connection to {Endpoint} failed")]
+    public static partial void ReplayFailed(ILogger logger, EndpointAddress endpoint, Exception exception);
+}

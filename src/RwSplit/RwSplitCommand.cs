@@ -1,0 +1,534 @@
+using System;
+using System.Collections.Generic;
+using System.ComponentModel;
+using System.Data;
+using System.Data.Common;
+using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
+using System.Threading;
+using System.Threading.Tasks;
+using RwSplit.Diagnostics;
+using RwSplit.Routing;
+using RwSplit.Topology;
+
+namespace RwSplit;
+
+/// <summary>
+/// A command of an <see cref="RwSplitConnection"/>. Each execution is routed on its own to the primary or a replica
+/// (<see cref="LastDecision"/> tells where and why), then runs as the provider's own command: parameters are the
+/// provider's (<c>SqlParameter</c>, <c>NpgsqlParameter</c>) and readers are the provider's (<c>SqlDataReader</c>,
+/// <c>NpgsqlDataReader</c>), untouched.
+/// </summary>
+[DesignerCategory("")]
+public sealed class RwSplitCommand : DbCommand, ICloneable
+{
+    private readonly DbCommand _inner;
+    private readonly RwSplitDialect _dialect;
+    private RwSplitConnection? _connection;
+    private RwSplitTransaction? _transaction;
+    private RwSplitConnection? _ownedConnection;
+    private RouteTarget _target;
+    private ReadConsistency? _consistency;
+
+    // Facts of the last text routed: re-executing the same command skips even the cache lookup.
+    private string? _factsText;
+    private CommandType _factsType;
+    private int _factsVersion;
+    private StatementFacts _facts;
+
+    internal RwSplitCommand(RwSplitDialect dialect)
+    {
+        _dialect = dialect;
+        _inner = dialect.ProviderFactory.CreateCommand()
+                 ?? throw new InvalidOperationException($"The {dialect.SystemName} provider factory cannot create commands.");
+    }
+
+    /// <summary>Creates a command bound to a connection.</summary>
+    /// <param name="commandText">The SQL text.</param>
+    /// <param name="connection">The logical connection.</param>
+    /// <param name="transaction">The connection's current transaction, if any.</param>
+    public RwSplitCommand(string? commandText, RwSplitConnection connection, RwSplitTransaction? transaction = null)
+        : this((connection ?? throw new ArgumentNullException(nameof(connection))).Dialect)
+    {
+        CommandText = commandText;
+        _connection = connection;
+        _transaction = transaction;
+    }
+
+    /// <inheritdoc />
+    [AllowNull]
+    public override string CommandText
+    {
+        get => _inner.CommandText;
+        set => _inner.CommandText = value ?? string.Empty;
+    }
+
+    /// <inheritdoc />
+    public override int CommandTimeout
+    {
+        get => _inner.CommandTimeout;
+        set => _inner.CommandTimeout = value;
+    }
+
+    /// <inheritdoc />
+    public override CommandType CommandType
+    {
+        get => _inner.CommandType;
+        set => _inner.CommandType = value;
+    }
+
+    /// <inheritdoc />
+    public override bool DesignTimeVisible
+    {
+        get => _inner.DesignTimeVisible;
+        set => _inner.DesignTimeVisible = value;
+    }
+
+    /// <inheritdoc />
+    public override UpdateRowSource UpdatedRowSource
+    {
+        get => _inner.UpdatedRowSource;
+        set => _inner.UpdatedRowSource = value;
+    }
+
+    /// <summary>The provider's own parameter collection.</summary>
+    public new DbParameterCollection Parameters => _inner.Parameters;
+
+    /// <inheritdoc />
+    protected override DbParameterCollection DbParameterCollection => _inner.Parameters;
+
+    /// <summary>The logical connection.</summary>
+    public new RwSplitConnection? Connection
+    {
+        get => _connection;
+        set
+        {
+            if (value is not null && !ReferenceEquals(value.Dialect, _dialect))
+                throw new ArgumentException($"This command was created for the {_dialect.SystemName} provider; the connection uses {value.Dialect.SystemName}.", nameof(value));
+            _connection = value;
+        }
+    }
+
+    /// <inheritdoc />
+    protected override DbConnection? DbConnection
+    {
+        get => _connection;
+        set => Connection = value switch
+        {
+            null => null,
+            RwSplitConnection rw => rw,
+            _ => throw new ArgumentException($"An RwSplitCommand runs on an RwSplitConnection, not on a {value.GetType().Name}. Use the provider's own command for provider connections.", nameof(value)),
+        };
+    }
+
+    /// <summary>The logical transaction.</summary>
+    public new RwSplitTransaction? Transaction
+    {
+        get => _transaction;
+        set => _transaction = value;
+    }
+
+    /// <inheritdoc />
+    protected override DbTransaction? DbTransaction
+    {
+        get => _transaction;
+        set => _transaction = value switch
+        {
+            null => null,
+            RwSplitTransaction rw => rw,
+            _ => throw new ArgumentException($"An RwSplitCommand takes an RwSplitTransaction (from RwSplitConnection.BeginTransaction), not a {value.GetType().Name}.", nameof(value)),
+        };
+    }
+
+    /// <summary>
+    /// Where this command asks to run: <see cref="RouteTarget.Auto"/> (the default: RwSplit decides),
+    /// <see cref="RouteTarget.Primary"/> (always the primary), or <see cref="RouteTarget.Replica"/> (a replica whenever
+    /// the statement is a read, even under <see cref="ReadConsistency.Strong"/> or after a write). A write always runs
+    /// on the primary.
+    /// </summary>
+    public RouteTarget Target
+    {
+        get => _target;
+        set => _target = value is RouteTarget.Auto or RouteTarget.Primary or RouteTarget.Replica
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(value), value, "Use Auto, Primary or Replica.");
+    }
+
+    /// <summary>The read consistency for this command only; <see langword="null"/> (the default) uses the connection's.</summary>
+    public ReadConsistency? Consistency
+    {
+        get => _consistency;
+        set => _consistency = value is null || Enum.IsDefined(value.Value)
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(value), value, "Use Eventual, ReadYourWrites or Strong.");
+    }
+
+    /// <summary>Where the last execution (or preparation) of this command went and why; <see langword="null"/> before the first.</summary>
+    public RoutingDecision? LastDecision { get; private set; }
+
+    /// <summary>The provider's own command, for provider-specific settings. Its connection changes with each route.</summary>
+    public DbCommand InnerCommand => _inner;
+
+    /// <inheritdoc />
+    public override void Cancel() => _inner.Cancel();
+
+    /// <inheritdoc />
+    protected override DbParameter CreateDbParameter() => _inner.CreateParameter();
+
+    /// <summary>Creates a parameter of the provider's own type.</summary>
+    public new DbParameter CreateParameter() => _inner.CreateParameter();
+
+    /// <inheritdoc />
+    public override void Prepare() => PrepareAsync(false, default).GetAwaiter().GetResult();
+
+    /// <inheritdoc />
+    public override Task PrepareAsync(CancellationToken cancellationToken = default) => PrepareAsync(true, cancellationToken).AsTask();
+
+    private async ValueTask PrepareAsync(bool async, CancellationToken cancellationToken)
+    {
+        var route = await RouteAsync(async, cancellationToken).ConfigureAwait(false);
+        Attach(route.Physical);
+        if (async)
+            await _inner.PrepareAsync(cancellationToken).ConfigureAwait(false);
+        else
+            _inner.Prepare();
+    }
+
+    /// <inheritdoc />
+    public override int ExecuteNonQuery() => ExecuteAsync(Operation.NonQuery, CommandBehavior.Default, false, default).GetAwaiter().GetResult().Rows;
+
+    /// <inheritdoc />
+    public override async Task<int> ExecuteNonQueryAsync(CancellationToken cancellationToken)
+        => (await ExecuteAsync(Operation.NonQuery, CommandBehavior.Default, true, cancellationToken).ConfigureAwait(false)).Rows;
+
+    /// <inheritdoc />
+    public override object? ExecuteScalar() => ExecuteAsync(Operation.Scalar, CommandBehavior.Default, false, default).GetAwaiter().GetResult().Value;
+
+    /// <inheritdoc />
+    public override async Task<object?> ExecuteScalarAsync(CancellationToken cancellationToken)
+        => (await ExecuteAsync(Operation.Scalar, CommandBehavior.Default, true, cancellationToken).ConfigureAwait(false)).Value;
+
+    /// <summary>Executes the command and returns the provider's own reader (wrapped only for <see cref="CommandBehavior.CloseConnection"/>).</summary>
+    public new DbDataReader ExecuteReader() => ExecuteDbDataReader(CommandBehavior.Default);
+
+    /// <inheritdoc cref="ExecuteReader()"/>
+    /// <param name="behavior">The behavior.</param>
+    public new DbDataReader ExecuteReader(CommandBehavior behavior) => ExecuteDbDataReader(behavior);
+
+    /// <inheritdoc />
+    protected override DbDataReader ExecuteDbDataReader(CommandBehavior behavior)
+        => ExecuteAsync(Operation.Reader, behavior, false, default).GetAwaiter().GetResult().Reader!;
+
+    /// <inheritdoc />
+    protected override async Task<DbDataReader> ExecuteDbDataReaderAsync(CommandBehavior behavior, CancellationToken cancellationToken)
+        => (await ExecuteAsync(Operation.Reader, behavior, true, cancellationToken).ConfigureAwait(false)).Reader!;
+
+    private enum Operation
+    {
+        NonQuery,
+        Scalar,
+        Reader,
+    }
+
+    private readonly record struct Outcome(int Rows, object? Value, DbDataReader? Reader);
+
+    private readonly record struct Route(DbConnection Physical, RoutingDecision Decision, StatementFacts Facts);
+
+    private async ValueTask<Outcome> ExecuteAsync(Operation operation, CommandBehavior behavior, bool async, CancellationToken cancellationToken)
+    {
+        var ownsOpen = false;
+        if (_ownedConnection is { State: ConnectionState.Closed } owned)
+        {
+            // A data-source command: open a logical connection around the execution.
+            if (async)
+                await owned.OpenAsync(cancellationToken).ConfigureAwait(false);
+            else
+                owned.Open();
+            ownsOpen = true;
+            if (operation == Operation.Reader)
+                behavior |= CommandBehavior.CloseConnection;
+        }
+
+        try
+        {
+            var route = await RouteAsync(async, cancellationToken).ConfigureAwait(false);
+            var connection = _connection!;
+            using var activity = StartActivity(route, connection.DataSourceOrThrow);
+            Outcome outcome;
+            try
+            {
+                try
+                {
+                    outcome = await RunAsync(route.Physical, operation, behavior, async, cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (route.Decision.Target == RouteTarget.Replica && connection.DataSourceOrThrow.RetryMisroutedWrites && _dialect.IsReadOnlyViolation(ex))
+                {
+                    // The replica refused the statement as a write, so it did nothing there: run it once on the primary.
+                    route = await RetryOnPrimaryAsync(route, ex, async, cancellationToken).ConfigureAwait(false);
+                    activity?.SetTag(TagNames.RouteReason, ReasonName(RoutingReason.MisrouteRetry));
+                    outcome = await RunAsync(route.Physical, operation, behavior, async, cancellationToken).ConfigureAwait(false);
+                }
+            }
+            catch (Exception ex) when (activity is not null)
+            {
+                activity.SetStatus(ActivityStatusCode.Error, ex.Message);
+                throw;
+            }
+
+            if (route.Facts.SessionEffect == SessionEffect.Replay)
+            {
+                if (_inner.Parameters.Count > 0)
+                    connection.Pin("a session command with parameters cannot be replayed on other servers");
+                else
+                    await connection.ReplaySessionCommandAsync(route.Physical, CommandText, async, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (outcome.Reader is not null && (behavior & CommandBehavior.CloseConnection) != 0)
+            {
+                outcome = outcome with { Reader = new RwSplitDataReader(outcome.Reader, connection) };
+                ownsOpen = false; // closing the reader closes the logical connection
+            }
+
+            return outcome;
+        }
+        finally
+        {
+            if (ownsOpen)
+            {
+                if (async)
+                    await _ownedConnection!.CloseAsync().ConfigureAwait(false);
+                else
+                    _ownedConnection!.Close();
+            }
+        }
+    }
+
+    private async ValueTask<Outcome> RunAsync(DbConnection physical, Operation operation, CommandBehavior behavior, bool async, CancellationToken cancellationToken)
+    {
+        Attach(physical);
+        switch (operation)
+        {
+            case Operation.NonQuery:
+                return new Outcome(async ? await _inner.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) : _inner.ExecuteNonQuery(), null, null);
+            case Operation.Scalar:
+                return new Outcome(0, async ? await _inner.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) : _inner.ExecuteScalar(), null);
+            default:
+                // CloseConnection must close the logical connection, not the physical one: handled by RwSplitDataReader.
+                var innerBehavior = behavior & ~CommandBehavior.CloseConnection;
+                var reader = async ? await _inner.ExecuteReaderAsync(innerBehavior, cancellationToken).ConfigureAwait(false) : _inner.ExecuteReader(innerBehavior);
+                return new Outcome(0, null, reader);
+        }
+    }
+
+    private void Attach(DbConnection physical)
+    {
+        _inner.Connection = physical;
+        _inner.Transaction = _connection!.InnerTransactionFor(physical);
+    }
+
+    private async ValueTask<Route> RouteAsync(bool async, CancellationToken cancellationToken)
+    {
+        var connection = _connection ?? throw new InvalidOperationException("The command has no connection: set Connection to an open RwSplitConnection.");
+        connection.ThrowIfNotOpen();
+        if (string.IsNullOrWhiteSpace(CommandText))
+            throw new InvalidOperationException("The command text is empty: set CommandText before executing.");
+        if (_transaction is not null && !ReferenceEquals(_transaction, connection.CurrentTransaction))
+            throw new InvalidOperationException("The command's transaction is not the current transaction of its connection (it completed, or belongs to another connection).");
+
+        var dataSource = connection.DataSourceOrThrow;
+        var facts = await GetFactsAsync(dataSource, async, cancellationToken).ConfigureAwait(false);
+        var consistency = _consistency ?? connection.Consistency;
+
+        while (true)
+        {
+            var session = connection.GetSessionState(_target);
+            var ticket = session.CurrentReplica < 0 ? dataSource.NextBalancerTicket() : 0;
+            var decision = Router.Route(facts, session, consistency, dataSource.Snapshot(), ticket);
+            LastDecision = decision;
+
+            if (decision.Target == RouteTarget.None)
+            {
+                RwSplitTelemetry.WritesBlocked.Add(1, new KeyValuePair<string, object?>(TagNames.DataSource, dataSource.Name));
+                var detail = dataSource.Statements.Classify(CommandText).Detail ?? facts.Cause.ToString();
+                Log.WriteBlocked(dataSource.Logger, facts.Cause, detail);
+                throw new RwSplitException(
+                    RwSplitError.WriteBlocked,
+                    $"A PreventWrites scope refused this statement before it was sent ({Describe(facts.Cause)}: {detail}). Move the statement out of the scope; if it only reads, declare it in RwSplitOptions.ReadOnlyProcedures / ReadOnlyFunctions or mark it with /* rwsplit:replica */.");
+            }
+
+            DbConnection physical;
+            try
+            {
+                physical = await connection.GetPhysicalAsync(decision, async, cancellationToken).ConfigureAwait(false);
+            }
+            catch (ReplicaUnavailableException)
+            {
+                continue; // the replica is excluded now: route again (another replica, then the primary)
+            }
+
+            if (facts.SessionEffect == SessionEffect.Pin)
+                connection.Pin(dataSource.Statements.Classify(CommandText).Detail ?? "session state that cannot be replayed");
+            if (decision.Target == RouteTarget.Primary && facts.Kind != StatementKind.Read)
+                connection.MarkWritten();
+
+            Record(dataSource, decision, decision.Target == RouteTarget.Primary ? dataSource.Primary : dataSource.Replicas[decision.ReplicaIndex]);
+            return new Route(physical, decision, facts);
+        }
+    }
+
+    private async ValueTask<Route> RetryOnPrimaryAsync(Route failed, Exception ex, bool async, CancellationToken cancellationToken)
+    {
+        var connection = _connection!;
+        var dataSource = connection.DataSourceOrThrow;
+        dataSource.Statements.LearnWrite(CommandText);
+        RwSplitTelemetry.Misroutes.Add(1, new KeyValuePair<string, object?>(TagNames.DataSource, dataSource.Name));
+        Log.MisrouteRetried(dataSource.Logger, dataSource.Replicas[failed.Decision.ReplicaIndex].Address, Truncate(CommandText), ex);
+
+        var decision = RoutingDecision.ToPrimary(RoutingReason.MisrouteRetry);
+        LastDecision = decision;
+        var physical = await connection.GetPhysicalAsync(decision, async, cancellationToken).ConfigureAwait(false);
+        connection.MarkWritten();
+        Record(dataSource, decision, dataSource.Primary);
+        _factsText = null;
+        return new Route(physical, decision, new StatementFacts(StatementKind.Write, RoutingReason.LearnedWrite, failed.Facts.SessionEffect, failed.Facts.Hint));
+    }
+
+    private async ValueTask<StatementFacts> GetFactsAsync(RwSplitDataSource dataSource, bool async, CancellationToken cancellationToken)
+    {
+        var text = CommandText;
+        var type = CommandType;
+        var version = dataSource.FactsVersion;
+        if (ReferenceEquals(text, _factsText) && type == _factsType && version == _factsVersion)
+            return _facts;
+        var facts = await dataSource.ResolveFactsAsync(text, type, async, cancellationToken).ConfigureAwait(false);
+        _facts = facts;
+        _factsText = text;
+        _factsType = type;
+        _factsVersion = version;
+        return facts;
+    }
+
+    private static void Record(RwSplitDataSource dataSource, RoutingDecision decision, Endpoint endpoint)
+    {
+        if (RwSplitTelemetry.Decisions.Enabled)
+        {
+            var tags = new TagList
+            {
+                { TagNames.RouteTarget, decision.Target == RouteTarget.Primary ? "primary" : "replica" },
+                { TagNames.RouteReason, ReasonName(decision.Reason) },
+                { TagNames.DataSource, dataSource.Name },
+            };
+            RwSplitTelemetry.Decisions.Add(1, tags);
+        }
+
+        if (dataSource.Logger.IsEnabled(Microsoft.Extensions.Logging.LogLevel.Debug))
+            Log.Routed(dataSource.Logger, decision.Target, endpoint.Address, decision.Reason, dataSource.Name);
+    }
+
+    private static Activity? StartActivity(in Route route, RwSplitDataSource dataSource)
+    {
+        if (!RwSplitTelemetry.Source.HasListeners())
+            return null;
+        var activity = RwSplitTelemetry.Source.StartActivity("rwsplit.route", ActivityKind.Internal);
+        if (activity is null)
+            return null;
+        var endpoint = route.Decision.Target == RouteTarget.Primary ? dataSource.Primary : dataSource.Replicas[route.Decision.ReplicaIndex];
+        activity.SetTag(TagNames.DbSystem, dataSource.Dialect.SystemName);
+        activity.SetTag(TagNames.ServerAddress, endpoint.Address.Host);
+        if (endpoint.Address.Port is { } port)
+            activity.SetTag(TagNames.ServerPort, port);
+        if (endpoint.Address.Database is { } database)
+            activity.SetTag(TagNames.DbNamespace, database);
+        activity.SetTag(TagNames.RouteTarget, route.Decision.Target == RouteTarget.Primary ? "primary" : "replica");
+        activity.SetTag(TagNames.RouteReason, ReasonName(route.Decision.Reason));
+        activity.SetTag(TagNames.DataSource, dataSource.Name);
+        return activity;
+    }
+
+    internal static string ReasonName(RoutingReason reason) => reason switch
+    {
+        RoutingReason.Read => "read",
+        RoutingReason.ReadOnlyProcedure => "read_only_procedure",
+        RoutingReason.ReplicaHint => "replica_hint",
+        RoutingReason.Write => "write",
+        RoutingReason.UnknownStatement => "unknown_statement",
+        RoutingReason.StoredProcedure => "stored_procedure",
+        RoutingReason.VolatileFunction => "volatile_function",
+        RoutingReason.LearnedWrite => "learned_write",
+        RoutingReason.MisrouteRetry => "misroute_retry",
+        RoutingReason.LocalTransaction => "local_transaction",
+        RoutingReason.AmbientTransaction => "ambient_transaction",
+        RoutingReason.SessionState => "session_state",
+        RoutingReason.PinnedSession => "pinned_session",
+        RoutingReason.PrimaryHint => "primary_hint",
+        RoutingReason.CommandTarget => "command_target",
+        RoutingReason.ForcePrimaryScope => "force_primary_scope",
+        RoutingReason.StrongConsistency => "strong_consistency",
+        RoutingReason.ReadYourWrites => "read_your_writes",
+        RoutingReason.NoReplicaAvailable => "no_replica_available",
+        RoutingReason.WriteBlocked => "write_blocked",
+        _ => "other",
+    };
+
+    private static string Describe(RoutingReason cause) => cause switch
+    {
+        RoutingReason.Write => "it writes",
+        RoutingReason.StoredProcedure => "a stored procedure not declared read-only",
+        RoutingReason.VolatileFunction => "it calls a function that may write",
+        RoutingReason.LearnedWrite => "a replica rejected it as a write before",
+        _ => "RwSplit cannot prove it only reads",
+    };
+
+    private static string Truncate(string text) => text.Length <= 200 ? text : string.Concat(text.AsSpan(0, 200), "…");
+
+    internal void OwnConnection(RwSplitConnection connection)
+    {
+        _connection = connection;
+        _ownedConnection = connection;
+    }
+
+    /// <summary>Creates a copy with the same text, type, timeout, routing settings and cloned parameters, on the same connection.</summary>
+    public RwSplitCommand Clone()
+    {
+        var clone = new RwSplitCommand(_dialect)
+        {
+            CommandText = CommandText,
+            CommandType = CommandType,
+            CommandTimeout = CommandTimeout,
+            UpdatedRowSource = UpdatedRowSource,
+            _connection = _connection,
+            _transaction = _transaction,
+            _target = _target,
+            _consistency = _consistency,
+        };
+        foreach (DbParameter parameter in _inner.Parameters)
+        {
+            clone._inner.Parameters.Add(parameter is ICloneable cloneable ? cloneable.Clone() : throw new NotSupportedException($"{parameter.GetType().Name} cannot be cloned."));
+        }
+
+        return clone;
+    }
+
+    object ICloneable.Clone() => Clone();
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _inner.Dispose();
+            _ownedConnection?.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+
+    /// <inheritdoc />
+    public override async ValueTask DisposeAsync()
+    {
+        await _inner.DisposeAsync().ConfigureAwait(false);
+        if (_ownedConnection is not null)
+            await _ownedConnection.DisposeAsync().ConfigureAwait(false);
+        GC.SuppressFinalize(this);
+    }
+}

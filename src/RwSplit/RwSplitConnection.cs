@@ -1,0 +1,589 @@
+using System;
+using System.Collections.Generic;
+using System.ComponentModel;
+using System.Data;
+using System.Data.Common;
+using System.Diagnostics.CodeAnalysis;
+using System.Threading;
+using System.Threading.Tasks;
+using System.Transactions;
+using Microsoft.Extensions.Logging;
+using RwSplit.Diagnostics;
+using RwSplit.Routing;
+using RwSplit.Topology;
+using IsolationLevel = System.Data.IsolationLevel;
+
+namespace RwSplit;
+
+/// <summary>
+/// A logical connection: to the application one <see cref="DbConnection"/>; underneath, up to one physical connection
+/// to the primary and one to a replica, each opened only when a command is first routed there. Each command is routed
+/// on its own (see <see cref="RoutingReason"/>). Not thread-safe, like every ADO.NET connection.
+/// </summary>
+[DesignerCategory("")]
+public sealed class RwSplitConnection : DbConnection, ICloneable
+{
+    private const int MaxReplayedCommands = 64;
+
+    private readonly RwSplitProviderFactory _factory;
+    private RwSplitDataSource? _dataSource;
+    private string _connectionString;
+    private ConnectionState _state;
+    private DbConnection? _primary;
+    private DbConnection? _replica;
+    private int _replicaIndex = -1;
+    private RwSplitTransaction? _transaction;
+    private string? _pinDetail;
+    private bool _hasWritten;
+    private ulong _excludedReplicas;
+    private List<string>? _replay;
+    private string? _database;
+    private Transaction? _primaryEnlistment;
+    private Transaction? _explicitEnlistment;
+    private bool _disposed;
+    private readonly bool _fromDataSource;
+    private ReadConsistency? _consistency;
+
+    internal RwSplitConnection(RwSplitDataSource dataSource)
+    {
+        _dataSource = dataSource;
+        _fromDataSource = true;
+        _factory = dataSource.Factory;
+        _connectionString = dataSource.ConnectionString;
+    }
+
+    internal RwSplitConnection(RwSplitProviderFactory factory)
+    {
+        _factory = factory;
+        _connectionString = string.Empty;
+    }
+
+    /// <summary>
+    /// For a connection from a data source: the primary's connection string without its password (read-only). For a
+    /// connection created by an <see cref="RwSplitProviderFactory"/>: the drop-in connection string (the provider's
+    /// connection string plus RwSplit's keywords, see <see cref="RwSplitProviderFactory.CreateConnection(string)"/>).
+    /// </summary>
+    [AllowNull]
+    public override string ConnectionString
+    {
+        get => _connectionString;
+        set
+        {
+            if (_state != ConnectionState.Closed)
+                throw new InvalidOperationException("The connection string cannot be changed while the connection is open.");
+            if (_fromDataSource)
+                throw new InvalidOperationException("This connection comes from an RwSplitDataSource, whose configuration is fixed: build another data source instead.");
+            _connectionString = value ?? string.Empty;
+            _dataSource = null;
+        }
+    }
+
+    /// <summary>The data source of this connection (for a factory-created connection, resolved from the connection string on open).</summary>
+    internal RwSplitDataSource? OwningDataSource => _dataSource;
+
+    /// <summary>The database the connection uses: the one set by <see cref="ChangeDatabase"/>, else the primary's.</summary>
+    public override string Database => _database ?? _primary?.Database ?? _replica?.Database ?? _dataSource?.PrimaryAddress.Database ?? string.Empty;
+
+    /// <summary>The primary's host (and port), as the provider names it.</summary>
+    public override string DataSource => _dataSource?.PrimaryAddress.ToString() ?? string.Empty;
+
+    /// <summary>
+    /// The server version, from a physical connection already open (primary first); when none is open, the primary is
+    /// opened to ask.
+    /// </summary>
+    public override string ServerVersion
+    {
+        get
+        {
+            ThrowIfNotOpen();
+            var physical = _primary ?? _replica ?? GetPhysicalAsync(RoutingDecision.ToPrimary(RoutingReason.Read), false, default).GetAwaiter().GetResult();
+            return physical.ServerVersion;
+        }
+    }
+
+    /// <inheritdoc />
+    public override ConnectionState State => _state;
+
+    /// <summary>The read consistency of this connection's reads. Defaults to the data source's; may be changed at any time.</summary>
+    public ReadConsistency Consistency
+    {
+        get => _consistency ?? _dataSource?.Consistency ?? ReadConsistency.ReadYourWrites;
+        set => _consistency = Enum.IsDefined(value) ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "Use Eventual, ReadYourWrites or Strong.");
+    }
+
+    /// <summary>Whether session state pinned this connection to the primary until it is closed, and why (<see langword="null"/> if not pinned).</summary>
+    public string? PinnedReason => _pinDetail;
+
+    /// <summary>Whether a statement that writes (or might) ran through this connection (read-your-writes then avoids replicas).</summary>
+    public bool HasWritten => _hasWritten;
+
+    /// <summary>The provider connection to the primary if one is open, else <see langword="null"/>. Never opens one.</summary>
+    public DbConnection? CurrentPrimaryConnection => _primary;
+
+    /// <summary>The provider connection to a replica if one is open, else <see langword="null"/>. Never opens one.</summary>
+    public DbConnection? CurrentReplicaConnection => _replica;
+
+    /// <inheritdoc />
+    protected override DbProviderFactory DbProviderFactory => _factory;
+
+    /// <summary>The provider factory of RwSplit for this connection's provider.</summary>
+    public RwSplitProviderFactory ProviderFactory => _factory;
+
+    internal RwSplitDialect Dialect => _factory.Dialect;
+
+    internal RwSplitDataSource DataSourceOrThrow => _dataSource ?? throw new InvalidOperationException("The connection is not open.");
+
+    internal RwSplitTransaction? CurrentTransaction => _transaction;
+
+    /// <inheritdoc />
+    public override void Open()
+    {
+        if (_state == ConnectionState.Open)
+            throw new InvalidOperationException("The connection is already open.");
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _dataSource ??= ResolveDataSource();
+        _explicitEnlistment = null;
+        SetState(ConnectionState.Open);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>Opens no physical connection: those open on first use, so there is nothing to wait for.</remarks>
+    public override Task OpenAsync(CancellationToken cancellationToken)
+    {
+        if (cancellationToken.IsCancellationRequested)
+            return Task.FromCanceled(cancellationToken);
+        try
+        {
+            Open();
+            return Task.CompletedTask;
+        }
+        catch (Exception ex)
+        {
+            return Task.FromException(ex);
+        }
+    }
+
+    private RwSplitDataSource ResolveDataSource()
+    {
+        if (string.IsNullOrWhiteSpace(_connectionString))
+            throw new InvalidOperationException("The ConnectionString property has not been initialized: set it to the provider's connection string plus RwSplit's keywords (Replicas=...).");
+        return _factory.GetDataSource(_connectionString);
+    }
+
+    /// <summary>
+    /// Returns the physical connections to their pools, rolls back an open transaction, and forgets session state (pins,
+    /// replayed <c>SET</c> commands, the database switch). Read-your-writes knowledge survives, so a reopened connection
+    /// still reads its own writes.
+    /// </summary>
+    public override void Close()
+    {
+        if (_state == ConnectionState.Closed)
+            return;
+        try
+        {
+            _transaction?.Dispose();
+            _primary?.Dispose();
+            _replica?.Dispose();
+        }
+        finally
+        {
+            ResetSession();
+            SetState(ConnectionState.Closed);
+        }
+    }
+
+    /// <inheritdoc />
+    public override async Task CloseAsync()
+    {
+        if (_state == ConnectionState.Closed)
+            return;
+        try
+        {
+            if (_transaction is not null)
+                await _transaction.DisposeAsync().ConfigureAwait(false);
+            if (_primary is not null)
+                await _primary.DisposeAsync().ConfigureAwait(false);
+            if (_replica is not null)
+                await _replica.DisposeAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            ResetSession();
+            SetState(ConnectionState.Closed);
+        }
+    }
+
+    private void ResetSession()
+    {
+        _transaction = null;
+        _primary = null;
+        _replica = null;
+        _replicaIndex = -1;
+        _pinDetail = null;
+        _excludedReplicas = 0;
+        _replay = null;
+        _database = null;
+        _primaryEnlistment = null;
+        _explicitEnlistment = null;
+    }
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && !_disposed)
+        {
+            Close();
+            _disposed = true;
+        }
+
+        base.Dispose(disposing);
+    }
+
+    /// <inheritdoc />
+    public override async ValueTask DisposeAsync()
+    {
+        if (!_disposed)
+        {
+            await CloseAsync().ConfigureAwait(false);
+            _disposed = true;
+        }
+
+        await base.DisposeAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Switches the database on every physical connection open now and on those opened later. SQL Server switches in
+    /// place; Npgsql reopens its connection to the other database.
+    /// </summary>
+    /// <param name="databaseName">The database.</param>
+    public override void ChangeDatabase(string databaseName)
+        => ChangeDatabaseAsync(databaseName, false, default).GetAwaiter().GetResult();
+
+    /// <inheritdoc cref="ChangeDatabase"/>
+    /// <param name="databaseName">The database.</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    public override Task ChangeDatabaseAsync(string databaseName, CancellationToken cancellationToken = default)
+        => ChangeDatabaseAsync(databaseName, true, cancellationToken).AsTask();
+
+    private async ValueTask ChangeDatabaseAsync(string databaseName, bool async, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(databaseName);
+        ThrowIfNotOpen();
+        if (_primary is not null)
+            await ChangePhysicalDatabaseAsync(_primary, databaseName, async, cancellationToken).ConfigureAwait(false);
+        if (_replica is not null)
+            await ChangePhysicalDatabaseAsync(_replica, databaseName, async, cancellationToken).ConfigureAwait(false);
+        _database = databaseName;
+    }
+
+    private static async ValueTask ChangePhysicalDatabaseAsync(DbConnection physical, string databaseName, bool async, CancellationToken cancellationToken)
+    {
+        if (async)
+            await physical.ChangeDatabaseAsync(databaseName, cancellationToken).ConfigureAwait(false);
+        else
+            physical.ChangeDatabase(databaseName);
+    }
+
+    /// <summary>Begins a local transaction on the primary. Every command of the connection runs on the primary until it ends.</summary>
+    /// <param name="isolationLevel">The isolation level.</param>
+    public new RwSplitTransaction BeginTransaction(IsolationLevel isolationLevel = IsolationLevel.Unspecified)
+        => BeginTransactionAsync(isolationLevel, false, default).GetAwaiter().GetResult();
+
+    /// <inheritdoc cref="BeginTransaction(IsolationLevel)"/>
+    /// <param name="isolationLevel">The isolation level.</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    public new async ValueTask<RwSplitTransaction> BeginTransactionAsync(IsolationLevel isolationLevel = IsolationLevel.Unspecified, CancellationToken cancellationToken = default)
+        => await BeginTransactionAsync(isolationLevel, true, cancellationToken).ConfigureAwait(false);
+
+    /// <inheritdoc />
+    protected override DbTransaction BeginDbTransaction(IsolationLevel isolationLevel) => BeginTransaction(isolationLevel);
+
+    /// <inheritdoc />
+    protected override async ValueTask<DbTransaction> BeginDbTransactionAsync(IsolationLevel isolationLevel, CancellationToken cancellationToken)
+        => await BeginTransactionAsync(isolationLevel, true, cancellationToken).ConfigureAwait(false);
+
+    private async ValueTask<RwSplitTransaction> BeginTransactionAsync(IsolationLevel isolationLevel, bool async, CancellationToken cancellationToken)
+    {
+        ThrowIfNotOpen();
+        if (_transaction is not null)
+            throw new InvalidOperationException("A transaction is already in progress; nested transactions are not supported (use savepoints).");
+        if (Transaction.Current is not null || _explicitEnlistment is not null)
+            throw new InvalidOperationException("The connection is enlisted in a System.Transactions transaction; a local transaction cannot be started inside it.");
+        var primary = await GetPhysicalAsync(RoutingDecision.ToPrimary(RoutingReason.LocalTransaction), async, cancellationToken).ConfigureAwait(false);
+        var inner = async
+            ? await primary.BeginTransactionAsync(isolationLevel, cancellationToken).ConfigureAwait(false)
+            : primary.BeginTransaction(isolationLevel);
+        _hasWritten = true; // a transaction may write through commands RwSplit cannot see (e.g. the inner connection)
+        return _transaction = new RwSplitTransaction(this, inner);
+    }
+
+    internal void OnTransactionEnded(RwSplitTransaction transaction)
+    {
+        if (ReferenceEquals(_transaction, transaction))
+            _transaction = null;
+    }
+
+    /// <summary>
+    /// Enlists in <paramref name="transaction"/>: every command then runs on the primary, enlisted in it, until it ends.
+    /// </summary>
+    /// <param name="transaction">The transaction, or <see langword="null"/> to stop using an explicit one.</param>
+    public override void EnlistTransaction(Transaction? transaction)
+    {
+        ThrowIfNotOpen();
+        _explicitEnlistment = transaction;
+    }
+
+    /// <summary>Creates a command bound to this connection.</summary>
+    public new RwSplitCommand CreateCommand() => new(Dialect) { Connection = this };
+
+    /// <inheritdoc />
+    protected override DbCommand CreateDbCommand() => CreateCommand();
+
+    /// <inheritdoc />
+    public override DataTable GetSchema() => GetPrimary().GetSchema();
+
+    /// <inheritdoc />
+    public override DataTable GetSchema(string collectionName) => GetPrimary().GetSchema(collectionName);
+
+    /// <inheritdoc />
+    public override DataTable GetSchema(string collectionName, string?[] restrictionValues) => GetPrimary().GetSchema(collectionName, restrictionValues);
+
+    /// <summary>
+    /// The escape hatch: opens (if needed) and returns the provider's own connection to the primary, for APIs that need
+    /// the provider type (<c>SqlBulkCopy</c>, <c>NpgsqlBinaryImporter</c>). The logical connection is pinned to the
+    /// primary from then on, since RwSplit cannot see what runs on it.
+    /// </summary>
+    public DbConnection GetPrimaryConnection() => GetPrimaryConnectionAsync(false, default).GetAwaiter().GetResult();
+
+    /// <inheritdoc cref="GetPrimaryConnection"/>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    public ValueTask<DbConnection> GetPrimaryConnectionAsync(CancellationToken cancellationToken = default)
+        => GetPrimaryConnectionAsync(true, cancellationToken);
+
+    private async ValueTask<DbConnection> GetPrimaryConnectionAsync(bool async, CancellationToken cancellationToken)
+    {
+        ThrowIfNotOpen();
+        var primary = await GetPhysicalAsync(RoutingDecision.ToPrimary(RoutingReason.PinnedSession), async, cancellationToken).ConfigureAwait(false);
+        Pin("the provider connection to the primary was handed to the application");
+        _hasWritten = true;
+        return primary;
+    }
+
+    private DbConnection GetPrimary()
+    {
+        ThrowIfNotOpen();
+        return GetPhysicalAsync(RoutingDecision.ToPrimary(RoutingReason.Read), false, default).GetAwaiter().GetResult();
+    }
+
+    /// <summary>Creates a closed copy of this connection with the same configuration.</summary>
+    public RwSplitConnection Clone()
+    {
+        var clone = _fromDataSource
+            ? new RwSplitConnection(_dataSource!)
+            : new RwSplitConnection(_factory) { ConnectionString = _connectionString };
+        clone._consistency = _consistency;
+        return clone;
+    }
+
+    object ICloneable.Clone() => Clone();
+
+    // ---- Routing support, used by RwSplitCommand ----
+
+    /// <summary>The session half of the routing input.</summary>
+    internal SessionState GetSessionState(RouteTarget commandTarget) => new()
+    {
+        InLocalTransaction = _transaction is not null,
+        InAmbientTransaction = _explicitEnlistment is not null || Transaction.Current is not null,
+        Pinned = _pinDetail is not null,
+        HasWritten = _hasWritten,
+        CurrentReplica = _replica is null ? -1 : _replicaIndex,
+        ExcludedReplicas = _excludedReplicas,
+        CommandTarget = commandTarget,
+        ForcePrimaryScope = RwSplitScope.IsForcePrimary,
+        PreventWrites = RwSplitScope.IsPreventWrites,
+    };
+
+    internal void Pin(string detail)
+    {
+        if (_pinDetail is not null)
+            return;
+        _pinDetail = detail;
+        Log.SessionPinned(DataSourceOrThrow.Logger, detail);
+    }
+
+    internal void MarkWritten() => _hasWritten = true;
+
+    internal void ExcludeReplica(int index) => _excludedReplicas |= 1UL << index;
+
+    /// <summary>
+    /// The physical connection for a decision, opened on first use with the session's database and replayed commands.
+    /// A replica that cannot be opened throws <see cref="ReplicaUnavailableException"/> so the caller can route again.
+    /// </summary>
+    internal async ValueTask<DbConnection> GetPhysicalAsync(RoutingDecision decision, bool async, CancellationToken cancellationToken)
+    {
+        var dataSource = DataSourceOrThrow;
+        DbConnection physical;
+        if (decision.Target == RouteTarget.Primary)
+        {
+            if (_primary is null)
+            {
+                var connection = await OpenPhysicalAsync(dataSource.Primary, async, cancellationToken).ConfigureAwait(false);
+                _primary = connection;
+            }
+
+            physical = _primary;
+            var ambient = _explicitEnlistment ?? Transaction.Current;
+            if (ambient is not null && !ReferenceEquals(ambient, _primaryEnlistment))
+            {
+                physical.EnlistTransaction(ambient);
+                _primaryEnlistment = ambient;
+            }
+        }
+        else
+        {
+            if (_replica is not null && _replicaIndex == decision.ReplicaIndex)
+                return _replica;
+            var endpoint = dataSource.Replicas[decision.ReplicaIndex];
+            DbConnection connection;
+            try
+            {
+                connection = await OpenPhysicalAsync(endpoint, async, cancellationToken).ConfigureAwait(false);
+            }
+            catch (RwSplitException ex) when (ex.Error == RwSplitError.EndpointUnreachable)
+            {
+                endpoint.MarkUnreachable(dataSource.ReplicaRetryDelay);
+                ExcludeReplica(decision.ReplicaIndex);
+                RwSplitTelemetry.ReplicaFailures.Add(1, new KeyValuePair<string, object?>(TagNames.DataSource, dataSource.Name));
+                Log.ReplicaOpenFailed(dataSource.Logger, endpoint.Address, dataSource.ReplicaRetryDelay, ex.InnerException ?? ex);
+                throw new ReplicaUnavailableException(ex);
+            }
+
+            if (_replica is not null)
+            {
+                if (async)
+                    await _replica.DisposeAsync().ConfigureAwait(false);
+                else
+                    _replica.Dispose();
+            }
+
+            _replica = connection;
+            _replicaIndex = decision.ReplicaIndex;
+            physical = connection;
+        }
+
+        return physical;
+    }
+
+    private async ValueTask<DbConnection> OpenPhysicalAsync(Endpoint endpoint, bool async, CancellationToken cancellationToken)
+    {
+        var dataSource = DataSourceOrThrow;
+        var connection = endpoint.Connector.CreateConnection();
+        try
+        {
+            if (async)
+                await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+            else
+                connection.Open();
+        }
+        catch (Exception ex) when (ex is DbException or TimeoutException or System.Net.Sockets.SocketException or InvalidOperationException)
+        {
+            await DisposePhysicalAsync(connection, async).ConfigureAwait(false);
+            throw new RwSplitException(
+                RwSplitError.EndpointUnreachable,
+                $"Could not open a connection to the {endpoint.Role.ToString().ToLowerInvariant()} {endpoint.Address} of data source '{dataSource.Name}': {ex.Message} Check that the server is running and reachable, and its connection string in the RwSplit options.",
+                ex) { Endpoint = endpoint.Address };
+        }
+
+        try
+        {
+            RwSplitTelemetry.PhysicalOpens.Add(1, new KeyValuePair<string, object?>(TagNames.Role, endpoint.Role == EndpointRole.Primary ? "primary" : "replica"));
+            Log.PhysicalOpened(dataSource.Logger, endpoint.Role, endpoint.Address);
+            if (_database is not null && !string.Equals(connection.Database, _database, StringComparison.Ordinal))
+                await ChangePhysicalDatabaseAsync(connection, _database, async, cancellationToken).ConfigureAwait(false);
+            if (_replay is not null)
+            {
+                foreach (var text in _replay)
+                    await ExecuteSessionCommandAsync(connection, text, async, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch
+        {
+            await DisposePhysicalAsync(connection, async).ConfigureAwait(false);
+            throw;
+        }
+
+        return connection;
+    }
+
+    private static async ValueTask DisposePhysicalAsync(DbConnection connection, bool async)
+    {
+        if (async)
+            await connection.DisposeAsync().ConfigureAwait(false);
+        else
+            connection.Dispose();
+    }
+
+    private static async ValueTask ExecuteSessionCommandAsync(DbConnection connection, string text, bool async, CancellationToken cancellationToken)
+    {
+        var command = connection.CreateCommand();
+        await using (command.ConfigureAwait(false))
+        {
+            command.CommandText = text;
+            if (async)
+                await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            else
+                command.ExecuteNonQuery();
+        }
+    }
+
+    /// <summary>
+    /// After a replayable session command succeeded on <paramref name="ranOn"/>: run it on the other open physical
+    /// connection and remember it for physical connections opened later.
+    /// </summary>
+    internal async ValueTask ReplaySessionCommandAsync(DbConnection ranOn, string text, bool async, CancellationToken cancellationToken)
+    {
+        var other = ReferenceEquals(ranOn, _primary) ? _replica : _primary;
+        if (other is not null)
+            await ExecuteSessionCommandAsync(other, text, async, cancellationToken).ConfigureAwait(false);
+        _replay ??= new List<string>();
+        if (!_replay.Contains(text))
+        {
+            if (_replay.Count >= MaxReplayedCommands)
+            {
+                Pin($"more than {MaxReplayedCommands} distinct session commands to replay");
+                return;
+            }
+
+            _replay.Add(text);
+        }
+    }
+
+    /// <summary>The inner transaction to give a provider command that runs on <paramref name="physical"/>.</summary>
+    internal DbTransaction? InnerTransactionFor(DbConnection physical)
+        => _transaction is not null && ReferenceEquals(physical, _primary) ? _transaction.InnerTransaction : null;
+
+    internal void ThrowIfNotOpen()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_state != ConnectionState.Open)
+            throw new InvalidOperationException("The connection is not open: call Open() or OpenAsync() first.");
+    }
+
+    private void SetState(ConnectionState state)
+    {
+        var previous = _state;
+        if (previous == state)
+            return;
+        _state = state;
+        OnStateChange(new StateChangeEventArgs(previous, state));
+    }
+}
+
+/// <summary>A replica could not be opened; the command routes again without it.</summary>
+internal sealed class ReplicaUnavailableException : Exception
+{
+    public ReplicaUnavailableException(Exception inner)
+        : base(inner.Message, inner)
+    {
+    }
+}

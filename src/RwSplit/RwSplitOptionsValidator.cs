@@ -1,0 +1,90 @@
+using System;
+using System.Collections.Generic;
+using Microsoft.Extensions.Options;
+using RwSplit.Topology;
+
+namespace RwSplit;
+
+/// <summary>
+/// Validates <see cref="RwSplitOptions"/>: every problem is reported, each naming its fix, and no message contains a
+/// password or a full connection string. Used by the DI registration (<c>ValidateOnStart</c>) and by
+/// <see cref="RwSplitDataSourceBuilder"/>.
+/// </summary>
+public sealed class RwSplitOptionsValidator : IValidateOptions<RwSplitOptions>
+{
+    /// <inheritdoc />
+    public ValidateOptionsResult Validate(string? name, RwSplitOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var failures = new List<string>();
+        var prefix = string.IsNullOrEmpty(name) ? "RwSplit" : $"RwSplit '{name}'";
+
+        var dialect = options.Dialect;
+        if (dialect is null)
+            failures.Add($"{prefix}: no provider selected: call UseNpgsql() (package RwSplit.PostgreSql) or UseSqlServer() (package RwSplit.SqlServer) on the options.");
+
+        EndpointAddress? primary = null;
+        if (string.IsNullOrWhiteSpace(options.Primary))
+            failures.Add($"{prefix}: no primary: set RwSplitOptions.Primary to the primary's connection string.");
+        else if (dialect is not null)
+            primary = Parse(dialect, options.Primary, "the primary", failures, prefix);
+
+        if (options.Replicas.Count > TopologySnapshot.MaxReplicas)
+            failures.Add($"{prefix}: {options.Replicas.Count} replicas configured; at most {TopologySnapshot.MaxReplicas} are supported.");
+
+        var seen = new Dictionary<EndpointAddress, int>();
+        for (var i = 0; i < options.Replicas.Count; i++)
+        {
+            var replica = options.Replicas[i];
+            if (string.IsNullOrWhiteSpace(replica))
+            {
+                failures.Add($"{prefix}: replica {i} has an empty connection string: remove it from RwSplitOptions.Replicas or fill it in.");
+                continue;
+            }
+
+            if (dialect is null)
+                continue;
+            var address = Parse(dialect, replica, $"replica {i}", failures, prefix);
+            if (address is null)
+                continue;
+            if (address.Equals(primary))
+                failures.Add($"{prefix}: replica {i} ({address}) is the primary itself: a replica must be a different server (or database); remove it from RwSplitOptions.Replicas.");
+            else if (seen.TryGetValue(address, out var other))
+                failures.Add($"{prefix}: replica {i} ({address}) is listed twice (also replica {other}): remove the duplicate.");
+            else
+                seen.Add(address, i);
+        }
+
+        if (!Enum.IsDefined(options.Consistency))
+            failures.Add($"{prefix}: Consistency {(int)options.Consistency} is not a ReadConsistency value: use Eventual, ReadYourWrites or Strong.");
+        if (options.StatementCacheSize is < 16 or > 10_000_000)
+            failures.Add($"{prefix}: StatementCacheSize {options.StatementCacheSize} is out of range: use 16 to 10000000 (default 10000).");
+        if (options.FunctionCatalogRefreshInterval <= TimeSpan.Zero)
+            failures.Add($"{prefix}: FunctionCatalogRefreshInterval must be positive (default 5 minutes).");
+        if (options.ReplicaRetryDelay <= TimeSpan.Zero)
+            failures.Add($"{prefix}: ReplicaRetryDelay must be positive (default 5 seconds).");
+        if (string.IsNullOrWhiteSpace(options.Name))
+            failures.Add($"{prefix}: Name must not be empty (default \"default\").");
+        foreach (var procedure in options.ReadOnlyProcedures)
+        {
+            if (string.IsNullOrWhiteSpace(procedure))
+                failures.Add($"{prefix}: ReadOnlyProcedures contains an empty name: remove it.");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private static EndpointAddress? Parse(RwSplitDialect dialect, string connectionString, string what, List<string> failures, string prefix)
+    {
+        try
+        {
+            return dialect.ParseEndpoint(connectionString);
+        }
+        catch (Exception ex) when (ex is ArgumentException or FormatException or KeyNotFoundException or InvalidOperationException)
+        {
+            // Provider messages name the bad keyword, never the value of a password.
+            failures.Add($"{prefix}: the connection string of {what} is malformed: {ex.Message}");
+            return null;
+        }
+    }
+}

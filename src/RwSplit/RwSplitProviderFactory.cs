@@ -1,0 +1,133 @@
+using System;
+using System.Collections.Concurrent;
+using System.Data.Common;
+using Microsoft.Extensions.Options;
+
+namespace RwSplit;
+
+/// <summary>
+/// RwSplit's <see cref="DbProviderFactory"/>, one per provider dialect (<c>RwSplitSqlServer.Factory</c>,
+/// <c>RwSplitNpgsql.Factory</c>). Connections it creates take a drop-in connection string: the provider's own connection
+/// string for the primary, plus RwSplit's keywords, which are removed before the provider sees the string:
+/// <list type="bullet">
+/// <item><description><c>Replicas</c>: the replicas' servers, separated by <c>|</c>, in the provider's syntax
+/// (<c>Replicas=sql-r1|sql-r2,1444</c>). Every other setting (credentials, database) is the primary's.</description></item>
+/// <item><description><c>Read Consistency</c>: <c>Eventual</c>, <c>ReadYourWrites</c> (default) or <c>Strong</c>.</description></item>
+/// </list>
+/// Connections with the same drop-in connection string share one <see cref="RwSplitDataSource"/>, as the provider shares a pool.
+/// </summary>
+public sealed class RwSplitProviderFactory : DbProviderFactory
+{
+    /// <summary>The drop-in keyword listing the replicas' servers.</summary>
+    public const string ReplicasKeyword = "Replicas";
+
+    /// <summary>The drop-in keyword giving the read consistency.</summary>
+    public const string ReadConsistencyKeyword = "Read Consistency";
+
+    private static readonly ConcurrentDictionary<RwSplitDialect, RwSplitProviderFactory> Factories = new();
+    private readonly ConcurrentDictionary<string, RwSplitDataSource> _dataSources = new(StringComparer.Ordinal);
+
+    private RwSplitProviderFactory(RwSplitDialect dialect) => Dialect = dialect;
+
+    /// <summary>The factory of a dialect (one instance per dialect instance).</summary>
+    /// <param name="dialect">The dialect.</param>
+    public static RwSplitProviderFactory For(RwSplitDialect dialect)
+    {
+        ArgumentNullException.ThrowIfNull(dialect);
+        return Factories.GetOrAdd(dialect, static d => new RwSplitProviderFactory(d));
+    }
+
+    /// <summary>The provider dialect.</summary>
+    public RwSplitDialect Dialect { get; }
+
+    /// <inheritdoc />
+    public override bool CanCreateDataSourceEnumerator => false;
+
+    /// <summary>Creates a closed connection; set its <see cref="RwSplitConnection.ConnectionString"/> before opening.</summary>
+    public override DbConnection CreateConnection() => new RwSplitConnection(this);
+
+    /// <summary>
+    /// Creates a closed connection from a drop-in connection string: the one-line replacement for
+    /// <c>new SqlConnection(connectionString)</c>.
+    /// </summary>
+    /// <param name="connectionString">The provider's connection string plus RwSplit's keywords.</param>
+    public RwSplitConnection CreateConnection(string connectionString) => new(this) { ConnectionString = connectionString };
+
+    /// <inheritdoc />
+    public override DbCommand CreateCommand() => new RwSplitCommand(Dialect);
+
+    /// <summary>Creates a parameter of the provider's own type.</summary>
+    public override DbParameter CreateParameter()
+        => Dialect.ProviderFactory.CreateParameter() ?? throw new NotSupportedException($"The {Dialect.SystemName} provider cannot create parameters.");
+
+    /// <summary>A plain <see cref="DbConnectionStringBuilder"/>: the drop-in string mixes RwSplit's keywords with the provider's.</summary>
+    public override DbConnectionStringBuilder CreateConnectionStringBuilder() => new();
+
+    /// <summary>The shared data source for a drop-in connection string.</summary>
+    /// <param name="connectionString">The provider's connection string plus RwSplit's keywords.</param>
+    public override DbDataSource CreateDataSource(string connectionString) => GetDataSource(connectionString);
+
+    /// <summary>The shared data source for a drop-in connection string, built and validated on first use.</summary>
+    /// <param name="connectionString">The provider's connection string plus RwSplit's keywords.</param>
+    /// <exception cref="RwSplitException">The string is invalid; the message names the problem, never a password.</exception>
+    public RwSplitDataSource GetDataSource(string connectionString)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
+        if (_dataSources.TryGetValue(connectionString, out var existing))
+            return existing;
+        var created = Build(connectionString);
+        var winner = _dataSources.GetOrAdd(connectionString, created);
+        if (!ReferenceEquals(winner, created))
+            created.Dispose();
+        return winner;
+    }
+
+    private RwSplitDataSource Build(string connectionString)
+    {
+        var builder = new DbConnectionStringBuilder();
+        try
+        {
+            builder.ConnectionString = connectionString;
+        }
+        catch (ArgumentException ex)
+        {
+            // The provider's own message may echo the string; say only where it broke.
+            throw new RwSplitException(RwSplitError.InvalidConfiguration, $"The RwSplit connection string is malformed ({ex.GetType().Name}); check quoting of values containing ';' or '='.", null);
+        }
+
+        var options = new RwSplitOptions { Name = "drop-in" };
+        options.UseDialect(Dialect);
+        string? replicas = null;
+        if (builder.TryGetValue(ReplicasKeyword, out var value))
+        {
+            replicas = Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture);
+            builder.Remove(ReplicasKeyword);
+        }
+
+        if (builder.TryGetValue(ReadConsistencyKeyword, out var consistency))
+        {
+            builder.Remove(ReadConsistencyKeyword);
+            var text = Convert.ToString(consistency, System.Globalization.CultureInfo.InvariantCulture);
+            if (!Enum.TryParse<ReadConsistency>(text, ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed) || int.TryParse(text, out _))
+                throw new RwSplitException(RwSplitError.InvalidConfiguration, $"Read Consistency '{text}' is not valid: use Eventual, ReadYourWrites or Strong.");
+            options.Consistency = parsed;
+        }
+
+        var primary = builder.ConnectionString;
+        options.Primary = primary;
+        if (!string.IsNullOrWhiteSpace(replicas))
+        {
+            foreach (var server in replicas.Split('|', StringSplitOptions.TrimEntries))
+            {
+                if (server.Length == 0)
+                    throw new RwSplitException(RwSplitError.InvalidConfiguration, "The Replicas keyword has an empty entry: list servers separated by '|', e.g. Replicas=sql-r1|sql-r2,1444.");
+                options.Replicas.Add(Dialect.WithServer(primary, server));
+            }
+        }
+
+        var result = new RwSplitOptionsValidator().Validate(null, options);
+        if (result.Failed)
+            throw new RwSplitException(RwSplitError.InvalidConfiguration, string.Join(Environment.NewLine, result.Failures));
+        return new RwSplitDataSource(options);
+    }
+}
