@@ -67,7 +67,7 @@ public sealed class RwSplitDataSource : DbDataSource
 
         Statements = new StatementCache(Dialect, ReadOnlyProcedures, options.StatementCacheSize);
         if (Dialect.FunctionCatalogQuery is not null)
-            _functions = new FunctionCatalog(Dialect, Primary, options.ReadOnlyFunctions.ToFrozenSet(StringComparer.OrdinalIgnoreCase), options.FunctionCatalogRefreshInterval, Logger);
+            _functions = new FunctionCatalog(Dialect, [.. _replicas, Primary], options.ReadOnlyFunctions.ToFrozenSet(StringComparer.OrdinalIgnoreCase), options.FunctionCatalogRefreshInterval, Logger);
     }
 
     /// <summary>The name given in <see cref="RwSplitOptions.Name"/> (the DI key for keyed registrations).</summary>

@@ -11,14 +11,15 @@ using RwSplit.Topology;
 namespace RwSplit.Routing;
 
 /// <summary>
-/// The volatility of the database's functions (PostgreSQL <c>pg_proc</c>), loaded from the primary on first need and
+/// The volatility of the database's functions (PostgreSQL <c>pg_proc</c>), loaded on first need (from a replica when one
+/// answers, since physical replicas share the primary's catalog; else from the primary) and
 /// reloaded every <see cref="RwSplitOptions.FunctionCatalogRefreshInterval"/>. While it is not loaded, reads that call
 /// functions are treated as unknown (primary): fail closed.
 /// </summary>
 internal sealed class FunctionCatalog : IDisposable
 {
     private readonly RwSplitDialect _dialect;
-    private readonly Endpoint _source;
+    private readonly Endpoint[] _sources;
     private readonly IReadOnlySet<string> _readOnly;
     private readonly long _refreshTicks;
     private readonly ILogger _logger;
@@ -26,10 +27,10 @@ internal sealed class FunctionCatalog : IDisposable
     private volatile Snapshot? _snapshot;
     private long _nextAttempt;
 
-    public FunctionCatalog(RwSplitDialect dialect, Endpoint source, IReadOnlySet<string> readOnlyFunctions, TimeSpan refresh, ILogger logger)
+    public FunctionCatalog(RwSplitDialect dialect, Endpoint[] sources, IReadOnlySet<string> readOnlyFunctions, TimeSpan refresh, ILogger logger)
     {
         _dialect = dialect;
-        _source = source;
+        _sources = sources;
         _logger = logger;
         _refreshTicks = (long)(refresh.TotalSeconds * Stopwatch.Frequency);
         var readOnly = new HashSet<string>(readOnlyFunctions, StringComparer.OrdinalIgnoreCase);
@@ -75,23 +76,24 @@ internal sealed class FunctionCatalog : IDisposable
             snapshot = _snapshot;
             if (snapshot is not null && Stopwatch.GetTimestamp() < snapshot.LoadedAt + _refreshTicks)
                 return snapshot;
-            var connection = _source.Connector.CreateConnection();
-            await using (connection.ConfigureAwait(false))
+            foreach (var source in _sources)
             {
-                if (async)
-                    await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-                else
-                    connection.Open();
-                var functions = await LoadAsync(connection, async, cancellationToken).ConfigureAwait(false);
-                var loaded = new Snapshot(functions, Stopwatch.GetTimestamp(), (snapshot?.Version ?? 0) + 1);
-                _snapshot = loaded;
-                Log.FunctionCatalogLoaded(_logger, functions.Count, _source.Address);
-                return loaded;
+                if (!source.IsAvailable(Stopwatch.GetTimestamp()))
+                    continue;
+                try
+                {
+                    var functions = await LoadAsync(source, async, cancellationToken).ConfigureAwait(false);
+                    var loaded = new Snapshot(functions, Stopwatch.GetTimestamp(), (snapshot?.Version ?? 0) + 1);
+                    _snapshot = loaded;
+                    Log.FunctionCatalogLoaded(_logger, functions.Count, source.Address);
+                    return loaded;
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    Log.FunctionCatalogFailed(_logger, source.Address, ex);
+                }
             }
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException)
-        {
-            Log.FunctionCatalogFailed(_logger, _source.Address, ex);
+
             Interlocked.Exchange(ref _nextAttempt, Stopwatch.GetTimestamp() + Stopwatch.Frequency * 5);
             return snapshot;
         }
@@ -101,9 +103,15 @@ internal sealed class FunctionCatalog : IDisposable
         }
     }
 
-    private async ValueTask<Dictionary<string, FunctionVolatility>> LoadAsync(DbConnection connection, bool async, CancellationToken cancellationToken)
+    private async ValueTask<Dictionary<string, FunctionVolatility>> LoadAsync(Endpoint source, bool async, CancellationToken cancellationToken)
     {
         var functions = new Dictionary<string, FunctionVolatility>(StringComparer.Ordinal);
+        var connection = source.Connector.CreateConnection();
+        await using var connectionScope = connection.ConfigureAwait(false);
+        if (async)
+            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+        else
+            connection.Open();
         var command = connection.CreateCommand();
         await using (command.ConfigureAwait(false))
         {

@@ -1,0 +1,120 @@
+using System;
+using System.Collections.Frozen;
+using System.Collections.Generic;
+using System.Data.Common;
+using System.Globalization;
+using Npgsql;
+using RwSplit.Routing;
+using RwSplit.Topology;
+
+namespace RwSplit.PostgreSql;
+
+/// <summary>
+/// The PostgreSQL dialect over Npgsql: a lexer-based classifier (comments, quoted identifiers, string and dollar quoting),
+/// function volatility from <c>pg_proc</c>, and SQLSTATE 25006 (read-only transaction) as the misroute signal.
+/// Select it with <see cref="RwSplitNpgsqlExtensions.UseNpgsql"/>.
+/// </summary>
+public sealed class NpgsqlDialect : RwSplitDialect
+{
+    private static readonly FrozenSet<string> VolatileButReadOnly = new[]
+    {
+        // Volatile only because their result changes between calls; none writes, and all run on a hot standby.
+        "random", "random_normal", "clock_timestamp", "timeofday", "gen_random_uuid", "uuid_generate_v1", "uuid_generate_v1mc",
+        "uuid_generate_v4", "pg_sleep", "pg_sleep_for", "pg_sleep_until", "pg_is_in_recovery", "pg_last_wal_replay_lsn",
+        "pg_last_wal_receive_lsn", "pg_last_xact_replay_timestamp", "pg_is_wal_replay_paused", "inet_server_port",
+        "inet_server_addr", "pg_backend_pid",
+    }.ToFrozenSet(StringComparer.Ordinal);
+
+    private NpgsqlDialect()
+    {
+    }
+
+    /// <summary>The dialect.</summary>
+    public static NpgsqlDialect Instance { get; } = new();
+
+    /// <inheritdoc />
+    public override string SystemName => "postgresql";
+
+    /// <inheritdoc />
+    public override DbProviderFactory ProviderFactory => NpgsqlFactory.Instance;
+
+    /// <summary>
+    /// Lists every function name with its most volatile overload's volatility (<c>pg_proc.provolatile</c>: <c>i</c> &lt;
+    /// <c>s</c> &lt; <c>v</c>, so <c>max</c> picks the most volatile).
+    /// </summary>
+    public override string? FunctionCatalogQuery => "SELECT proname::text, max(provolatile::text) FROM pg_catalog.pg_proc GROUP BY proname";
+
+    /// <inheritdoc />
+    public override IReadOnlyCollection<string> ReadOnlyVolatileFunctions => VolatileButReadOnly;
+
+    /// <inheritdoc />
+    public override EndpointAddress ParseEndpoint(string connectionString)
+    {
+        var builder = Parse(connectionString);
+        return new EndpointAddress(builder.Host!, builder.Port, builder.Database ?? builder.Username);
+    }
+
+    /// <inheritdoc />
+    public override EndpointConnector CreateConnector(string connectionString, EndpointRole role)
+    {
+        var builder = Parse(connectionString);
+        var address = new EndpointAddress(builder.Host!, builder.Port, builder.Database ?? builder.Username);
+
+        // RwSplit enlists explicitly (one enlistment per transaction); the provider must not enlist on open.
+        builder.Enlist = false;
+        var redacted = new NpgsqlConnectionStringBuilder(builder.ConnectionString) { Password = null, Passfile = null }.ConnectionString;
+        return new NpgsqlEndpointConnector(address, role, new NpgsqlDataSourceBuilder(builder.ConnectionString).Build(), redacted);
+    }
+
+    /// <inheritdoc />
+    public override StatementClassification Classify(string commandText, IReadOnlySet<string> readOnlyProcedures)
+        => PgStatementClassifier.Classify(commandText);
+
+    /// <inheritdoc />
+    public override bool IsReadOnlyViolation(Exception exception)
+        => exception is PostgresException { SqlState: PostgresErrorCodes.ReadOnlySqlTransaction };
+
+    /// <summary>Replaces <c>Host</c> (and <c>Port</c>, when given as <c>host:port</c>).</summary>
+    /// <param name="connectionString">The primary's connection string.</param>
+    /// <param name="server"><c>host</c> or <c>host:port</c>.</param>
+    public override string WithServer(string connectionString, string server)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(server);
+        var builder = Parse(connectionString);
+        var colon = server.LastIndexOf(':');
+        if (colon > 0 && server.IndexOf(']', StringComparison.Ordinal) < colon)
+        {
+            if (!int.TryParse(server.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
+                throw new ArgumentException($"Replica server '{server}' has an invalid port: use host or host:port.", nameof(server));
+            builder.Host = server[..colon];
+            builder.Port = port;
+        }
+        else
+        {
+            builder.Host = server;
+        }
+
+        return builder.ConnectionString;
+    }
+
+    private static NpgsqlConnectionStringBuilder Parse(string connectionString)
+    {
+        ArgumentNullException.ThrowIfNull(connectionString);
+        NpgsqlConnectionStringBuilder builder;
+        try
+        {
+            builder = new NpgsqlConnectionStringBuilder(connectionString);
+        }
+        catch (Exception ex) when (ex is ArgumentException or FormatException or InvalidCastException or OverflowException)
+        {
+            // Npgsql's messages name the keyword; they never echo a password value.
+            throw new ArgumentException(ex.Message, nameof(connectionString), ex);
+        }
+
+        if (string.IsNullOrWhiteSpace(builder.Host))
+            throw new ArgumentException("Host is missing: add Host=<server> to the connection string.", nameof(connectionString));
+        if (builder.Host.Contains(',', StringComparison.Ordinal))
+            throw new ArgumentException("Host lists several servers: give each server its own connection string (the primary in Primary, each replica in Replicas).", nameof(connectionString));
+        return builder;
+    }
+}

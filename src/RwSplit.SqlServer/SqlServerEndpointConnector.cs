@@ -1,0 +1,22 @@
+using System.Data.Common;
+using Microsoft.Data.SqlClient;
+using RwSplit.Topology;
+
+namespace RwSplit.SqlServer;
+
+/// <summary>Opens SqlClient connections to one endpoint (SqlClient pools per connection string).</summary>
+internal sealed class SqlServerEndpointConnector : EndpointConnector
+{
+    private readonly string _connectionString;
+
+    public SqlServerEndpointConnector(EndpointAddress address, EndpointRole role, string connectionString, string redacted)
+        : base(address, role)
+    {
+        _connectionString = connectionString;
+        RedactedConnectionString = redacted;
+    }
+
+    public override string RedactedConnectionString { get; }
+
+    public override DbConnection CreateConnection() => new SqlConnection(_connectionString);
+}

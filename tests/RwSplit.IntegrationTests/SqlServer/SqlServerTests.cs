@@ -1,0 +1,124 @@
+using System;
+using System.Data;
+using System.Threading.Tasks;
+using Microsoft.Data.SqlClient;
+using NUnit.Framework;
+using RwSplit.Routing;
+using RwSplit.SqlServer;
+
+namespace RwSplit.IntegrationTests.SqlServer;
+
+/// <summary>
+/// Runs against a real SQL Server when RWSPLIT_SQLSERVER_PRIMARY gives the primary's connection string (and, for the
+/// replica tests, RWSPLIT_SQLSERVER_REPLICA a readable secondary's). Without them every test here is skipped with that
+/// reason: no SQL Server can run on the build machines.
+/// </summary>
+[TestFixture]
+[Category("SqlServer")]
+public sealed class SqlServerTests
+{
+    public const string PrimaryVariable = "RWSPLIT_SQLSERVER_PRIMARY";
+    public const string ReplicaVariable = "RWSPLIT_SQLSERVER_REPLICA";
+
+    private string _primary = null!;
+    private string? _replica;
+
+    [OneTimeSetUp]
+    public void RequireServer()
+    {
+        _primary = Environment.GetEnvironmentVariable(PrimaryVariable) ?? "";
+        _replica = Environment.GetEnvironmentVariable(ReplicaVariable);
+        if (string.IsNullOrWhiteSpace(_primary))
+            Assert.Ignore($"No SQL Server configured: set {PrimaryVariable} (and optionally {ReplicaVariable}) to run the SQL Server integration tests.");
+    }
+
+    private void RequireReplica()
+    {
+        if (string.IsNullOrWhiteSpace(_replica))
+            Assert.Ignore($"No readable secondary configured: set {ReplicaVariable}.");
+    }
+
+    private RwSplitDataSource Create(Action<RwSplitOptions>? configure = null) => RwSplitDataSource.Create(o =>
+    {
+        o.UseSqlServer();
+        o.Primary = _primary;
+        if (!string.IsNullOrWhiteSpace(_replica))
+            o.Replicas.Add(_replica);
+        configure?.Invoke(o);
+    });
+
+    [Test]
+    public async Task Writes_and_temp_tables_run_on_the_primary_and_reads_on_the_secondary([Values] bool async)
+    {
+        RequireReplica();
+        await using var dataSource = Create(o => o.Consistency = ReadConsistency.Eventual);
+        await using var connection = async ? await dataSource.OpenConnectionAsync() : dataSource.OpenConnection();
+        await using var command = connection.CreateCommand();
+
+        command.CommandText = "SELECT CONVERT(nvarchar(20), DATABASEPROPERTYEX(DB_NAME(), 'Updateability'))";
+        Assert.That(async ? await command.ExecuteScalarAsync() : command.ExecuteScalar(), Is.EqualTo("READ_ONLY"));
+        Assert.That(command.LastDecision?.Target, Is.EqualTo(RouteTarget.Replica));
+
+        command.CommandText = "SELECT CONVERT(nvarchar(20), DATABASEPROPERTYEX(DB_NAME(), 'Updateability')) FROM sys.objects WITH (UPDLOCK) WHERE 1 = 0 UNION ALL SELECT 'READ_WRITE'";
+        Assert.That(async ? await command.ExecuteScalarAsync() : command.ExecuteScalar(), Is.EqualTo("READ_WRITE"));
+        Assert.That(command.LastDecision?.Target, Is.EqualTo(RouteTarget.Primary));
+
+        command.CommandText = "CREATE TABLE #scratch (id int); INSERT #scratch VALUES (1)";
+        if (async)
+            await command.ExecuteNonQueryAsync();
+        else
+            command.ExecuteNonQuery();
+        command.CommandText = "SELECT COUNT(*) FROM #scratch";
+        Assert.That(async ? await command.ExecuteScalarAsync() : command.ExecuteScalar(), Is.EqualTo(1));
+        Assert.That(connection.PinnedReason, Is.Not.Null);
+    }
+
+    [Test]
+    public async Task Drop_in_connection_string_and_sql_types([Values] bool async)
+    {
+        RequireReplica();
+        var server = new SqlConnectionStringBuilder(_replica).DataSource;
+        await using var connection = RwSplitSqlServer.CreateConnection(_primary + $";Replicas={server};Read Consistency=Eventual");
+        if (async)
+            await connection.OpenAsync();
+        else
+            connection.Open();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT @p + 1";
+        var parameter = (SqlParameter)command.CreateParameter();
+        parameter.ParameterName = "@p";
+        parameter.SqlDbType = SqlDbType.Int;
+        parameter.Value = 41;
+        command.Parameters.Add(parameter);
+        await using var reader = async ? await command.ExecuteReaderAsync() : command.ExecuteReader();
+        Assert.That(reader, Is.InstanceOf<SqlDataReader>());
+        Assert.That(async ? await reader.ReadAsync() : reader.Read(), Is.True);
+        Assert.That(reader.GetInt32(0), Is.EqualTo(42));
+        Assert.That(command.LastDecision?.Target, Is.EqualTo(RouteTarget.Replica));
+    }
+
+    [Test]
+    public async Task Local_transaction_and_bulk_copy_use_the_providers_own_types([Values] bool async)
+    {
+        await using var dataSource = Create();
+        await using var connection = async ? await dataSource.OpenConnectionAsync() : dataSource.OpenConnection();
+        await using var transaction = async ? await connection.BeginTransactionAsync() : connection.BeginTransaction();
+        await using var command = new RwSplitCommand("CREATE TABLE #bulk (id int)", connection, transaction);
+        if (async)
+            await command.ExecuteNonQueryAsync();
+        else
+            command.ExecuteNonQuery();
+
+        using var table = new DataTable();
+        table.Columns.Add("id", typeof(int));
+        table.Rows.Add(1);
+        table.Rows.Add(2);
+        using (var bulk = new SqlBulkCopy(connection.GetSqlPrimaryConnection(), SqlBulkCopyOptions.Default, transaction.GetSqlTransaction()) { DestinationTableName = "#bulk" })
+            bulk.WriteToServer(table);
+
+        command.CommandText = "SELECT COUNT(*) FROM #bulk";
+        Assert.That(async ? await command.ExecuteScalarAsync() : command.ExecuteScalar(), Is.EqualTo(2));
+        Assert.That(command.LastDecision?.Reason, Is.EqualTo(RoutingReason.LocalTransaction));
+        transaction.Rollback();
+    }
+}

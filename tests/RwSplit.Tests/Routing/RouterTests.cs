@@ -1,0 +1,114 @@
+using System.Collections.Generic;
+using NUnit.Framework;
+using RwSplit.Routing;
+using RwSplit.Topology;
+
+namespace RwSplit.Tests.Routing;
+
+/// <summary>The routing decision as a truth table: statement × session × consistency × topology → target and reason.</summary>
+public sealed class RouterTests
+{
+    private static readonly StatementFacts Read = StatementFacts.Read;
+    private static readonly StatementFacts Write = StatementFacts.Write;
+    private static readonly StatementFacts Unknown = new(StatementKind.Unknown, RoutingReason.UnknownStatement);
+    private static readonly StatementFacts Volatile = new(StatementKind.Unknown, RoutingReason.VolatileFunction);
+    private static readonly StatementFacts Procedure = new(StatementKind.Write, RoutingReason.StoredProcedure);
+    private static readonly StatementFacts ReadOnlyProcedure = new(StatementKind.Read, RoutingReason.ReadOnlyProcedure);
+    private static readonly StatementFacts UnknownWithReplicaHint = new(StatementKind.Unknown, RoutingReason.UnknownStatement, hint: RoutingHint.Replica);
+    private static readonly StatementFacts WriteWithReplicaHint = new(StatementKind.Write, RoutingReason.Write, hint: RoutingHint.Replica);
+    private static readonly StatementFacts ReadWithPrimaryHint = new(StatementKind.Read, RoutingReason.Read, hint: RoutingHint.Primary);
+    private static readonly StatementFacts PinningRead = new(StatementKind.Read, RoutingReason.Read, SessionEffect.Pin);
+    private static readonly StatementFacts ReplayedSet = new(StatementKind.Read, RoutingReason.Read, SessionEffect.Replay);
+
+    private static readonly SessionState Fresh = SessionState.Fresh;
+    private static readonly TopologySnapshot Two = TopologySnapshot.AllAvailable(2);
+    private static readonly TopologySnapshot None = TopologySnapshot.AllAvailable(0);
+    private static readonly TopologySnapshot SecondOnly = new(2, 0b10);
+    private static readonly TopologySnapshot NoneAvailable = new(2, 0);
+
+    private static RoutingDecision P(RoutingReason reason) => RoutingDecision.ToPrimary(reason);
+
+    private static RoutingDecision R(int index, RoutingReason reason = RoutingReason.Read) => RoutingDecision.ToReplica(index, reason);
+
+    private static TestCaseData Case(string name, StatementFacts facts, SessionState session, ReadConsistency consistency, TopologySnapshot topology, RoutingDecision expected, uint ticket = 0)
+        => new TestCaseData(facts, session, consistency, topology, ticket).Returns(expected).SetName(name);
+
+    public static IEnumerable<TestCaseData> Cases()
+    {
+        const ReadConsistency E = ReadConsistency.Eventual;
+        const ReadConsistency RYW = ReadConsistency.ReadYourWrites;
+        const ReadConsistency S = ReadConsistency.Strong;
+
+        // Statement nature
+        yield return Case("read → replica", Read, Fresh, RYW, Two, R(0));
+        yield return Case("read, ticket 1 → second replica", Read, Fresh, RYW, Two, R(1), ticket: 1);
+        yield return Case("read, ticket 2 wraps → first replica", Read, Fresh, RYW, Two, R(0), ticket: 2);
+        yield return Case("write → primary", Write, Fresh, E, Two, P(RoutingReason.Write));
+        yield return Case("unknown → primary (fails closed)", Unknown, Fresh, E, Two, P(RoutingReason.UnknownStatement));
+        yield return Case("volatile function → primary", Volatile, Fresh, E, Two, P(RoutingReason.VolatileFunction));
+        yield return Case("procedure → primary", Procedure, Fresh, E, Two, P(RoutingReason.StoredProcedure));
+        yield return Case("read-only procedure → replica", ReadOnlyProcedure, Fresh, E, Two, R(0, RoutingReason.ReadOnlyProcedure));
+        yield return Case("unknown with replica hint → replica", UnknownWithReplicaHint, Fresh, E, Two, R(0, RoutingReason.ReplicaHint));
+        yield return Case("write with replica hint → still primary", WriteWithReplicaHint, Fresh, E, Two, P(RoutingReason.Write));
+        yield return Case("read with primary hint → primary", ReadWithPrimaryHint, Fresh, E, Two, P(RoutingReason.PrimaryHint));
+        yield return Case("pinning statement → primary", PinningRead, Fresh, E, Two, P(RoutingReason.SessionState));
+        yield return Case("replayed SET → where reads go", ReplayedSet, Fresh, E, Two, R(0));
+
+        // Session
+        yield return Case("read in local transaction → primary", Read, Fresh with { InLocalTransaction = true }, E, Two, P(RoutingReason.LocalTransaction));
+        yield return Case("read in ambient transaction → primary", Read, Fresh with { InAmbientTransaction = true }, E, Two, P(RoutingReason.AmbientTransaction));
+        yield return Case("read on pinned session → primary", Read, Fresh with { Pinned = true }, E, Two, P(RoutingReason.PinnedSession));
+        yield return Case("read stays on the session's replica", Read, Fresh with { CurrentReplica = 1 }, E, Two, R(1));
+        yield return Case("session's replica unavailable → another", Read, Fresh with { CurrentReplica = 0 }, E, SecondOnly, R(1));
+        yield return Case("excluded replica skipped", Read, Fresh with { ExcludedReplicas = 0b01 }, E, Two, R(1));
+        yield return Case("all replicas excluded → primary", Read, Fresh with { ExcludedReplicas = 0b11 }, E, Two, P(RoutingReason.NoReplicaAvailable));
+        yield return Case("no replicas configured → primary", Read, Fresh, E, None, P(RoutingReason.NoReplicaAvailable));
+        yield return Case("no replica available → primary", Read, Fresh, E, NoneAvailable, P(RoutingReason.NoReplicaAvailable));
+        yield return Case("only second available → second", Read, Fresh, E, SecondOnly, R(1));
+
+        // Consistency
+        yield return Case("strong read → primary", Read, Fresh, S, Two, P(RoutingReason.StrongConsistency));
+        yield return Case("RYW read after write → primary", Read, Fresh with { HasWritten = true }, RYW, Two, P(RoutingReason.ReadYourWrites));
+        yield return Case("RYW read before any write → replica", Read, Fresh, RYW, Two, R(0));
+        yield return Case("eventual read after write → replica", Read, Fresh with { HasWritten = true }, E, Two, R(0));
+        yield return Case("command asks replica under strong → replica", Read, Fresh with { CommandTarget = RouteTarget.Replica }, S, Two, R(0));
+        yield return Case("command asks replica after write in RYW → replica", Read, Fresh with { HasWritten = true, CommandTarget = RouteTarget.Replica }, RYW, Two, R(0));
+        yield return Case("command asks replica for a write → primary", Write, Fresh with { CommandTarget = RouteTarget.Replica }, E, Two, P(RoutingReason.Write));
+        yield return Case("command asks replica in transaction → primary", Read, Fresh with { CommandTarget = RouteTarget.Replica, InLocalTransaction = true }, E, Two, P(RoutingReason.LocalTransaction));
+
+        // Overrides
+        yield return Case("command asks primary → primary", Read, Fresh with { CommandTarget = RouteTarget.Primary }, E, Two, P(RoutingReason.CommandTarget));
+        yield return Case("force-primary scope → primary", Read, Fresh with { ForcePrimaryScope = true }, E, Two, P(RoutingReason.ForcePrimaryScope));
+        yield return Case("prevent-writes blocks a write", Write, Fresh with { PreventWrites = true }, E, Two, new RoutingDecision(RouteTarget.None, -1, RoutingReason.WriteBlocked));
+        yield return Case("prevent-writes blocks an unknown", Unknown, Fresh with { PreventWrites = true }, E, Two, new RoutingDecision(RouteTarget.None, -1, RoutingReason.WriteBlocked));
+        yield return Case("prevent-writes blocks a volatile function", Volatile, Fresh with { PreventWrites = true }, E, Two, new RoutingDecision(RouteTarget.None, -1, RoutingReason.WriteBlocked));
+        yield return Case("prevent-writes blocks a write even in a transaction", Write, Fresh with { PreventWrites = true, InLocalTransaction = true }, E, Two, new RoutingDecision(RouteTarget.None, -1, RoutingReason.WriteBlocked));
+        yield return Case("prevent-writes lets reads through", Read, Fresh with { PreventWrites = true }, E, Two, R(0));
+        yield return Case("prevent-writes lets a replica-hinted unknown through", UnknownWithReplicaHint, Fresh with { PreventWrites = true }, E, Two, R(0, RoutingReason.ReplicaHint));
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public RoutingDecision Route(object facts, object session, ReadConsistency consistency, object topology, uint ticket)
+        => Router.Route((StatementFacts)facts, (SessionState)session, consistency, (TopologySnapshot)topology, ticket); // internal types: boxed through the public test signature
+
+    [Test]
+    public void Round_robin_visits_every_available_replica_evenly()
+    {
+        var topology = new TopologySnapshot(5, 0b10110); // replicas 1, 2, 4
+        var counts = new int[5];
+        for (uint ticket = 0; ticket < 300; ticket++)
+        {
+            var decision = Router.Route(Read, Fresh, ReadConsistency.Eventual, topology, ticket);
+            counts[decision.ReplicaIndex]++;
+        }
+
+        Assert.That(counts, Is.EqualTo(new[] { 0, 100, 100, 0, 100 }));
+    }
+
+    [Test]
+    public void Sixty_four_replicas_are_addressable()
+    {
+        var topology = TopologySnapshot.AllAvailable(64);
+        Assert.That(Router.Route(Read, Fresh, ReadConsistency.Eventual, topology, 63).ReplicaIndex, Is.EqualTo(63));
+    }
+}
