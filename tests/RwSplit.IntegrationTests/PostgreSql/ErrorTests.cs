@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using System.Threading.Tasks;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -66,7 +67,7 @@ public sealed class ErrorTests
             o.Replicas.Add($"Host=127.0.0.1;Bogus Keyword=1;Password={Secret}");
             o.StatementCacheSize = 0;
         }));
-        Assert.That(ex!.Failures, Has.Count.EqualTo(3));
+        Assert.That(ex!.Failures.Count(), Is.EqualTo(3));
         Assert.That(ex.Message, Does.Contain("replica 0 (127.0.0.1:"));
         Assert.That(ex.Message, Does.Contain("is the primary itself"));
         Assert.That(ex.Message, Does.Contain("replica 1 is malformed").Or.Contain("replica 1 is malformed"));

@@ -52,36 +52,44 @@ public sealed class RoutingTests
 
     private static void AssertPrimary(int port) => Assert.That(port, Is.EqualTo(PrimaryPort), "expected the primary");
 
-    [TestCase("SELECT inet_server_port()")]
-    [TestCase("SELECT inet_server_port() FROM items WHERE id = 1")]
-    [TestCase("select count(*), lower(max(name)), now(), inet_server_port() from items")]
-    [TestCase("WITH x AS (SELECT id FROM items WHERE id < 5) SELECT inet_server_port() FROM x LIMIT 1")]
-    [TestCase("SELECT inet_server_port() FROM items i JOIN items j ON i.id = j.id WHERE i.name LIKE 'item%' LIMIT 1")]
-    [TestCase("SELECT inet_server_port() WHERE item_name(1) = 'item 1'")]
-    [TestCase("/* DELETE FROM items */ SELECT inet_server_port() -- ; UPDATE items SET name = 'x'")]
-    [TestCase("SELECT inet_server_port() WHERE 'DELETE FROM items' <> $$;INSERT$$")]
-    [TestCase("(SELECT inet_server_port()) UNION ALL (SELECT inet_server_port()) LIMIT 1")]
-    public async Task Reads_run_on_a_replica(string sql, [Values] bool async)
+    public static readonly string[] ReadStatements =
+    [
+        "SELECT inet_server_port()",
+        "SELECT inet_server_port() FROM items WHERE id = 1",
+        "select count(*), lower(max(name)), now(), inet_server_port() from items",
+        "WITH x AS (SELECT id FROM items WHERE id < 5) SELECT inet_server_port() FROM x LIMIT 1",
+        "SELECT inet_server_port() FROM items i JOIN items j ON i.id = j.id WHERE i.name LIKE 'item%' LIMIT 1",
+        "SELECT inet_server_port() WHERE item_name(1) = 'item 1'",
+        "/* DELETE FROM items */ SELECT inet_server_port() -- ; UPDATE items SET name = 'x'",
+        "SELECT inet_server_port() WHERE 'DELETE FROM items' <> $$;INSERT$$",
+        "(SELECT inet_server_port()) UNION ALL (SELECT inet_server_port()) LIMIT 1",
+    ];
+
+    public async Task Reads_run_on_a_replica([ValueSource(nameof(ReadStatements))] string sql, [Values] bool async)
     {
         await using var connection = await OpenAsync(async);
         AssertReplica(await PortAsync(connection, sql, async));
         Assert.That(connection.CurrentPrimaryConnection, Is.Null, "a connection that only reads never opens the primary");
     }
 
-    [TestCase("INSERT INTO audit(note, written_on) VALUES ('w', inet_server_port()) RETURNING written_on")]
-    [TestCase("UPDATE items SET written_on = inet_server_port() WHERE id = 2 RETURNING written_on")]
-    [TestCase("DELETE FROM audit WHERE note = 'nothing' RETURNING written_on; SELECT inet_server_port()")]
-    [TestCase("SELECT inet_server_port() FROM items WHERE id = 3 FOR UPDATE")]
-    [TestCase("SELECT inet_server_port() FROM items WHERE id = 3 FOR SHARE")]
-    [TestCase("SELECT nextval('item_seq') * 0 + inet_server_port()")]
-    [TestCase("SELECT add_audit('volatile function')")]
-    [TestCase("WITH w AS (INSERT INTO audit(note, written_on) VALUES ('cte', inet_server_port()) RETURNING written_on) SELECT written_on FROM w")]
-    [TestCase("MERGE INTO items t USING (SELECT 4 AS id) s ON t.id = s.id WHEN MATCHED THEN UPDATE SET written_on = inet_server_port(); SELECT inet_server_port()")]
-    [TestCase("SELECT inet_server_port(); DELETE FROM audit WHERE false")]
-    [TestCase("CREATE TABLE IF NOT EXISTS ddl_probe (id int); SELECT inet_server_port()")]
-    [TestCase("SELECT pg_advisory_xact_lock(42), inet_server_port()")]
-    [TestCase("SELECT setval('item_seq', 10) * 0 + inet_server_port()")]
-    public async Task Writes_run_on_the_primary(string sql, [Values] bool async)
+    public static readonly string[] WriteStatements =
+    [
+        "INSERT INTO audit(note, written_on) VALUES ('w', inet_server_port()) RETURNING written_on",
+        "UPDATE items SET written_on = inet_server_port() WHERE id = 2 RETURNING written_on",
+        "DELETE FROM audit WHERE note = 'nothing' RETURNING written_on; SELECT inet_server_port()",
+        "SELECT inet_server_port() FROM items WHERE id = 3 FOR UPDATE",
+        "SELECT inet_server_port() FROM items WHERE id = 3 FOR SHARE",
+        "SELECT nextval('item_seq') * 0 + inet_server_port()",
+        "SELECT add_audit('volatile function')",
+        "WITH w AS (INSERT INTO audit(note, written_on) VALUES ('cte', inet_server_port()) RETURNING written_on) SELECT written_on FROM w",
+        "MERGE INTO items t USING (SELECT 4 AS id) s ON t.id = s.id WHEN MATCHED THEN UPDATE SET written_on = inet_server_port(); SELECT inet_server_port()",
+        "SELECT inet_server_port(); DELETE FROM audit WHERE false",
+        "CREATE TABLE IF NOT EXISTS ddl_probe (id int); SELECT inet_server_port()",
+        "SELECT pg_advisory_xact_lock(42), inet_server_port()",
+        "SELECT setval('item_seq', 10) * 0 + inet_server_port()",
+    ];
+
+    public async Task Writes_run_on_the_primary([ValueSource(nameof(WriteStatements))] string sql, [Values] bool async)
     {
         await using var connection = await OpenAsync(async);
         AssertPrimary(await PortAsync(connection, sql, async));
@@ -191,12 +199,16 @@ public sealed class RoutingTests
         Assert.That(await ScalarAsync(check, $"SELECT string_agg(note, ',') FROM audit WHERE note LIKE '{note}%'", async), Is.EqualTo(note + "-kept"));
     }
 
-    [TestCase("CREATE TEMP TABLE scratch (id int)")]
-    [TestCase("SELECT pg_advisory_lock(4242)")]
-    [TestCase("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE")]
-    [TestCase("DECLARE held CURSOR WITH HOLD FOR SELECT id FROM items")]
-    [TestCase("LISTEN rwsplit_channel")]
-    public async Task Session_state_that_cannot_be_replayed_pins_the_connection_to_the_primary(string sql, [Values] bool async)
+    public static readonly string[] PinningStatements =
+    [
+        "CREATE TEMP TABLE scratch (id int)",
+        "SELECT pg_advisory_lock(4242)",
+        "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+        "DECLARE held CURSOR WITH HOLD FOR SELECT id FROM items",
+        "LISTEN rwsplit_channel",
+    ];
+
+    public async Task Session_state_that_cannot_be_replayed_pins_the_connection_to_the_primary([ValueSource(nameof(PinningStatements))] string sql, [Values] bool async)
     {
         await using var connection = await OpenAsync(async);
         connection.Consistency = ReadConsistency.Eventual;

@@ -119,15 +119,17 @@ public sealed class DecoratorTests
     {
         await using var connection = await OpenAsync();
         await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT * FROM t";
+        await using (var reader = _async ? await command.ExecuteReaderAsync(CommandBehavior.SequentialAccess, Token) : command.ExecuteReader(CommandBehavior.SequentialAccess))
+        {
+            Assert.That(reader, Is.InstanceOf<DataTableReader>(), "the provider's reader, unwrapped");
+            var server = command.LastDecision!.Value.ReplicaIndex == 0 ? _replica1 : _replica2;
+            AssertForwarded(server, "Reader:SequentialAccess", "SELECT * FROM t");
+        }
+
         command.CommandText = "DELETE FROM t";
         Assert.That(_async ? await command.ExecuteNonQueryAsync(Token) : command.ExecuteNonQuery(), Is.EqualTo(1));
         AssertForwarded(_primary, "NonQuery", "DELETE FROM t");
-
-        command.CommandText = "SELECT * FROM t";
-        await using var reader = _async ? await command.ExecuteReaderAsync(CommandBehavior.SequentialAccess, Token) : command.ExecuteReader(CommandBehavior.SequentialAccess);
-        Assert.That(reader, Is.InstanceOf<DataTableReader>(), "the provider's reader, unwrapped");
-        var server = command.LastDecision!.Value.ReplicaIndex == 0 ? _replica1 : _replica2;
-        AssertForwarded(server, "Reader:SequentialAccess", "SELECT * FROM t");
     }
 
     [Test]
