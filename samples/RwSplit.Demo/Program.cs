@@ -54,16 +54,18 @@ async Task<int> Run(RwSplitConnection connection, string kind, string sql, Actio
     setup?.Invoke(command);
     var ranOn = Convert.ToInt32(await command.ExecuteScalarAsync());
     var decision = command.LastDecision!.Value;
-    if (ranOn != PortOf(decision))
-        mismatches++;
     var server = names.TryGetValue(ranOn, out var n) ? n : $"port {ranOn}";
-    var key = (kind, server, RwSplitCommand_ReasonName(decision.Reason));
-    rows[key] = rows.GetValueOrDefault(key) + 1;
-    perServer[server] = perServer.GetValueOrDefault(server) + 1;
+    var key = (kind, server, decision.Reason.ToString());
+    lock (rows) // requests run concurrently
+    {
+        if (ranOn != PortOf(decision))
+            mismatches++;
+        rows[key] = rows.GetValueOrDefault(key) + 1;
+        perServer[server] = perServer.GetValueOrDefault(server) + 1;
+    }
+
     return ranOn;
 }
-
-static string RwSplitCommand_ReasonName(RoutingReason reason) => reason.ToString();
 
 // Schema: DDL is a write, so it runs on the primary.
 await using (var setup = await dataSource.OpenConnectionAsync())
@@ -82,7 +84,7 @@ await cluster.WaitForReplicasToCatchUpAsync(TimeSpan.FromSeconds(30));
 
 // The workload: 8 concurrent "requests", each on its own logical connection, as a web app would.
 var random = new Random(42);
-var requests = Enumerable.Range(0, 40).Select(async i =>
+var requests = Enumerable.Range(0, 80).Select(async i =>
 {
     await using var connection = await dataSource.OpenConnectionAsync();
     switch (i % 8)
@@ -118,7 +120,7 @@ var requests = Enumerable.Range(0, 40).Select(async i =>
             break;
         case 6: // eventual consistency for a dashboard
             connection.Consistency = ReadConsistency.Eventual;
-            await Run(connection, "DELETE (write)", $"DELETE FROM demo_orders WHERE customer = 'nobody {i}' RETURNING written_on; SELECT inet_server_port()");
+            await Run(connection, "DELETE (write)", $"WITH gone AS (DELETE FROM demo_orders WHERE customer = 'nobody {i}' RETURNING id) SELECT inet_server_port()");
             await Run(connection, "read after write, Eventual", "SELECT inet_server_port() FROM demo_orders LIMIT 1");
             break;
         default: // a guarded read-only code path
