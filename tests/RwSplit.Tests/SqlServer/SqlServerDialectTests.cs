@@ -1,0 +1,114 @@
+using System;
+using System.Linq;
+using Microsoft.Data.SqlClient;
+using NUnit.Framework;
+using RwSplit.SqlServer;
+using RwSplit.Topology;
+
+namespace RwSplit.Tests.SqlServer;
+
+/// <summary>SqlClient connection strings: the drop-in keywords, forced settings, redaction and clear errors.</summary>
+public sealed class SqlServerDialectTests
+{
+    private const string Primary = "Server=tcp:sql-primary,1433;Database=app;User Id=app;Password=Sup3rSecret!;Encrypt=false";
+
+    [TestCase("Server=sql1;Database=app", "sql1", null, "app")]
+    [TestCase("Data Source=tcp:sql1,1444;Initial Catalog=app", "sql1", 1444, "app")]
+    [TestCase(@"Server=sql1\inst;Database=app", @"sql1\inst", null, "app")]
+    [TestCase("Server=sql1, 1500", "sql1", 1500, null)]
+    public void Endpoint_is_parsed_without_secrets(string cs, string host, int? port, string? database)
+    {
+        var address = SqlServerDialect.Instance.ParseEndpoint(cs + ";Password=x");
+        Assert.That(address, Is.EqualTo(new EndpointAddress(host, port, database)));
+    }
+
+    [Test]
+    public void Unknown_keyword_is_named_and_the_password_is_not()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => SqlServerDialect.Instance.ParseEndpoint("Server=a;Colour=blue;Password=Sup3rSecret!"));
+        Assert.That(ex!.Message, Does.Contain("colour").IgnoreCase);
+        Assert.That(ex.Message, Does.Not.Contain("Sup3rSecret!"));
+    }
+
+    [Test]
+    public void Missing_server_names_the_fix()
+        => Assert.That(() => SqlServerDialect.Instance.ParseEndpoint("Database=app"), Throws.ArgumentException.With.Message.Contains("Server=<host>"));
+
+    [Test]
+    public void Connector_forces_enlist_off_and_read_intent_on_replicas_and_redacts()
+    {
+        using var primary = SqlServerDialect.Instance.CreateConnector(Primary + ";Enlist=true", EndpointRole.Primary);
+        using var replica = SqlServerDialect.Instance.CreateConnector(Primary.Replace("sql-primary", "sql-replica", StringComparison.Ordinal), EndpointRole.Replica);
+        using var explicitIntent = SqlServerDialect.Instance.CreateConnector(Primary + ";ApplicationIntent=ReadWrite", EndpointRole.Replica);
+        var p = new SqlConnectionStringBuilder(primary.CreateConnection().ConnectionString);
+        var r = new SqlConnectionStringBuilder(replica.CreateConnection().ConnectionString);
+        Assert.That(p.Enlist, Is.False, "RwSplit enlists explicitly");
+        Assert.That(p.ApplicationIntent, Is.EqualTo(ApplicationIntent.ReadWrite));
+        Assert.That(r.Enlist, Is.False);
+        Assert.That(r.ApplicationIntent, Is.EqualTo(ApplicationIntent.ReadOnly));
+        Assert.That(new SqlConnectionStringBuilder(explicitIntent.CreateConnection().ConnectionString).ApplicationIntent, Is.EqualTo(ApplicationIntent.ReadWrite), "an explicit intent is kept");
+        Assert.That(primary.RedactedConnectionString, Does.Not.Contain("Sup3rSecret!"));
+        Assert.That(primary.CreateConnection(), Is.InstanceOf<SqlConnection>());
+    }
+
+    [Test]
+    public void Drop_in_connection_string_builds_a_shared_data_source_with_the_replicas()
+    {
+        var cs = Primary + ";Replicas=sql-r1|sql-r2,1444;Read Consistency=Eventual";
+        using var a = RwSplitSqlServer.CreateConnection(cs);
+        using var b = RwSplitSqlServer.CreateConnection(cs);
+        a.Open();
+        b.Open();
+        var dataSource = a.OwningDataSource!;
+        Assert.That(b.OwningDataSource, Is.SameAs(dataSource), "one data source per connection string, like a pool");
+        Assert.That(dataSource.PrimaryAddress, Is.EqualTo(new EndpointAddress("sql-primary", 1433, "app")));
+        Assert.That(dataSource.ReplicaAddresses, Is.EqualTo(new[] { new EndpointAddress("sql-r1", null, "app"), new EndpointAddress("sql-r2", 1444, "app") }));
+        Assert.That(a.Consistency, Is.EqualTo(ReadConsistency.Eventual));
+        var replica = new SqlConnectionStringBuilder(dataSource.Replicas[1].Connector.CreateConnection().ConnectionString);
+        Assert.That(replica.DataSource, Is.EqualTo("sql-r2,1444"));
+        Assert.That(replica.UserID, Is.EqualTo("app"), "every other setting is the primary's");
+        Assert.That(replica.ApplicationIntent, Is.EqualTo(ApplicationIntent.ReadOnly));
+        Assert.That(a.ConnectionString, Is.EqualTo(cs), "the drop-in connection keeps the string it was given");
+        Assert.That(dataSource.ConnectionString, Does.Not.Contain("Sup3rSecret!"));
+        Assert.That(a.ProviderFactory, Is.SameAs(RwSplitSqlServer.Factory));
+        Assert.That(RwSplitSqlServer.Factory.CreateParameter(), Is.InstanceOf<SqlParameter>());
+        Assert.That(RwSplitSqlServer.Factory.CreateCommand(), Is.InstanceOf<RwSplitCommand>());
+        Assert.That(((RwSplitCommand)RwSplitSqlServer.Factory.CreateCommand()).InnerCommand, Is.InstanceOf<SqlCommand>());
+    }
+
+    [TestCase("Replicas=sql-r1|", "empty entry")]
+    [TestCase("Replicas=sql-primary,1433", "is the primary itself")]
+    [TestCase("Read Consistency=Sometimes", "Eventual, ReadYourWrites or Strong")]
+    [TestCase("Read Consistency=7", "Eventual, ReadYourWrites or Strong")]
+    [TestCase("Replica=sql-r1", "replica")]
+    public void Bad_drop_in_strings_get_a_clear_error_without_the_password(string extra, string expected)
+    {
+        using var connection = RwSplitSqlServer.CreateConnection(Primary + ";" + extra);
+        var ex = Assert.Catch(() => connection.Open());
+        Assert.That(ex, Is.InstanceOf<RwSplitException>());
+        Assert.That(ex!.Message, Does.Contain(expected).IgnoreCase);
+        Assert.That(ex.Message, Does.Not.Contain("Sup3rSecret!"));
+        Assert.That(connection.State, Is.EqualTo(System.Data.ConnectionState.Closed));
+    }
+
+    [Test]
+    public void Connection_without_a_connection_string_says_what_to_set()
+    {
+        using var connection = RwSplitSqlServer.Factory.CreateConnection();
+        Assert.That(() => connection.Open(), Throws.InvalidOperationException.With.Message.Contains("ConnectionString"));
+    }
+
+    [Test]
+    public void Read_only_procedures_via_command_type()
+    {
+        var procedures = new System.Collections.Generic.HashSet<string>(StringComparer.OrdinalIgnoreCase) { "dbo.GetOrders" };
+        Assert.That(SqlServerDialect.Instance.ClassifyProcedure("dbo.GetOrders", procedures).Kind, Is.EqualTo(RwSplit.Routing.StatementKind.Read));
+        Assert.That(SqlServerDialect.Instance.ClassifyProcedure("dbo.PlaceOrder", procedures).Kind, Is.EqualTo(RwSplit.Routing.StatementKind.Write));
+        var applock = SqlServerDialect.Instance.ClassifyProcedure("sp_getapplock", procedures);
+        Assert.That(applock.SessionEffect, Is.EqualTo(RwSplit.Routing.SessionEffect.Pin));
+    }
+
+    [Test]
+    public void Misroute_signal_is_only_sql_errors()
+        => Assert.That(SqlServerDialect.Instance.IsReadOnlyViolation(new InvalidOperationException("3906")), Is.False);
+}
