@@ -47,6 +47,37 @@ public sealed class NpgsqlDialect : RwSplitDialect
     /// <inheritdoc />
     public override IReadOnlyCollection<string> ReadOnlyVolatileFunctions => VolatileButReadOnly;
 
+    /// <summary>
+    /// <c>pg_is_in_recovery()</c>; the replay LSN on a replica (<c>pg_last_wal_replay_lsn()</c>) or the current WAL LSN on
+    /// the primary (<c>pg_current_wal_lsn()</c>), as bytes; seconds since <c>pg_last_xact_replay_timestamp()</c>; and the
+    /// cluster's <c>system_identifier</c> (shared by a primary and its physical replicas).
+    /// </summary>
+    public override string? HealthProbeQuery => """
+        SELECT pg_is_in_recovery(),
+               (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END - '0/0'::pg_lsn)::bigint,
+               CASE WHEN pg_is_in_recovery() THEN extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8 END,
+               (SELECT system_identifier::text FROM pg_control_system())
+        """;
+
+    /// <inheritdoc />
+    public override string? WritePositionQuery => "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint";
+
+    /// <inheritdoc />
+    public override string? ReplayPositionQuery => "SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint";
+
+    /// <summary>
+    /// Also a connection failure: the server shutting down or terminating the backend (SQLSTATE class 57P), and a replica
+    /// cancelling a query because of a conflict with recovery (40001 with the hot-standby message), which another server
+    /// can answer.
+    /// </summary>
+    /// <param name="exception">The exception.</param>
+    /// <param name="connection">The connection.</param>
+    public override bool IsConnectionFailure(Exception exception, DbConnection connection)
+        => base.IsConnectionFailure(exception, connection)
+           || exception is PostgresException { SqlState: "57P01" or "57P02" or "57P03" or "08006" or "08003" or "08000" }
+           || exception is PostgresException { SqlState: PostgresErrorCodes.SerializationFailure } pg && pg.MessageText.Contains("recovery", StringComparison.Ordinal)
+           || exception is NpgsqlException { InnerException: System.IO.IOException or System.Net.Sockets.SocketException or TimeoutException };
+
     /// <inheritdoc />
     public override EndpointAddress ParseEndpoint(string connectionString)
     {

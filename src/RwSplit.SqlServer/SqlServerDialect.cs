@@ -42,6 +42,36 @@ public sealed class SqlServerDialect : RwSplitDialect
     public override EndpointAddress ParseEndpoint(string connectionString) => Address(Parse(connectionString));
 
     /// <summary>
+    /// Role from <c>DATABASEPROPERTYEX(DB_NAME(), 'Updateability')</c>. With <c>VIEW SERVER STATE</c>, the position is the
+    /// database's <c>last_commit_time</c> in <c>sys.dm_hadr_database_replica_states</c> (microseconds since 2000, the
+    /// primary's clock on every replica), the lag the time since it, and the identity the availability group's
+    /// <c>group_database_id</c>. Without that permission, or outside an availability group, only the role is known and
+    /// read-your-writes falls back to a time window.
+    /// </summary>
+    public override string? HealthProbeQuery => """
+        DECLARE @replica bit = CASE WHEN CONVERT(nvarchar(20), DATABASEPROPERTYEX(DB_NAME(), 'Updateability')) = N'READ_ONLY' THEN 1 ELSE 0 END;
+        IF HAS_PERMS_BY_NAME(NULL, NULL, 'VIEW SERVER STATE') = 1
+            EXEC(N'SELECT @r, DATEDIFF_BIG(microsecond, ''20000101'', s.last_commit_time),
+                      CASE WHEN @r = 1 THEN DATEDIFF_BIG(millisecond, s.last_commit_time, GETDATE()) / 1000.0 END,
+                      CONVERT(nvarchar(36), d.group_database_id)
+                   FROM sys.databases d LEFT JOIN sys.dm_hadr_database_replica_states s ON s.database_id = d.database_id AND s.is_local = 1
+                   WHERE d.database_id = DB_ID()', N'@r bit', @r = @replica);
+        ELSE
+            SELECT @replica, CAST(NULL AS bigint), CAST(NULL AS float), CAST(NULL AS nvarchar(36));
+        """;
+
+    /// <inheritdoc />
+    public override string? WritePositionQuery => """
+        IF HAS_PERMS_BY_NAME(NULL, NULL, 'VIEW SERVER STATE') = 1
+            EXEC(N'SELECT DATEDIFF_BIG(microsecond, ''20000101'', last_commit_time) FROM sys.dm_hadr_database_replica_states WHERE database_id = DB_ID() AND is_local = 1');
+        ELSE
+            SELECT CAST(NULL AS bigint);
+        """;
+
+    /// <inheritdoc />
+    public override string? ReplayPositionQuery => WritePositionQuery;
+
+    /// <summary>
     /// Creates the connector. The provider's own enlistment is turned off (<c>Enlist=false</c>); a replica without an
     /// explicit <c>ApplicationIntent</c> gets <c>ApplicationIntent=ReadOnly</c>, as availability-group read-only routing
     /// and read-intent-only secondaries require.

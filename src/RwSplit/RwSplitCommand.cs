@@ -187,11 +187,19 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
     private async ValueTask PrepareAsync(bool async, CancellationToken cancellationToken)
     {
         var route = await RouteAsync(async, cancellationToken).ConfigureAwait(false);
-        Attach(route.Physical);
-        if (async)
-            await _inner.PrepareAsync(cancellationToken).ConfigureAwait(false);
-        else
-            _inner.Prepare();
+        try
+        {
+            Attach(route.Physical);
+            if (async)
+                await _inner.PrepareAsync(cancellationToken).ConfigureAwait(false);
+            else
+                _inner.Prepare();
+        }
+        finally
+        {
+            if (route.HoldsFallbackSlot)
+                _connection!.DataSourceOrThrow.ExitFallback();
+        }
     }
 
     /// <inheritdoc />
@@ -232,7 +240,7 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
 
     private readonly record struct Outcome(int Rows, object? Value, DbDataReader? Reader);
 
-    private readonly record struct Route(DbConnection Physical, RoutingDecision Decision, StatementFacts Facts);
+    private readonly record struct Route(DbConnection Physical, RoutingDecision Decision, StatementFacts Facts, bool HoldsFallbackSlot = false);
 
     private async ValueTask<Outcome> ExecuteAsync(Operation operation, CommandBehavior behavior, bool async, CancellationToken cancellationToken)
     {
@@ -253,20 +261,34 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
         {
             var route = await RouteAsync(async, cancellationToken).ConfigureAwait(false);
             var connection = _connection!;
-            using var activity = StartActivity(route, connection.DataSourceOrThrow);
+            var dataSource = connection.DataSourceOrThrow;
+            using var activity = StartActivity(route, dataSource);
             Outcome outcome;
             try
             {
-                try
+                while (true)
                 {
-                    outcome = await RunAsync(route.Physical, operation, behavior, async, cancellationToken).ConfigureAwait(false);
-                }
-                catch (Exception ex) when (route.Decision.Target == RouteTarget.Replica && connection.DataSourceOrThrow.RetryMisroutedWrites && _dialect.IsReadOnlyViolation(ex))
-                {
-                    // The replica refused the statement as a write, so it did nothing there: run it once on the primary.
-                    route = await RetryOnPrimaryAsync(route, ex, async, cancellationToken).ConfigureAwait(false);
-                    activity?.SetTag(TagNames.RouteReason, ReasonName(RoutingReason.MisrouteRetry));
-                    outcome = await RunAsync(route.Physical, operation, behavior, async, cancellationToken).ConfigureAwait(false);
+                    try
+                    {
+                        outcome = await RunTrackedAsync(route, operation, behavior, async, cancellationToken).ConfigureAwait(false);
+                        break;
+                    }
+                    catch (Exception ex) when (route.Decision.Target == RouteTarget.Replica && dataSource.RetryMisroutedWrites && _dialect.IsReadOnlyViolation(ex))
+                    {
+                        // The replica refused the statement as a write, so it did nothing there: run it once on the primary.
+                        route = await RetryOnPrimaryAsync(route, ex, async, cancellationToken).ConfigureAwait(false);
+                        activity?.SetTag(TagNames.RouteReason, ReasonName(RoutingReason.MisrouteRetry));
+                        outcome = await RunTrackedAsync(route, operation, behavior, async, cancellationToken).ConfigureAwait(false);
+                        break;
+                    }
+                    catch (Exception ex) when (route.Decision.Target == RouteTarget.Replica && _dialect.IsConnectionFailure(ex, route.Physical))
+                    {
+                        // The replica failed before any row reached the caller (a reader that returned is never retried):
+                        // eject it and run the read on another replica, then on the primary.
+                        await connection.DiscardReplicaAsync(route.Decision.ReplicaIndex, ex, async).ConfigureAwait(false);
+                        route = await RouteAsync(async, cancellationToken).ConfigureAwait(false);
+                        activity?.SetTag(TagNames.RouteReason, ReasonName(route.Decision.Reason));
+                    }
                 }
             }
             catch (Exception ex) when (activity is not null)
@@ -300,6 +322,23 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
                 else
                     _ownedConnection!.Close();
             }
+        }
+    }
+
+    private async ValueTask<Outcome> RunTrackedAsync(Route route, Operation operation, CommandBehavior behavior, bool async, CancellationToken cancellationToken)
+    {
+        var dataSource = _connection!.DataSourceOrThrow;
+        var endpoint = route.Decision.Target == RouteTarget.Replica ? dataSource.Replicas[route.Decision.ReplicaIndex] : null;
+        endpoint?.BeginCommand();
+        try
+        {
+            return await RunAsync(route.Physical, operation, behavior, async, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            endpoint?.EndCommand();
+            if (route.HoldsFallbackSlot)
+                dataSource.ExitFallback();
         }
     }
 
@@ -339,11 +378,26 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
         var facts = await GetFactsAsync(dataSource, async, cancellationToken).ConfigureAwait(false);
         var consistency = _consistency ?? connection.Consistency;
 
+        var waited = false;
         while (true)
         {
             var session = connection.GetSessionState(_target);
+            var caughtUp = ulong.MaxValue;
+            var readYourWrites = consistency == ReadConsistency.ReadYourWrites && session.HasWritten && MayRunOnReplica(facts, session);
+            if (readYourWrites)
+                caughtUp = await connection.CaughtUpReplicasAsync(async, cancellationToken).ConfigureAwait(false);
+            var topology = dataSource.Snapshot(caughtUp);
             var ticket = session.CurrentReplica < 0 ? dataSource.NextBalancerTicket() : 0;
-            var decision = Router.Route(facts, session, consistency, dataSource.Snapshot(), ticket);
+            var decision = Router.Route(facts, session, consistency, topology, ticket);
+
+            if (decision.Reason == RoutingReason.ReadYourWrites && !waited)
+            {
+                // No replica is known to have the session's writes yet: give the most promising one a bounded chance.
+                waited = true;
+                if (await connection.WaitForReplicaAsync(topology.AvailableReplicas, async, cancellationToken).ConfigureAwait(false))
+                    continue;
+            }
+
             LastDecision = decision;
 
             if (decision.Target == RouteTarget.None)
@@ -366,15 +420,26 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
                 continue; // the replica is excluded now: route again (another replica, then the primary)
             }
 
+            // A read on the primary for want of a replica takes a slot of the fallback budget.
+            var slot = decision.Reason is RoutingReason.NoReplicaAvailable or RoutingReason.ReadYourWrites
+                       && await dataSource.EnterFallbackAsync(async, cancellationToken).ConfigureAwait(false);
+
             if (facts.SessionEffect == SessionEffect.Pin)
                 connection.Pin(dataSource.Statements.Classify(CommandText).Detail ?? "session state that cannot be replayed");
             if (decision.Target == RouteTarget.Primary && facts.Kind != StatementKind.Read)
                 connection.MarkWritten();
 
-            Record(dataSource, decision, decision.Target == RouteTarget.Primary ? dataSource.Primary : dataSource.Replicas[decision.ReplicaIndex]);
-            return new Route(physical, decision, facts);
+            Record(dataSource, decision, decision.Target == RouteTarget.Primary ? dataSource.CurrentPrimary : dataSource.Replicas[decision.ReplicaIndex]);
+            return new Route(physical, decision, facts, slot);
         }
     }
+
+    /// <summary>Whether nothing but consistency keeps this statement from a replica (so read-your-writes data is worth computing).</summary>
+    private static bool MayRunOnReplica(in StatementFacts facts, in SessionState session)
+        => (facts.Kind == StatementKind.Read || (facts.Kind == StatementKind.Unknown && facts.Hint == RoutingHint.Replica))
+           && facts.SessionEffect != SessionEffect.Pin && facts.Hint != RoutingHint.Primary
+           && !session.InLocalTransaction && !session.InAmbientTransaction && !session.Pinned
+           && session.CommandTarget == RouteTarget.Auto && !session.ForcePrimaryScope;
 
     private async ValueTask<Route> RetryOnPrimaryAsync(Route failed, Exception ex, bool async, CancellationToken cancellationToken)
     {
@@ -388,7 +453,7 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
         LastDecision = decision;
         var physical = await connection.GetPhysicalAsync(decision, async, cancellationToken).ConfigureAwait(false);
         connection.MarkWritten();
-        Record(dataSource, decision, dataSource.Primary);
+        Record(dataSource, decision, dataSource.CurrentPrimary);
         _factsText = null;
         return new Route(physical, decision, new StatementFacts(StatementKind.Write, RoutingReason.LearnedWrite, failed.Facts.SessionEffect, failed.Facts.Hint));
     }
@@ -432,7 +497,7 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
         var activity = RwSplitTelemetry.Source.StartActivity("rwsplit.route", ActivityKind.Internal);
         if (activity is null)
             return null;
-        var endpoint = route.Decision.Target == RouteTarget.Primary ? dataSource.Primary : dataSource.Replicas[route.Decision.ReplicaIndex];
+        var endpoint = route.Decision.Target == RouteTarget.Primary ? dataSource.CurrentPrimary : dataSource.Replicas[route.Decision.ReplicaIndex];
         activity.SetTag(TagNames.DbSystem, dataSource.Dialect.SystemName);
         activity.SetTag(TagNames.ServerAddress, endpoint.Address.Host);
         if (endpoint.Address.Port is { } port)

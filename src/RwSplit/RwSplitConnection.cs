@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.ComponentModel;
 using System.Data;
 using System.Data.Common;
+using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Threading;
 using System.Threading.Tasks;
@@ -35,6 +36,11 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     private RwSplitTransaction? _transaction;
     private string? _pinDetail;
     private bool _hasWritten;
+    private bool _writeUnsynced;
+    private long _requiredPosition = -1;
+    private DateTimeOffset _lastWriteUtc;
+    private ulong _tokenIdentity;
+    private Endpoint? _primaryEndpoint;
     private ulong _excludedReplicas;
     private List<string>? _replay;
     private string? _database;
@@ -135,6 +141,8 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
 
     internal RwSplitTransaction? CurrentTransaction => _transaction;
 
+    internal int CurrentReplicaIndex => _replica is null ? -1 : _replicaIndex;
+
     /// <inheritdoc />
     public override void Open()
     {
@@ -142,6 +150,8 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
             throw new InvalidOperationException("The connection is already open.");
         ObjectDisposedException.ThrowIf(_disposed, this);
         _dataSource ??= ResolveDataSource();
+        if (_dataSource.FloorToken is { } floor)
+            Require(floor);
         _explicitEnlistment = null;
         SetState(ConnectionState.Open);
     }
@@ -217,6 +227,7 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     {
         _transaction = null;
         _primary = null;
+        _primaryEndpoint = null;
         _replica = null;
         _replicaIndex = -1;
         _pinDetail = null;
@@ -411,7 +422,217 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
         Log.SessionPinned(DataSourceOrThrow.Logger, detail);
     }
 
-    internal void MarkWritten() => _hasWritten = true;
+    internal void MarkWritten()
+    {
+        _hasWritten = true;
+        _writeUnsynced = true;
+        _lastWriteUtc = DateTimeOffset.UtcNow;
+    }
+
+    // ---- Read-your-writes ----
+
+    /// <summary>
+    /// Exports a token covering this connection's writes (and tokens applied to it), for a later read elsewhere; see
+    /// <see cref="ConsistencyToken"/>. <see langword="null"/> when the connection neither wrote nor received a token.
+    /// After a write, asks the primary for its current position (one round trip) unless already known.
+    /// </summary>
+    public string? GetConsistencyToken() => GetConsistencyTokenAsync(false, default).GetAwaiter().GetResult();
+
+    /// <inheritdoc cref="GetConsistencyToken"/>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    public async ValueTask<string?> GetConsistencyTokenAsync(CancellationToken cancellationToken = default)
+        => await GetConsistencyTokenAsync(true, cancellationToken).ConfigureAwait(false);
+
+    private async ValueTask<string?> GetConsistencyTokenAsync(bool async, CancellationToken cancellationToken)
+    {
+        ThrowIfNotOpen();
+        if (!_hasWritten)
+            return null;
+        if (_writeUnsynced)
+            await CaptureWritePositionAsync(openPrimary: true, async, cancellationToken).ConfigureAwait(false);
+        var dataSource = DataSourceOrThrow;
+        var token = new ConsistencyToken(_tokenIdentity != 0 ? _tokenIdentity : dataSource.IdentityHash, _requiredPosition, _lastWriteUtc);
+        dataSource.RecordToken(token);
+        return token.ToString();
+    }
+
+    /// <summary>
+    /// Makes this connection's reads see at least the writes the token covers: under
+    /// <see cref="ReadConsistency.ReadYourWrites"/> a read runs on a replica only once the replica has replayed them.
+    /// </summary>
+    /// <param name="token">A token from <see cref="GetConsistencyToken"/> (of any connection or data source over the same servers).</param>
+    /// <exception cref="RwSplitException">The token is malformed, of an unknown version, or from another database cluster.</exception>
+    public void ApplyConsistencyToken(string token)
+    {
+        ThrowIfNotOpen();
+        Require(DataSourceOrThrow.Validate(ConsistencyToken.Parse(token)));
+    }
+
+    private void Require(ConsistencyToken token)
+    {
+        _hasWritten = true;
+        _requiredPosition = Math.Max(_requiredPosition, token.Position);
+        if (token.WrittenAt > _lastWriteUtc)
+            _lastWriteUtc = token.WrittenAt;
+        if (token.IdentityHash != 0)
+            _tokenIdentity = token.IdentityHash;
+    }
+
+    /// <summary>Asks the primary where its WAL (or commit log) is now: at least where this session's writes are.</summary>
+    private async ValueTask<bool> CaptureWritePositionAsync(bool openPrimary, bool async, CancellationToken cancellationToken)
+    {
+        var dataSource = DataSourceOrThrow;
+        var query = Dialect.WritePositionQuery;
+        if (query is null || !dataSource.HealthMonitoring)
+        {
+            _writeUnsynced = false; // no positions: the time rule applies
+            return true;
+        }
+
+        if (_primary is null && !openPrimary)
+            return false;
+        var primary = await GetPhysicalAsync(RoutingDecision.ToPrimary(RoutingReason.ReadYourWrites), async, cancellationToken).ConfigureAwait(false);
+        var position = await QueryPositionAsync(primary, query, async, cancellationToken).ConfigureAwait(false);
+        if (position is { } p)
+            _requiredPosition = Math.Max(_requiredPosition, p);
+        _writeUnsynced = false;
+        return true;
+    }
+
+    private async ValueTask<long?> QueryPositionAsync(DbConnection physical, string query, bool async, CancellationToken cancellationToken)
+    {
+        var command = physical.CreateCommand();
+        await using (command.ConfigureAwait(false))
+        {
+            command.CommandText = query;
+            command.Transaction = InnerTransactionFor(physical);
+            var value = async ? await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) : command.ExecuteScalar();
+            return value is null or DBNull ? null : Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture);
+        }
+    }
+
+    /// <summary>
+    /// The replicas known to have replayed this session's writes (bit per replica). Positions when the dialect has them;
+    /// else the time rule: a replica whose data, at its last probe, was newer than the last write.
+    /// </summary>
+    internal async ValueTask<ulong> CaughtUpReplicasAsync(bool async, CancellationToken cancellationToken)
+    {
+        var dataSource = DataSourceOrThrow;
+        if (!_hasWritten)
+            return ulong.MaxValue;
+        if (!dataSource.HealthMonitoring)
+            return 0; // nothing is known of the replicas' progress
+        if (_tokenIdentity != 0)
+        {
+            var identity = dataSource.IdentityHash;
+            if (identity == 0)
+                return 0; // cannot check the token's origin yet: the primary is safe
+            if (identity != _tokenIdentity)
+                throw new RwSplitException(RwSplitError.InvalidConsistencyToken, $"The consistency token applied to this connection comes from another database cluster than data source '{dataSource.Name}' ({dataSource.PrimaryAddress}).");
+        }
+
+        if (_writeUnsynced && !await CaptureWritePositionAsync(openPrimary: false, async, cancellationToken).ConfigureAwait(false))
+            return 0;
+
+        ulong mask = 0;
+        var replicas = dataSource.Replicas;
+        for (var i = 0; i < replicas.Length; i++)
+        {
+            var replica = replicas[i];
+            if (_requiredPosition >= 0)
+            {
+                if (replica.Position >= _requiredPosition)
+                    mask |= 1UL << i;
+            }
+            else if (replica.LagSeconds is { } lag && replica.LastProbe is { } probed && probed - TimeSpan.FromSeconds(lag) > _lastWriteUtc)
+            {
+                mask |= 1UL << i;
+            }
+        }
+
+        return mask;
+    }
+
+    /// <summary>
+    /// Waits up to <see cref="RwSplitOptions.ReadYourWritesTimeout"/> for one available replica (this session's, else the
+    /// most advanced) to replay this session's writes, polling its position. <see langword="true"/> if it did.
+    /// </summary>
+    internal async ValueTask<bool> WaitForReplicaAsync(ulong available, bool async, CancellationToken cancellationToken)
+    {
+        var dataSource = DataSourceOrThrow;
+        var query = Dialect.ReplayPositionQuery;
+        available &= ~_excludedReplicas;
+        if (query is null || _requiredPosition < 0 || available == 0 || dataSource.ReadYourWritesTimeout <= TimeSpan.Zero)
+            return false;
+
+        var replicas = dataSource.Replicas;
+        var candidate = _replica is not null && (available & (1UL << _replicaIndex)) != 0 ? _replicaIndex : -1;
+        if (candidate < 0)
+        {
+            for (var i = 0; i < replicas.Length; i++)
+            {
+                if ((available & (1UL << i)) != 0 && (candidate < 0 || replicas[i].Position > replicas[candidate].Position))
+                    candidate = i;
+            }
+        }
+
+        DbConnection physical;
+        try
+        {
+            physical = await GetPhysicalAsync(RoutingDecision.ToReplica(candidate, RoutingReason.ReadYourWrites), async, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ReplicaUnavailableException)
+        {
+            return false;
+        }
+
+        var deadline = Stopwatch.GetTimestamp() + (long)(dataSource.ReadYourWritesTimeout.TotalSeconds * Stopwatch.Frequency);
+        var delay = 1;
+        while (true)
+        {
+            var position = await QueryPositionAsync(physical, query, async, cancellationToken).ConfigureAwait(false);
+            if (position is { } p)
+            {
+                replicas[candidate].ObservePosition(p);
+                if (p >= _requiredPosition)
+                    return true;
+            }
+
+            if (Stopwatch.GetTimestamp() >= deadline)
+                return false;
+            if (async)
+                await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+            else
+                Thread.Sleep(delay);
+            delay = Math.Min(delay * 2, 20);
+        }
+    }
+
+    /// <summary>A read's replica failed: eject it, drop its connection, and let the read go elsewhere.</summary>
+    internal async ValueTask DiscardReplicaAsync(int index, Exception failure, bool async)
+    {
+        var dataSource = DataSourceOrThrow;
+        var endpoint = dataSource.Replicas[index];
+        endpoint.MarkUnreachable(dataSource.ReplicaRetryDelay, $"{failure.GetType().Name}: {failure.Message}");
+        ExcludeReplica(index);
+        Log.ReadRetried(dataSource.Logger, endpoint.Address, failure);
+        RwSplitTelemetry.ReadRetries.Add(1, new KeyValuePair<string, object?>(TagNames.DataSource, dataSource.Name));
+        if (_replica is not null && _replicaIndex == index)
+        {
+            var broken = _replica;
+            _replica = null;
+            _replicaIndex = -1;
+            try
+            {
+                await DisposePhysicalAsync(broken, async).ConfigureAwait(false);
+            }
+#pragma warning disable CA1031 // A broken connection may fail to close; it is discarded either way.
+            catch (Exception)
+#pragma warning restore CA1031
+            {
+            }
+        }
+    }
 
     internal void ExcludeReplica(int index) => _excludedReplicas |= 1UL << index;
 
@@ -425,10 +646,20 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
         DbConnection physical;
         if (decision.Target == RouteTarget.Primary)
         {
+            var current = dataSource.CurrentPrimary;
+            if (_primary is not null && !ReferenceEquals(_primaryEndpoint, current))
+            {
+                throw new RwSplitException(
+                    RwSplitError.PrimaryChanged,
+                    $"The primary of data source '{dataSource.Name}' changed from {_primaryEndpoint!.Address} to {current.Address} (failover) while this connection used the old one; its transaction or session state there is lost. Close and reopen the connection, then retry.")
+                { Endpoint = _primaryEndpoint.Address };
+            }
+
             if (_primary is null)
             {
-                var connection = await OpenPhysicalAsync(dataSource.Primary, async, cancellationToken).ConfigureAwait(false);
+                var connection = await OpenPhysicalAsync(current, async, cancellationToken).ConfigureAwait(false);
                 _primary = connection;
+                _primaryEndpoint = current;
             }
 
             physical = _primary;
@@ -451,7 +682,7 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
             }
             catch (RwSplitException ex) when (ex.Error == RwSplitError.EndpointUnreachable)
             {
-                endpoint.MarkUnreachable(dataSource.ReplicaRetryDelay);
+                endpoint.MarkUnreachable(dataSource.ReplicaRetryDelay, ex.InnerException?.Message ?? ex.Message);
                 ExcludeReplica(decision.ReplicaIndex);
                 RwSplitTelemetry.ReplicaFailures.Add(1, new KeyValuePair<string, object?>(TagNames.DataSource, dataSource.Name));
                 Log.ReplicaOpenFailed(dataSource.Logger, endpoint.Address, dataSource.ReplicaRetryDelay, ex.InnerException ?? ex);

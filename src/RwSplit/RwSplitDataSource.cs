@@ -28,7 +28,14 @@ namespace RwSplit;
 public sealed class RwSplitDataSource : DbDataSource
 {
     private readonly Endpoint[] _replicas;
+    private readonly Endpoint[] _endpoints;
     private readonly FunctionCatalog? _functions;
+    private readonly TopologyMonitor? _monitor;
+    private readonly SemaphoreSlim? _fallbackSlots;
+    private Endpoint _currentPrimary;
+    private ConsistencyToken? _latestToken;
+    private ConsistencyToken? _floorToken;
+    private readonly int _fallbackLimit;
     private int _balancerTicket = -1;
     private int _disposed;
 
@@ -40,6 +47,11 @@ public sealed class RwSplitDataSource : DbDataSource
         Consistency = options.Consistency;
         RetryMisroutedWrites = options.RetryMisroutedWrites;
         ReplicaRetryDelay = options.ReplicaRetryDelay;
+        HealthMonitoring = options.HealthMonitoring;
+        Balancing = options.Balancing;
+        ReadYourWritesTimeout = options.ReadYourWritesTimeout;
+        FallbackOverflow = options.FallbackOverflow;
+        FallbackWaitTimeout = options.FallbackWaitTimeout;
         ReadOnlyProcedures = options.ReadOnlyProcedures.ToFrozenSet(StringComparer.OrdinalIgnoreCase);
         Logger = (ILogger?)options.LoggerFactory?.CreateLogger("RwSplit") ?? NullLogger.Instance;
         Factory = RwSplitProviderFactory.For(Dialect);
@@ -65,7 +77,19 @@ public sealed class RwSplitDataSource : DbDataSource
             throw;
         }
 
+        _endpoints = [Primary, .. _replicas];
+        _currentPrimary = Primary;
         Statements = new StatementCache(Dialect, ReadOnlyProcedures, options.StatementCacheSize);
+        _fallbackLimit = options.FallbackReadLimit;
+        if (_replicas.Length > 0)
+            _fallbackSlots = new SemaphoreSlim(options.FallbackReadLimit, Math.Max(1, options.FallbackReadLimit));
+        if (HealthMonitoring)
+        {
+            _monitor = new TopologyMonitor(this, _endpoints, options);
+            _monitor.Start();
+        }
+
+        Diagnostics.RwSplitTelemetry.Register(this);
         if (Dialect.FunctionCatalogQuery is not null)
             _functions = new FunctionCatalog(Dialect, [.. _replicas, Primary], options.ReadOnlyFunctions.ToFrozenSet(StringComparer.OrdinalIgnoreCase), options.FunctionCatalogRefreshInterval, Logger);
     }
@@ -88,9 +112,40 @@ public sealed class RwSplitDataSource : DbDataSource
     /// <summary>The primary's connection string without its password.</summary>
     public override string ConnectionString => Primary.Connector.RedactedConnectionString;
 
+    /// <summary>The configured primary.</summary>
     internal Endpoint Primary { get; }
 
-    internal ReadOnlySpan<Endpoint> Replicas => _replicas;
+    /// <summary>The endpoint writes go to now: the configured primary, or the replica promoted in a failover.</summary>
+    internal Endpoint CurrentPrimary => Volatile.Read(ref _currentPrimary);
+
+    internal bool HealthMonitoring { get; }
+
+    internal ReplicaBalancing Balancing { get; }
+
+    internal TimeSpan ReadYourWritesTimeout { get; }
+
+    internal FallbackOverflow FallbackOverflow { get; }
+
+    internal TimeSpan FallbackWaitTimeout { get; }
+
+    internal TopologyMonitor? Monitor => _monitor;
+
+    /// <summary>The replica set's identity hash as reported by the servers; 0 until a probe answered.</summary>
+    internal ulong IdentityHash
+    {
+        get
+        {
+            foreach (var endpoint in _endpoints)
+            {
+                if (endpoint.Identity is { } identity)
+                    return ConsistencyToken.HashIdentity(identity);
+            }
+
+            return 0;
+        }
+    }
+
+    internal Endpoint[] Replicas => _replicas;
 
     internal int ReplicaCount => _replicas.Length;
 
@@ -145,19 +200,120 @@ public sealed class RwSplitDataSource : DbDataSource
         return command;
     }
 
-    /// <summary>The availability of the replicas now.</summary>
-    internal TopologySnapshot Snapshot()
+    /// <summary>What the topology monitor last observed of every endpoint, the primary first.</summary>
+    public IReadOnlyList<EndpointStatus> GetTopology() => Array.ConvertAll(_endpoints, e => e.Status());
+
+    /// <summary>The primary writes go to now (differs from the configured one after a failover).</summary>
+    public EndpointAddress CurrentPrimaryAddress => CurrentPrimary.Address;
+
+    /// <summary>
+    /// Probes every endpoint now instead of waiting for the next round (for example at start-up, so that the first reads
+    /// already know replica lag). Without health monitoring, does nothing.
+    /// </summary>
+    /// <param name="cancellationToken">Cancels the probes.</param>
+    public Task RefreshTopologyAsync(CancellationToken cancellationToken = default)
+        => _monitor?.ProbeAllAsync(cancellationToken) ?? Task.CompletedTask;
+
+    /// <summary>
+    /// A token covering every write whose token this data source's connections exported (see
+    /// <see cref="ConsistencyToken"/>), or <see langword="null"/> when there is none.
+    /// </summary>
+    public string? GetConsistencyToken() => Volatile.Read(ref _latestToken)?.ToString();
+
+    /// <summary>
+    /// Makes every connection this data source opens from now on read at least up to the token's writes (a floor for
+    /// the whole data source, for example after a deployment or a migration run elsewhere).
+    /// </summary>
+    /// <param name="token">A token from <see cref="RwSplitConnection.GetConsistencyToken"/> or <see cref="GetConsistencyToken"/>.</param>
+    /// <exception cref="RwSplitException">The token is invalid or from another database cluster.</exception>
+    public void ApplyConsistencyToken(string token)
+    {
+        var parsed = Validate(ConsistencyToken.Parse(token));
+        ConsistencyToken? current;
+        do
+        {
+            current = Volatile.Read(ref _floorToken);
+            if (current is not null && ReferenceEquals(ConsistencyToken.Max(current, parsed), current))
+                return;
+        }
+        while (!ReferenceEquals(Interlocked.CompareExchange(ref _floorToken, parsed, current), current));
+    }
+
+    /// <summary>The floor applied with <see cref="ApplyConsistencyToken"/>: every new connection starts with it.</summary>
+    internal ConsistencyToken? FloorToken => Volatile.Read(ref _floorToken);
+
+    internal void RecordToken(ConsistencyToken token)
+    {
+        ConsistencyToken? current;
+        do
+        {
+            current = Volatile.Read(ref _latestToken);
+            if (current is not null && ReferenceEquals(ConsistencyToken.Max(current, token), current))
+                return;
+        }
+        while (!ReferenceEquals(Interlocked.CompareExchange(ref _latestToken, token, current), current));
+    }
+
+    /// <summary>Refuses a token of another replica set, once the servers' identity is known.</summary>
+    internal ConsistencyToken Validate(ConsistencyToken token)
+    {
+        var identity = IdentityHash;
+        if (identity != 0 && token.IdentityHash != 0 && token.IdentityHash != identity)
+        {
+            throw new RwSplitException(
+                RwSplitError.InvalidConsistencyToken,
+                $"The consistency token comes from another database cluster than data source '{Name}' ({PrimaryAddress}): apply tokens only to data sources over the same primary and replicas.");
+        }
+
+        return token;
+    }
+
+    /// <summary>Switches writes to <paramref name="promoted"/> if the current primary is still <paramref name="expected"/>.</summary>
+    internal bool ChangePrimary(Endpoint expected, Endpoint promoted)
+        => ReferenceEquals(Interlocked.CompareExchange(ref _currentPrimary, promoted, expected), expected);
+
+    /// <summary>The replicas routing may choose from now, with the load data balancing needs.</summary>
+    internal TopologySnapshot Snapshot(ulong caughtUp = ulong.MaxValue)
     {
         var now = Stopwatch.GetTimestamp();
         ulong mask = 0;
         for (var i = 0; i < _replicas.Length; i++)
         {
-            if (_replicas[i].IsAvailable(now))
+            var replica = _replicas[i];
+            if (replica.IsAvailable(now) && replica.ObservedRole != EndpointRole.Primary)
                 mask |= 1UL << i;
         }
 
-        return new TopologySnapshot(_replicas.Length, mask);
+        return new TopologySnapshot(_replicas.Length, mask, caughtUp, Balancing, _replicas);
     }
+
+    /// <summary>
+    /// Takes a slot of the fallback budget for a read that runs on the primary for want of a replica; <see langword="false"/>
+    /// when the budget does not apply (no replicas configured).
+    /// </summary>
+    internal async ValueTask<bool> EnterFallbackAsync(bool async, CancellationToken cancellationToken)
+    {
+        if (_fallbackSlots is null)
+            return false;
+        if (_fallbackSlots.Wait(0, CancellationToken.None))
+            return true;
+        if (FallbackOverflow == FallbackOverflow.Wait)
+        {
+            var entered = async
+                ? await _fallbackSlots.WaitAsync(FallbackWaitTimeout, cancellationToken).ConfigureAwait(false)
+                : _fallbackSlots.Wait(FallbackWaitTimeout, cancellationToken);
+            if (entered)
+                return true;
+        }
+
+        Diagnostics.RwSplitTelemetry.FallbackRejections.Add(1, new KeyValuePair<string, object?>(Diagnostics.TagNames.DataSource, Name));
+        throw new RwSplitException(
+            RwSplitError.FallbackLimitReached,
+            $"No replica of data source '{Name}' can serve this read (down, lagging, or behind this session's writes) and {_fallbackLimit} reads (FallbackReadLimit) already run on the primary instead. Raise FallbackReadLimit or FallbackWaitTimeout, relax the consistency of this read, or restore the replicas.");
+    }
+
+    internal void ExitFallback() => _fallbackSlots?.Release();
+
 
     internal uint NextBalancerTicket() => (uint)Interlocked.Increment(ref _balancerTicket);
 
@@ -195,6 +351,9 @@ public sealed class RwSplitDataSource : DbDataSource
     {
         if (disposing && Interlocked.Exchange(ref _disposed, 1) == 0)
         {
+            Diagnostics.RwSplitTelemetry.Unregister(this);
+            _monitor?.Stop(); // the loop ends on its own and closes its probe connections; DisposeAsync waits for it
+            _fallbackSlots?.Dispose();
             Primary.Connector.Dispose();
             foreach (var replica in _replicas)
                 replica.Connector.Dispose();
@@ -209,6 +368,10 @@ public sealed class RwSplitDataSource : DbDataSource
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
+            Diagnostics.RwSplitTelemetry.Unregister(this);
+            if (_monitor is not null)
+                await _monitor.DisposeAsync().ConfigureAwait(false);
+            _fallbackSlots?.Dispose();
             await Primary.Connector.DisposeAsync().ConfigureAwait(false);
             foreach (var replica in _replicas)
                 await replica.Connector.DisposeAsync().ConfigureAwait(false);

@@ -96,6 +96,37 @@ public abstract class RwSplitDialect
     public virtual IReadOnlyCollection<string> ReadOnlyVolatileFunctions => Array.Empty<string>();
 
     /// <summary>
+    /// The health probe the topology monitor runs on every endpoint, or <see langword="null"/> to only check that a
+    /// connection opens. One row of four columns: (0) <c>bool</c> whether the server is a read-only replica; (1)
+    /// <c>bigint</c> its replication position, comparable across the replica set and increasing (on a replica the
+    /// replayed position, on the primary the written one), or null; (2) <c>double</c> seconds since the last replayed
+    /// commit on a replica, or null; (3) text identifying the replica set (the same on the primary and every replica,
+    /// different for another cluster), or null.
+    /// </summary>
+    public virtual string? HealthProbeQuery => null;
+
+    /// <summary>One <c>bigint</c>: the primary's current write position (read-your-writes watermark), or null if unknown.</summary>
+    public virtual string? WritePositionQuery => null;
+
+    /// <summary>One <c>bigint</c>: a replica's replayed position, polled while a read waits for a replica to catch up.</summary>
+    public virtual string? ReplayPositionQuery => null;
+
+    /// <summary>
+    /// Whether <paramref name="exception"/>, thrown by <paramref name="connection"/>, means the connection or its server
+    /// failed (as opposed to an error in the statement), so that a read that returned no row yet may be retried on
+    /// another server. The default: the connection is no longer open, or the error is a timeout or I/O failure.
+    /// </summary>
+    /// <param name="exception">The exception.</param>
+    /// <param name="connection">The provider connection that ran the statement.</param>
+    public virtual bool IsConnectionFailure(Exception exception, DbConnection connection)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        return connection.State is not System.Data.ConnectionState.Open
+               || exception is TimeoutException or System.IO.IOException or System.Net.Sockets.SocketException
+               || exception.InnerException is TimeoutException or System.IO.IOException or System.Net.Sockets.SocketException;
+    }
+
+    /// <summary>
     /// Whether <paramref name="exception"/> says that the server refused a statement because it is read-only
     /// (PostgreSQL SQLSTATE 25006, SQL Server error 3906). Such a statement did nothing and can be retried on the primary.
     /// </summary>

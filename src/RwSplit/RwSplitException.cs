@@ -14,6 +14,15 @@ public enum RwSplitError
 
     /// <summary>A connection string or option is invalid.</summary>
     InvalidConfiguration = 3,
+
+    /// <summary>No replica qualified and <see cref="RwSplitOptions.FallbackReadLimit"/> reads already run on the primary.</summary>
+    FallbackLimitReached = 4,
+
+    /// <summary>A consistency token is malformed, of an unknown version, or from another database cluster.</summary>
+    InvalidConsistencyToken = 5,
+
+    /// <summary>The primary changed (failover) while this logical connection used the old one; reopen the connection.</summary>
+    PrimaryChanged = 6,
 }
 
 /// <summary>An error raised by RwSplit. The message names the fix; it never contains a password or a full connection string.</summary>
@@ -37,5 +46,10 @@ public sealed class RwSplitException : DbException
     /// Whether retrying the operation may succeed: <see langword="true"/> for an unreachable endpoint when the provider says
     /// its error is transient.
     /// </summary>
-    public override bool IsTransient => Error == RwSplitError.EndpointUnreachable && InnerException is DbException { IsTransient: true };
+    public override bool IsTransient => Error switch
+    {
+        RwSplitError.EndpointUnreachable => InnerException is DbException { IsTransient: true },
+        RwSplitError.FallbackLimitReached or RwSplitError.PrimaryChanged => true,
+        _ => false,
+    };
 }

@@ -46,10 +46,59 @@ public sealed class RwSplitOptions
     public TimeSpan FunctionCatalogRefreshInterval { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>
-    /// How long a replica that could not be connected to is skipped before RwSplit tries it again. Default: 5 seconds.
+    /// How long a replica that could not be connected to is skipped before RwSplit tries it again, when health monitoring
+    /// is off (with monitoring, it comes back after <see cref="ReadmitAfterHealthyProbes"/> good probes). Default: 5 seconds.
     /// Must be positive.
     /// </summary>
     public TimeSpan ReplicaRetryDelay { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Whether a background monitor probes every endpoint (reachability, role, replication lag, latency). Default:
+    /// <see langword="true"/>. Without it, replicas are assumed healthy and in sync except after a failed open, and
+    /// read-your-writes reads after a write use the primary.
+    /// </summary>
+    public bool HealthMonitoring { get; set; } = true;
+
+    /// <summary>How often each endpoint is probed. Default: 1 second. Range: 50 milliseconds to 10 minutes.</summary>
+    public TimeSpan HealthCheckInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// A replica further behind the primary than this is ejected: no read goes to it until it catches up (and passes
+    /// <see cref="ReadmitAfterHealthyProbes"/> probes). Also the staleness allowed to <see cref="ReadConsistency.Eventual"/>
+    /// reads. Default: 10 seconds. Must be positive.
+    /// </summary>
+    public TimeSpan MaxReplicaLag { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// How many consecutive healthy probes an ejected replica needs before it serves reads again (hysteresis, so that a
+    /// flapping replica does not take traffic on its first good answer). Default: 3. Range: 1 to 1000.
+    /// </summary>
+    public int ReadmitAfterHealthyProbes { get; set; } = 3;
+
+    /// <summary>How reads are spread over the available replicas. Default: <see cref="ReplicaBalancing.RoundRobin"/>.</summary>
+    public ReplicaBalancing Balancing { get; set; } = ReplicaBalancing.RoundRobin;
+
+    /// <summary>
+    /// Under <see cref="ReadConsistency.ReadYourWrites"/>, how long a read after a write may wait for a replica to replay
+    /// that write before it goes to the primary instead. Default: 100 milliseconds. Range: zero (never wait) to 30 seconds.
+    /// </summary>
+    public TimeSpan ReadYourWritesTimeout { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>
+    /// The most reads that may run on the primary at once because no replica qualified (all down, all lagging, none
+    /// caught up with a write). Protects the primary from a sudden flood when replicas fail. Default: 32. Range: 0 to
+    /// 100 000. Applies only when replicas are configured.
+    /// </summary>
+    public int FallbackReadLimit { get; set; } = 32;
+
+    /// <summary>What a read gets when <see cref="FallbackReadLimit"/> is reached. Default: <see cref="FallbackOverflow.Wait"/>.</summary>
+    public FallbackOverflow FallbackOverflow { get; set; } = FallbackOverflow.Wait;
+
+    /// <summary>
+    /// How long a read waits for a fallback slot under <see cref="FallbackOverflow.Wait"/> before it fails with
+    /// <see cref="RwSplitError.FallbackLimitReached"/>. Default: 5 seconds. Range: zero to 10 minutes.
+    /// </summary>
+    public TimeSpan FallbackWaitTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
     /// Whether a statement a replica rejects as a write (PostgreSQL SQLSTATE 25006, SQL Server error 3906) is retried once

@@ -63,6 +63,22 @@ public sealed class RwSplitOptionsValidator : IValidateOptions<RwSplitOptions>
             failures.Add($"{prefix}: FunctionCatalogRefreshInterval must be positive (default 5 minutes).");
         if (options.ReplicaRetryDelay <= TimeSpan.Zero)
             failures.Add($"{prefix}: ReplicaRetryDelay must be positive (default 5 seconds).");
+        if (options.HealthCheckInterval < TimeSpan.FromMilliseconds(50) || options.HealthCheckInterval > TimeSpan.FromMinutes(10))
+            failures.Add($"{prefix}: HealthCheckInterval {options.HealthCheckInterval} is out of range: use 50 ms to 10 minutes (default 1 second).");
+        if (options.MaxReplicaLag <= TimeSpan.Zero)
+            failures.Add($"{prefix}: MaxReplicaLag must be positive (default 10 seconds).");
+        if (options.ReadmitAfterHealthyProbes is < 1 or > 1000)
+            failures.Add($"{prefix}: ReadmitAfterHealthyProbes {options.ReadmitAfterHealthyProbes} is out of range: use 1 to 1000 (default 3).");
+        if (!Enum.IsDefined(options.Balancing))
+            failures.Add($"{prefix}: Balancing {(int)options.Balancing} is not a ReplicaBalancing value: use RoundRobin, LeastOutstanding or LatencyAware.");
+        if (options.ReadYourWritesTimeout < TimeSpan.Zero || options.ReadYourWritesTimeout > TimeSpan.FromSeconds(30))
+            failures.Add($"{prefix}: ReadYourWritesTimeout {options.ReadYourWritesTimeout} is out of range: use zero to 30 seconds (default 100 ms).");
+        if (options.FallbackReadLimit is < 0 or > 100_000)
+            failures.Add($"{prefix}: FallbackReadLimit {options.FallbackReadLimit} is out of range: use 0 to 100000 (default 32).");
+        if (!Enum.IsDefined(options.FallbackOverflow))
+            failures.Add($"{prefix}: FallbackOverflow {(int)options.FallbackOverflow} is not a FallbackOverflow value: use Wait or Throw.");
+        if (options.FallbackWaitTimeout < TimeSpan.Zero || options.FallbackWaitTimeout > TimeSpan.FromMinutes(10))
+            failures.Add($"{prefix}: FallbackWaitTimeout {options.FallbackWaitTimeout} is out of range: use zero to 10 minutes (default 5 seconds).");
         if (string.IsNullOrWhiteSpace(options.Name))
             failures.Add($"{prefix}: Name must not be empty (default \"default\").");
         foreach (var procedure in options.ReadOnlyProcedures)

@@ -34,4 +34,22 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "Replaying session command on a new physical connection to {Endpoint} failed")]
     public static partial void ReplayFailed(ILogger logger, EndpointAddress endpoint, Exception exception);
+
+    [LoggerMessage(EventId = 2003, Level = LogLevel.Warning, Message = "Replica {Endpoint} ejected ({Outcome}, lag {LagSeconds:0.###} s): no reads go to it until it passes the health checks again. {Error}")]
+    public static partial void ReplicaEjected(ILogger logger, EndpointAddress endpoint, ProbeOutcome outcome, double lagSeconds, string error);
+
+    [LoggerMessage(EventId = 2004, Level = LogLevel.Information, Message = "Replica {Endpoint} re-admitted after {Probes} healthy probes")]
+    public static partial void ReplicaReadmitted(ILogger logger, EndpointAddress endpoint, int probes);
+
+    [LoggerMessage(EventId = 2005, Level = LogLevel.Warning, Message = "Primary changed from {Old} to {New}: writes go to the new primary; connections holding the old one fail with PrimaryChanged")]
+    public static partial void PrimaryChanged(ILogger logger, EndpointAddress old, EndpointAddress @new);
+
+    [LoggerMessage(EventId = 2006, Level = LogLevel.Error, Message = "Two servers report themselves primary ({First} and {Second}) while the current primary is unavailable: not failing over")]
+    public static partial void AmbiguousPrimary(ILogger logger, EndpointAddress first, EndpointAddress second);
+
+    [LoggerMessage(EventId = 2007, Level = LogLevel.Warning, Message = "A topology monitor round failed")]
+    public static partial void MonitorRoundFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 2008, Level = LogLevel.Warning, Message = "A read on replica {Endpoint} failed before returning rows; retrying it on another server")]
+    public static partial void ReadRetried(ILogger logger, EndpointAddress endpoint, Exception exception);
 }

@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Collections.Generic;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Reflection;
@@ -35,7 +37,58 @@ public static class RwSplitTelemetry
     internal static readonly Counter<long> PhysicalOpens = Meter.CreateCounter<long>(
         "rwsplit.connection.physical_opens", unit: "{connection}", description: "Provider connections opened (taken from the provider's pool) by logical connections, by role.");
 
+    /// <summary>Replicas ejected by the topology monitor.</summary>
+    internal static readonly Counter<long> Ejections = Meter.CreateCounter<long>(
+        "rwsplit.replica.ejections", unit: "{ejection}", description: "Replicas taken out of read rotation (unreachable, failing or lagging past MaxReplicaLag).");
+
+    /// <summary>Reads retried elsewhere after their replica failed before returning rows.</summary>
+    internal static readonly Counter<long> ReadRetries = Meter.CreateCounter<long>(
+        "rwsplit.routing.read_retries", unit: "{read}", description: "Reads whose replica failed before any row reached the caller, retried on another server.");
+
+    /// <summary>Reads refused because the fallback budget was exhausted.</summary>
+    internal static readonly Counter<long> FallbackRejections = Meter.CreateCounter<long>(
+        "rwsplit.routing.fallback_rejections", unit: "{read}", description: "Reads refused because FallbackReadLimit reads already ran on the primary for want of a replica.");
+
     /// <summary>Writes refused by a prevent-writes scope.</summary>
     internal static readonly Counter<long> WritesBlocked = Meter.CreateCounter<long>(
         "rwsplit.routing.writes_blocked", unit: "{statement}", description: "Statements refused by a PreventWrites scope before they left the process.");
+
+    /// <summary>Live data sources, for the observable gauges.</summary>
+    private static readonly ConcurrentDictionary<RwSplitDataSource, byte> DataSources = new();
+
+    /// <summary>Replication lag per replica, as last measured by the topology monitor.</summary>
+    internal static readonly ObservableGauge<double> ReplicaLag = Meter.CreateObservableGauge(
+        "rwsplit.replica.lag", ObserveLag, unit: "s", description: "Replication lag of each replica behind the primary, as measured by the topology monitor.");
+
+    /// <summary>1 when a replica takes reads, 0 when ejected.</summary>
+    internal static readonly ObservableGauge<int> ReplicaAvailable = Meter.CreateObservableGauge(
+        "rwsplit.replica.available", ObserveAvailable, unit: "{replica}", description: "1 when the replica is in read rotation, 0 when ejected.");
+
+    internal static void Register(RwSplitDataSource dataSource) => DataSources.TryAdd(dataSource, 0);
+
+    internal static void Unregister(RwSplitDataSource dataSource) => DataSources.TryRemove(dataSource, out _);
+
+    private static IEnumerable<Measurement<double>> ObserveLag()
+    {
+        foreach (var dataSource in DataSources.Keys)
+        {
+            foreach (var status in dataSource.GetTopology())
+            {
+                if (status.ConfiguredRole == Topology.EndpointRole.Replica && status.ReplicationLag is { } lag)
+                    yield return new Measurement<double>(lag.TotalSeconds, new(TagNames.DataSource, dataSource.Name), new(TagNames.ServerAddress, status.Address.ToString()));
+            }
+        }
+    }
+
+    private static IEnumerable<Measurement<int>> ObserveAvailable()
+    {
+        foreach (var dataSource in DataSources.Keys)
+        {
+            foreach (var status in dataSource.GetTopology())
+            {
+                if (status.ConfiguredRole == Topology.EndpointRole.Replica)
+                    yield return new Measurement<int>(status.IsAvailable ? 1 : 0, new(TagNames.DataSource, dataSource.Name), new(TagNames.ServerAddress, status.Address.ToString()));
+            }
+        }
+    }
 }

@@ -43,8 +43,6 @@ internal static class Router
             return RoutingDecision.ToPrimary(RoutingReason.ForcePrimaryScope);
         if (consistency == ReadConsistency.Strong && session.CommandTarget != RouteTarget.Replica)
             return RoutingDecision.ToPrimary(RoutingReason.StrongConsistency);
-        if (consistency == ReadConsistency.ReadYourWrites && session.HasWritten && session.CommandTarget != RouteTarget.Replica)
-            return RoutingDecision.ToPrimary(RoutingReason.ReadYourWrites);
 
         var usable = topology.AvailableReplicas & ~session.ExcludedReplicas;
         if (topology.ReplicaCount < TopologySnapshot.MaxReplicas)
@@ -52,13 +50,39 @@ internal static class Router
         if (usable == 0)
             return RoutingDecision.ToPrimary(RoutingReason.NoReplicaAvailable);
 
+        // Read-your-writes: only replicas known to have replayed this session's writes qualify.
+        if (consistency == ReadConsistency.ReadYourWrites && session.HasWritten && session.CommandTarget != RouteTarget.Replica)
+        {
+            usable &= topology.CaughtUpReplicas;
+            if (usable == 0)
+                return RoutingDecision.ToPrimary(RoutingReason.ReadYourWrites);
+        }
+
         var reason = facts.Kind == StatementKind.Unknown ? RoutingReason.ReplicaHint : facts.Cause;
 
         // Stay on the replica this session already uses: one physical connection per role, session settings intact.
         if (session.CurrentReplica >= 0 && (usable & (1UL << session.CurrentReplica)) != 0)
             return RoutingDecision.ToReplica(session.CurrentReplica, reason);
 
-        return RoutingDecision.ToReplica(PickRoundRobin(usable, balancerTicket), reason);
+        return RoutingDecision.ToReplica(Pick(usable, balancerTicket, topology), reason);
+    }
+
+    /// <summary>
+    /// Round-robin: the (ticket mod n)-th usable replica. Load-aware: of the two replicas round-robin offers for this
+    /// ticket and the next, the less loaded one (power of two choices: spreads load without herding onto one replica).
+    /// </summary>
+    private static int Pick(ulong usable, uint ticket, in TopologySnapshot topology)
+    {
+        var first = PickRoundRobin(usable, ticket);
+        if (topology.Balancing == ReplicaBalancing.RoundRobin || topology.Replicas is null || BitOperations.PopCount(usable) < 2)
+            return first;
+        var second = PickRoundRobin(usable, ticket + 1);
+        var a = topology.Replicas[first];
+        var b = topology.Replicas[second];
+        var preferSecond = topology.Balancing == ReplicaBalancing.LeastOutstanding
+            ? b.Outstanding < a.Outstanding
+            : b.LatencyEwmaMs < a.LatencyEwmaMs;
+        return preferSecond ? second : first;
     }
 
     /// <summary>The (ticket mod n)-th set bit of <paramref name="usable"/>.</summary>

@@ -48,6 +48,7 @@ public sealed class TelemetryTests
             o.Primary = $"Server={primary.Name};Password=hunter2";
             o.Replicas.Add($"Server={replica.Name};Password=hunter2");
             o.Name = "telemetry-test";
+            o.HealthMonitoring = false;
         });
         using var connection = dataSource.OpenConnection();
         using var command = connection.CreateCommand();

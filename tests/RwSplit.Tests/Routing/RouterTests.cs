@@ -1,6 +1,7 @@
 using System.Collections.Generic;
 using NUnit.Framework;
 using RwSplit.Routing;
+using RwSplit.Tests.Fakes;
 using RwSplit.Topology;
 
 namespace RwSplit.Tests.Routing;
@@ -68,7 +69,12 @@ public sealed class RouterTests
 
         // Consistency
         yield return Case("strong read → primary", Read, Fresh, S, Two, P(RoutingReason.StrongConsistency));
-        yield return Case("RYW read after write → primary", Read, Fresh with { HasWritten = true }, RYW, Two, P(RoutingReason.ReadYourWrites));
+        yield return Case("RYW read after write, no replica caught up → primary", Read, Fresh with { HasWritten = true }, RYW, new TopologySnapshot(2, 0b11, 0), P(RoutingReason.ReadYourWrites));
+        yield return Case("RYW read after write, replica 1 caught up → replica 1", Read, Fresh with { HasWritten = true }, RYW, new TopologySnapshot(2, 0b11, 0b10), R(1));
+        yield return Case("RYW read after write, caught-up replica unavailable → primary", Read, Fresh with { HasWritten = true }, RYW, new TopologySnapshot(2, 0b01, 0b10), P(RoutingReason.ReadYourWrites));
+        yield return Case("RYW session replica not caught up → the caught-up one", Read, Fresh with { HasWritten = true, CurrentReplica = 0 }, RYW, new TopologySnapshot(2, 0b11, 0b10), R(1));
+        yield return Case("RYW caught-up mask ignored before any write", Read, Fresh, RYW, new TopologySnapshot(2, 0b11, 0), R(0));
+        yield return Case("eventual ignores the caught-up mask", Read, Fresh with { HasWritten = true }, E, new TopologySnapshot(2, 0b11, 0), R(0));
         yield return Case("RYW read before any write → replica", Read, Fresh, RYW, Two, R(0));
         yield return Case("eventual read after write → replica", Read, Fresh with { HasWritten = true }, E, Two, R(0));
         yield return Case("command asks replica under strong → replica", Read, Fresh with { CommandTarget = RouteTarget.Replica }, S, Two, R(0));
@@ -104,6 +110,41 @@ public sealed class RouterTests
 
         Assert.That(counts, Is.EqualTo(new[] { 0, 100, 100, 0, 100 }));
     }
+
+    [Test]
+    public void Least_outstanding_prefers_the_less_busy_of_two_candidates()
+    {
+        var replicas = new[] { Replica("lo-a"), Replica("lo-b"), Replica("lo-c") };
+        replicas[0].BeginCommand();
+        replicas[0].BeginCommand();
+        replicas[1].BeginCommand();
+        var topology = new TopologySnapshot(3, 0b111, ulong.MaxValue, ReplicaBalancing.LeastOutstanding, replicas);
+        Assert.That(Router.Route(Read, Fresh, ReadConsistency.Eventual, topology, 0).ReplicaIndex, Is.EqualTo(1), "ticket 0 offers 0 and 1: 1 has fewer in flight");
+        Assert.That(Router.Route(Read, Fresh, ReadConsistency.Eventual, topology, 1).ReplicaIndex, Is.EqualTo(2), "ticket 1 offers 1 and 2: 2 has none");
+        Assert.That(Router.Route(Read, Fresh, ReadConsistency.Eventual, topology, 2).ReplicaIndex, Is.EqualTo(2), "ticket 2 offers 2 and 0");
+        var roundRobin = new TopologySnapshot(3, 0b111, ulong.MaxValue, ReplicaBalancing.RoundRobin, replicas);
+        Assert.That(Router.Route(Read, Fresh, ReadConsistency.Eventual, roundRobin, 0).ReplicaIndex, Is.EqualTo(0), "round-robin ignores load");
+    }
+
+    [Test]
+    public void Latency_aware_prefers_the_faster_of_two_candidates_and_spreads_over_the_rest()
+    {
+        var replicas = new[] { Replica("lat-a"), Replica("lat-b"), Replica("lat-c") };
+        Probe(replicas[0], 5.0);
+        Probe(replicas[1], 1.0);
+        Probe(replicas[2], 2.0);
+        var topology = new TopologySnapshot(3, 0b111, ulong.MaxValue, ReplicaBalancing.LatencyAware, replicas);
+        var counts = new int[3];
+        for (uint ticket = 0; ticket < 300; ticket++)
+            counts[Router.Route(Read, Fresh, ReadConsistency.Eventual, topology, ticket).ReplicaIndex]++;
+        Assert.That(counts, Is.EqualTo(new[] { 0, 200, 100 }), "the slowest never wins a pair; the fastest wins both of its pairs");
+    }
+
+    private static Endpoint Replica(string name)
+        => new(FakeDialect.Instance.CreateConnector($"Server={name}", EndpointRole.Replica), 0);
+
+    private static void Probe(Endpoint endpoint, double latencyMs)
+        => endpoint.RecordProbe(new ProbeResult(true, true, 1, 0, "x", latencyMs, 0, null), ProbeOutcome.Healthy, 0, 0, 3, true);
 
     [Test]
     public void Sixty_four_replicas_are_addressable()
