@@ -1,3 +1,4 @@
+using System;
 using System.Data.Common;
 using System.Threading.Tasks;
 using Npgsql;
@@ -9,11 +10,19 @@ namespace RwSplit.PostgreSql;
 internal sealed class NpgsqlEndpointConnector : EndpointConnector
 {
     private readonly NpgsqlDataSource _dataSource;
+    private readonly Lazy<NpgsqlDataSource> _monitorDataSource;
 
-    public NpgsqlEndpointConnector(EndpointAddress address, EndpointRole role, NpgsqlDataSource dataSource, string redacted)
+    public NpgsqlEndpointConnector(EndpointAddress address, EndpointRole role, NpgsqlConnectionStringBuilder builder, string redacted)
         : base(address, role)
     {
-        _dataSource = dataSource;
+        _dataSource = new NpgsqlDataSourceBuilder(builder.ConnectionString).Build();
+        var monitor = new NpgsqlConnectionStringBuilder(builder.ConnectionString)
+        {
+            ApplicationName = (builder.ApplicationName is { Length: > 0 } name ? name + " " : "") + "[rwsplit monitor]",
+            MaxPoolSize = 2,
+            Multiplexing = false,
+        };
+        _monitorDataSource = new Lazy<NpgsqlDataSource>(() => new NpgsqlDataSourceBuilder(monitor.ConnectionString).Build());
         RedactedConnectionString = redacted;
     }
 
@@ -21,11 +30,22 @@ internal sealed class NpgsqlEndpointConnector : EndpointConnector
 
     public override DbConnection CreateConnection() => _dataSource.CreateConnection();
 
+    public override DbConnection CreateMonitorConnection() => _monitorDataSource.Value.CreateConnection();
+
     protected override void Dispose(bool disposing)
     {
         if (disposing)
+        {
             _dataSource.Dispose();
+            if (_monitorDataSource.IsValueCreated)
+                _monitorDataSource.Value.Dispose();
+        }
     }
 
-    protected override ValueTask DisposeAsyncCore() => _dataSource.DisposeAsync();
+    protected override async ValueTask DisposeAsyncCore()
+    {
+        await _dataSource.DisposeAsync().ConfigureAwait(false);
+        if (_monitorDataSource.IsValueCreated)
+            await _monitorDataSource.Value.DisposeAsync().ConfigureAwait(false);
+    }
 }

@@ -19,4 +19,13 @@ internal sealed class SqlServerEndpointConnector : EndpointConnector
     public override string RedactedConnectionString { get; }
 
     public override DbConnection CreateConnection() => new SqlConnection(_connectionString);
+
+    /// <summary>Another application name, hence another SqlClient pool.</summary>
+    public override DbConnection CreateMonitorConnection()
+    {
+        var builder = new SqlConnectionStringBuilder(_connectionString);
+        builder.ApplicationName = (string.IsNullOrEmpty(builder.ApplicationName) ? "" : builder.ApplicationName + " ") + "[rwsplit monitor]";
+        builder.MaxPoolSize = 2;
+        return new SqlConnection(builder.ConnectionString);
+    }
 }

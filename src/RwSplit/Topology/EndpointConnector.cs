@@ -31,6 +31,13 @@ public abstract class EndpointConnector : IAsyncDisposable, IDisposable
     /// <summary>Creates a new, closed provider connection to this endpoint (pooled by the provider).</summary>
     public abstract DbConnection CreateConnection();
 
+    /// <summary>
+    /// Creates the connection the topology monitor keeps open for its probes. Implementations give it its own pool and
+    /// an application name ending in <c>[rwsplit monitor]</c>, so that it neither takes a slot of the application's pool
+    /// nor looks like application traffic on the server. The default: <see cref="CreateConnection"/>.
+    /// </summary>
+    public virtual DbConnection CreateMonitorConnection() => CreateConnection();
+
     /// <inheritdoc />
     public void Dispose()
     {

@@ -221,7 +221,7 @@ internal sealed class TopologyMonitor : IAsyncDisposable
             {
                 if (connection is not null)
                     await connection.DisposeAsync().ConfigureAwait(false);
-                connection = endpoint.Connector.CreateConnection();
+                connection = endpoint.Connector.CreateMonitorConnection();
                 _connections[index] = connection;
                 await connection.OpenAsync(timeout.Token).ConfigureAwait(false);
             }
