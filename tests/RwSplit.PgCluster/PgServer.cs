@@ -127,6 +127,24 @@ public sealed partial class PgServer
         await WaitUntilAcceptingAsync(operationTimeout, cancellationToken);
     }
 
+    /// <summary>
+    /// Promotes this replica to a primary (<c>pg_ctl promote -w</c>): it leaves recovery and accepts writes, as after a
+    /// failover. Replicas only.
+    /// </summary>
+    /// <param name="cancellationToken">Cancels the wait.</param>
+    public async Task PromoteAsync(CancellationToken cancellationToken = default)
+    {
+        EnsureLocal(nameof(PromoteAsync));
+        EnsureReplica(nameof(PromoteAsync));
+        await PgTools.RunToolAsync(
+            "pg_ctl",
+            ["promote", "-D", DataDirectory, "-w", "-t", TimeoutSeconds(), "-s"],
+            ParentDirectory,
+            operationTimeout + TimeSpan.FromSeconds(5),
+            LogFile,
+            cancellationToken);
+    }
+
     /// <summary>Restarts the server: a fast stop (<c>-m fast</c>), then <see cref="StartAsync"/>.</summary>
     /// <param name="cancellationToken">Cancels the wait.</param>
     public async Task RestartAsync(CancellationToken cancellationToken = default)
