@@ -36,6 +36,15 @@ public sealed class FakeServer
 
     public int OpenConnections { get; set; }
 
+    /// <summary>
+    /// What this server answers to the monitored fake dialect's probe: (is replica, position, seconds since replay,
+    /// identity). <see langword="null"/>: the probe fails.
+    /// </summary>
+    public object?[]? ProbeRow { get; set; } = { false, 0L, null, "fake-cluster" };
+
+    /// <summary>The position WRITEPOS / REPLAYPOS report.</summary>
+    public long? Position { get; set; } = 0;
+
     public static FakeServer Get(string name) => Servers.GetOrAdd(name, n => new FakeServer(n));
 
     /// <summary>A new unique server (tests run in parallel-safe isolation by name).</summary>
@@ -341,14 +350,16 @@ public sealed class FakeCommand : DbCommand
     public override object? ExecuteScalar()
     {
         Run("Scalar", false, default);
-        return Server.Name;
+        return ScalarResult();
     }
 
     public override Task<object?> ExecuteScalarAsync(CancellationToken cancellationToken)
     {
         Run("Scalar", true, cancellationToken);
-        return Task.FromResult<object?>(Server.Name);
+        return Task.FromResult(ScalarResult());
     }
+
+    private object? ScalarResult() => CommandText is FakeDialect.WritePosition or FakeDialect.ReplayPosition ? Server.Position : Server.Name;
 
     protected override DbDataReader ExecuteDbDataReader(CommandBehavior behavior)
     {
@@ -364,6 +375,18 @@ public sealed class FakeCommand : DbCommand
 
     private DataTableReader CreateReader()
     {
+        if (CommandText == FakeDialect.Probe)
+        {
+            var row = Server.ProbeRow ?? throw new ReadOnlyViolationException();
+            var probe = new DataTable();
+            probe.Columns.Add("is_replica", typeof(bool));
+            probe.Columns.Add("position", typeof(long));
+            probe.Columns.Add("lag", typeof(double));
+            probe.Columns.Add("identity", typeof(string));
+            probe.Rows.Add(row[0], row[1] ?? DBNull.Value, row[2] ?? DBNull.Value, row[3] ?? DBNull.Value);
+            return probe.CreateDataReader();
+        }
+
         var table = new DataTable();
         table.Columns.Add("server", typeof(string));
         table.Rows.Add(Server.Name);
@@ -374,7 +397,25 @@ public sealed class FakeCommand : DbCommand
 /// <summary>A dialect over the recording provider. Connection strings: <c>Server=name;Database=db;Password=x</c>.</summary>
 public sealed class FakeDialect : RwSplitDialect
 {
-    public static readonly FakeDialect Instance = new();
+    public const string Probe = "PROBE";
+    public const string WritePosition = "WRITEPOS";
+    public const string ReplayPosition = "REPLAYPOS";
+
+    /// <summary>Without health probes (the monitor only checks that connections open).</summary>
+    public static readonly FakeDialect Instance = new(false);
+
+    /// <summary>With scripted probes and positions (<see cref="FakeServer.ProbeRow"/>, <see cref="FakeServer.Position"/>).</summary>
+    public static readonly FakeDialect Monitored = new(true);
+
+    private readonly bool _monitored;
+
+    private FakeDialect(bool monitored) => _monitored = monitored;
+
+    public override string? HealthProbeQuery => _monitored ? Probe : null;
+
+    public override string? WritePositionQuery => _monitored ? WritePosition : null;
+
+    public override string? ReplayPositionQuery => _monitored ? ReplayPosition : null;
 
     public override string SystemName => "fake";
 

@@ -108,6 +108,37 @@ public sealed class SqlServerDialectTests
         Assert.That(applock.SessionEffect, Is.EqualTo(RwSplit.Routing.SessionEffect.Pin));
     }
 
+    private static void AssertParses(string sql)
+    {
+        var parser = new Microsoft.SqlServer.TransactSql.ScriptDom.TSql160Parser(initialQuotedIdentifiers: true);
+        parser.Parse(new System.IO.StringReader(sql), out var errors);
+        Assert.That(errors, Is.Empty, () => string.Join("; ", errors.Select(e => $"line {e.Line}: {e.Message}")) + "\n" + sql);
+    }
+
+    private static string InnerDynamicSql(string sql)
+    {
+        var start = sql.IndexOf("EXEC(N'", StringComparison.Ordinal) + "EXEC(N'".Length;
+        var end = start;
+        while (!(sql[end] == '\'' && sql[end + 1] != '\''))
+            end += sql[end] == '\'' ? 2 : 1;
+        return sql[start..end].Replace("''", "'", StringComparison.Ordinal);
+    }
+
+    [Test]
+    public void Health_and_position_queries_are_valid_T_SQL_with_a_permission_fallback()
+    {
+        foreach (var query in new[] { SqlServerDialect.Instance.HealthProbeQuery!, SqlServerDialect.Instance.WritePositionQuery! })
+        {
+            AssertParses(query);
+            AssertParses(InnerDynamicSql(query));
+            Assert.That(query, Does.Contain("HAS_PERMS_BY_NAME(NULL, NULL, 'VIEW SERVER STATE')"), "without the permission the probe still answers");
+            Assert.That(InnerDynamicSql(query), Does.Contain("sys.dm_hadr_database_replica_states").And.Contain("is_local = 1"));
+        }
+
+        Assert.That(SqlServerDialect.Instance.HealthProbeQuery, Does.Contain("DATABASEPROPERTYEX(DB_NAME(), 'Updateability')"), "the role comes from the database's updateability");
+        Assert.That(SqlServerDialect.Instance.ReplayPositionQuery, Is.EqualTo(SqlServerDialect.Instance.WritePositionQuery));
+    }
+
     [Test]
     public void Misroute_signal_is_only_sql_errors()
         => Assert.That(SqlServerDialect.Instance.IsReadOnlyViolation(new InvalidOperationException("3906")), Is.False);

@@ -1,0 +1,282 @@
+using System;
+using System.Linq;
+using System.Threading.Tasks;
+using NUnit.Framework;
+using RwSplit.Routing;
+using RwSplit.Tests.Fakes;
+using RwSplit.Topology;
+
+namespace RwSplit.Tests.Core;
+
+/// <summary>
+/// The topology monitor's logic over scripted probe answers: lag from positions and replay times, ejection and
+/// re-admission, failover detection, and read-your-writes by position and by time window (the SQL Server fallback).
+/// </summary>
+public sealed class MonitorTests
+{
+    private FakeServer _primary = null!;
+    private FakeServer _replica1 = null!;
+    private FakeServer _replica2 = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _primary = FakeServer.Create("mon-primary");
+        _replica1 = FakeServer.Create("mon-replica1");
+        _replica2 = FakeServer.Create("mon-replica2");
+        _primary.ProbeRow = new object?[] { false, 1000L, null, "cluster-a" };
+        _replica1.ProbeRow = new object?[] { true, 1000L, 0.0, "cluster-a" };
+        _replica2.ProbeRow = new object?[] { true, 1000L, 0.0, "cluster-a" };
+    }
+
+    private RwSplitDataSource Create(Action<RwSplitOptions>? configure = null) => RwSplitDataSource.Create(o =>
+    {
+        o.UseDialect(FakeDialect.Monitored);
+        o.Primary = $"Server={_primary.Name}";
+        o.Replicas.Add($"Server={_replica1.Name}");
+        o.Replicas.Add($"Server={_replica2.Name}");
+        o.HealthCheckInterval = TimeSpan.FromMinutes(10); // rounds run only when the test asks
+        o.MaxReplicaLag = TimeSpan.FromSeconds(2);
+        o.ReadmitAfterHealthyProbes = 3;
+        configure?.Invoke(o);
+    });
+
+    [Test]
+    public async Task Lag_is_zero_when_caught_up_else_the_time_since_the_last_replayed_commit()
+    {
+        await using var dataSource = Create();
+        _replica1.ProbeRow = new object?[] { true, 1000L, 50.0, "cluster-a" }; // idle: old commit, but nothing to replay
+        _replica2.ProbeRow = new object?[] { true, 900L, 1.5, "cluster-a" };
+        await dataSource.RefreshTopologyAsync();
+        var topology = dataSource.GetTopology();
+        Assert.That(topology[1].ReplicationLag, Is.EqualTo(TimeSpan.Zero));
+        Assert.That(topology[1].PositionLag, Is.Zero);
+        Assert.That(topology[2].ReplicationLag, Is.EqualTo(TimeSpan.FromSeconds(1.5)));
+        Assert.That(topology[2].PositionLag, Is.EqualTo(100));
+        Assert.That(topology.Skip(1).All(t => t.IsAvailable), Is.True);
+        Assert.That(topology[0].ObservedRole, Is.EqualTo(EndpointRole.Primary));
+        Assert.That(topology[0].Latency, Is.Not.Null);
+    }
+
+    [Test]
+    public async Task Lagging_replica_is_ejected_and_readmitted_after_three_healthy_probes()
+    {
+        await using var dataSource = Create(o => o.Consistency = ReadConsistency.Eventual);
+        _replica2.ProbeRow = new object?[] { true, 500L, 5.0, "cluster-a" };
+        await dataSource.RefreshTopologyAsync();
+        Assert.That(dataSource.GetTopology()[2].IsAvailable, Is.False);
+
+        await using (var connection = await dataSource.OpenConnectionAsync())
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                await using var fresh = await dataSource.OpenConnectionAsync();
+                await using var command = fresh.CreateCommand();
+                command.CommandText = "SELECT 1";
+                Assert.That(await command.ExecuteScalarAsync(), Is.EqualTo(_replica1.Name), "reads avoid the lagging replica");
+            }
+        }
+
+        _replica2.ProbeRow = new object?[] { true, 1000L, 0.0, "cluster-a" };
+        await dataSource.RefreshTopologyAsync();
+        await dataSource.RefreshTopologyAsync();
+        Assert.That(dataSource.GetTopology()[2].IsAvailable, Is.False, "two good probes are not enough");
+        await dataSource.RefreshTopologyAsync();
+        Assert.That(dataSource.GetTopology()[2].IsAvailable, Is.True, "the third re-admits");
+    }
+
+    [Test]
+    public async Task Unreachable_replica_is_ejected_by_the_probe()
+    {
+        await using var dataSource = Create();
+        _replica1.OpenFailure = new ReadOnlyViolationException();
+        await dataSource.RefreshTopologyAsync();
+        var status = dataSource.GetTopology()[1];
+        Assert.That(status.IsAvailable, Is.False);
+        Assert.That(status.IsReachable, Is.False);
+        Assert.That(status.LastError, Does.Contain("read-only"));
+    }
+
+    [Test]
+    public async Task Failover_is_detected_when_the_primary_is_gone_and_one_replica_reports_primary()
+    {
+        await using var dataSource = Create();
+        await dataSource.RefreshTopologyAsync();
+        Assert.That(dataSource.CurrentPrimaryAddress.Host, Is.EqualTo(_primary.Name));
+
+        _primary.OpenFailure = new ReadOnlyViolationException();
+        _primary.ProbeRow = null;
+        _replica2.ProbeRow = new object?[] { false, 2000L, null, "cluster-a" };
+        await dataSource.RefreshTopologyAsync();
+        Assert.That(dataSource.CurrentPrimaryAddress.Host, Is.EqualTo(_replica2.Name));
+        Assert.That(dataSource.GetTopology()[2].IsAvailable, Is.False, "the promoted replica takes no replica reads");
+
+        await using var connection = await dataSource.OpenConnectionAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "DELETE FROM t";
+        Assert.That(await command.ExecuteScalarAsync(), Is.EqualTo(_replica2.Name), "writes go to the new primary");
+    }
+
+    [Test]
+    public async Task Two_servers_claiming_primary_do_not_trigger_a_failover()
+    {
+        await using var dataSource = Create();
+        _primary.OpenFailure = new ReadOnlyViolationException();
+        _replica1.ProbeRow = new object?[] { false, 2000L, null, "cluster-a" };
+        _replica2.ProbeRow = new object?[] { false, 2000L, null, "cluster-a" };
+        await dataSource.RefreshTopologyAsync();
+        Assert.That(dataSource.CurrentPrimaryAddress.Host, Is.EqualTo(_primary.Name));
+    }
+
+    [Test]
+    public async Task Read_your_writes_by_position_polls_a_replica_until_it_has_the_write()
+    {
+        await using var dataSource = Create(o => o.ReadYourWritesTimeout = TimeSpan.FromSeconds(1));
+        await dataSource.RefreshTopologyAsync();
+        await using var connection = await dataSource.OpenConnectionAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "INSERT INTO t VALUES (1)";
+        await command.ExecuteScalarAsync();
+
+        // The primary is at 1500 after the write; replica 1 has replayed it, replica 2 has not.
+        _primary.Position = 1500;
+        _replica1.Position = 1500;
+        _replica2.Position = 1200;
+        command.CommandText = "SELECT 1";
+        var ranOn = await command.ExecuteScalarAsync();
+        Assert.That(ranOn, Is.EqualTo(_replica1.Name).Or.EqualTo(_primary.Name));
+        Assert.That(_primary.Journal.Any(c => c.Text == FakeDialect.WritePosition), Is.True, "the watermark came from the primary");
+        Assert.That(ranOn, Is.Not.EqualTo(_replica2.Name), "never the replica behind the write");
+
+        // A token carries the watermark.
+        var token = ConsistencyToken.Parse((await connection.GetConsistencyTokenAsync())!);
+        Assert.That(token.Position, Is.EqualTo(1500));
+        Assert.That(token.IdentityHash, Is.EqualTo(ConsistencyToken.HashIdentity("cluster-a")));
+    }
+
+    [Test]
+    public async Task Read_your_writes_waits_then_falls_back_to_the_primary_when_no_replica_catches_up()
+    {
+        await using var dataSource = Create(o => o.ReadYourWritesTimeout = TimeSpan.FromMilliseconds(50));
+        await dataSource.RefreshTopologyAsync();
+        await using var connection = await dataSource.OpenConnectionAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "INSERT INTO t VALUES (1)";
+        await command.ExecuteScalarAsync();
+        _primary.Position = 5000;
+        _replica1.Position = 1000;
+        _replica2.Position = 1000;
+        command.CommandText = "SELECT 1";
+        Assert.That(await command.ExecuteScalarAsync(), Is.EqualTo(_primary.Name));
+        Assert.That(command.LastDecision?.Reason, Is.EqualTo(RoutingReason.ReadYourWrites));
+        var polls = _replica1.Journal.Concat(_replica2.Journal).Count(c => c.Text == FakeDialect.ReplayPosition);
+        Assert.That(polls, Is.GreaterThan(1), "it polled a replica while waiting");
+    }
+
+    [Test]
+    public async Task Read_your_writes_by_time_window_when_positions_are_unknown()
+    {
+        // SQL Server without VIEW SERVER STATE: no positions, only the replicas' time lag.
+        _primary.ProbeRow = new object?[] { false, null, null, null };
+        _replica1.ProbeRow = new object?[] { true, null, 0.2, null };
+        _replica2.ProbeRow = new object?[] { true, null, 30.0, null };
+        _primary.Position = null;
+        await using var dataSource = Create(o =>
+        {
+            o.MaxReplicaLag = TimeSpan.FromMinutes(5);
+            o.ReadYourWritesTimeout = TimeSpan.Zero;
+        });
+        await dataSource.RefreshTopologyAsync();
+        await using var connection = await dataSource.OpenConnectionAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "INSERT INTO t VALUES (1)";
+        await command.ExecuteScalarAsync();
+        command.CommandText = "SELECT 1";
+        Assert.That(await command.ExecuteScalarAsync(), Is.EqualTo(_primary.Name), "no probe since the write: nothing proves a replica has it");
+
+        await Task.Delay(300);
+        await dataSource.RefreshTopologyAsync(); // replica 1's data is now newer than the write (lag 0.2 s < 0.3 s ago)
+        Assert.That(await command.ExecuteScalarAsync(), Is.EqualTo(_replica1.Name), "the replica whose lag is shorter than the time since the write");
+    }
+
+    [Test]
+    public async Task Fallback_budget_throws_when_configured_and_no_replica_qualifies()
+    {
+        _replica1.ProbeRow = null;
+        _replica1.OpenFailure = new ReadOnlyViolationException();
+        _replica2.ProbeRow = null;
+        _replica2.OpenFailure = new ReadOnlyViolationException();
+        await using var dataSource = Create(o =>
+        {
+            o.FallbackReadLimit = 0;
+            o.FallbackOverflow = FallbackOverflow.Throw;
+            o.Consistency = ReadConsistency.Eventual;
+        });
+        await dataSource.RefreshTopologyAsync();
+        await using var connection = await dataSource.OpenConnectionAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT 1";
+        var ex = Assert.ThrowsAsync<RwSplitException>(async () => await command.ExecuteScalarAsync());
+        Assert.That(ex!.Error, Is.EqualTo(RwSplitError.FallbackLimitReached));
+        Assert.That(ex.Message, Does.Contain("FallbackReadLimit"));
+        Assert.That(_primary.Journal.Any(c => c.Text == "SELECT 1"), Is.False, "nothing reached the primary");
+
+        command.CommandText = "DELETE FROM t";
+        Assert.That(await command.ExecuteScalarAsync(), Is.EqualTo(_primary.Name), "writes are not subject to the read budget");
+    }
+
+    [Test]
+    public async Task Fallback_budget_waits_for_a_slot_then_fails_after_the_timeout()
+    {
+        _replica1.OpenFailure = new ReadOnlyViolationException();
+        _replica2.OpenFailure = new ReadOnlyViolationException();
+        await using var dataSource = Create(o =>
+        {
+            o.FallbackReadLimit = 0;
+            o.FallbackWaitTimeout = TimeSpan.FromMilliseconds(100);
+            o.Consistency = ReadConsistency.Eventual;
+        });
+        await dataSource.RefreshTopologyAsync();
+        await using var connection = await dataSource.OpenConnectionAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT 1";
+        var started = DateTime.UtcNow;
+        var ex = Assert.ThrowsAsync<RwSplitException>(async () => await command.ExecuteScalarAsync());
+        Assert.That(ex!.Error, Is.EqualTo(RwSplitError.FallbackLimitReached));
+        Assert.That(DateTime.UtcNow - started, Is.GreaterThanOrEqualTo(TimeSpan.FromMilliseconds(90)), "it waited for a slot first");
+    }
+
+    [Test]
+    public async Task Reads_fall_back_to_the_primary_within_the_budget()
+    {
+        _replica1.OpenFailure = new ReadOnlyViolationException();
+        _replica2.OpenFailure = new ReadOnlyViolationException();
+        await using var dataSource = Create(o => o.Consistency = ReadConsistency.Eventual);
+        await dataSource.RefreshTopologyAsync();
+        for (var i = 0; i < 40; i++) // more than the default limit of 32, sequentially: slots are returned
+        {
+            await using var connection = await dataSource.OpenConnectionAsync();
+            await using var command = connection.CreateCommand();
+            command.CommandText = "SELECT 1";
+            Assert.That(await command.ExecuteScalarAsync(), Is.EqualTo(_primary.Name));
+            Assert.That(command.LastDecision?.Reason, Is.EqualTo(RoutingReason.NoReplicaAvailable));
+        }
+    }
+
+    [Test]
+    public async Task A_read_whose_replica_connection_broke_is_retried_elsewhere()
+    {
+        await using var dataSource = Create(o => o.Consistency = ReadConsistency.Eventual);
+        await dataSource.RefreshTopologyAsync();
+        await using var connection = await dataSource.OpenConnectionAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT 1";
+        var first = (string)(await command.ExecuteScalarAsync())!;
+        var broken = first == _replica1.Name ? _replica1 : _replica2;
+        var other = first == _replica1.Name ? _replica2 : _replica1;
+
+        ((FakeConnection)connection.CurrentReplicaConnection!).Close(); // the server went away under the session
+        Assert.That(await command.ExecuteScalarAsync(), Is.EqualTo(other.Name), "retried on the other replica");
+        Assert.That(dataSource.GetTopology()[broken == _replica1 ? 1 : 2].IsAvailable, Is.False, "the failed replica is ejected at once");
+    }
+}
