@@ -29,6 +29,7 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
     private RwSplitConnection? _ownedConnection;
     private RouteTarget _target;
     private ReadConsistency? _consistency;
+    private TimeSpan? _maxStaleness;
 
     // Facts of the last text routed: re-executing the same command skips even the cache lookup.
     private string? _factsText;
@@ -161,6 +162,20 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
         set => _consistency = value is null || Enum.IsDefined(value.Value)
             ? value
             : throw new ArgumentOutOfRangeException(nameof(value), value, "Use Eventual, ReadYourWrites or Strong.");
+    }
+
+    /// <summary>
+    /// Bounded staleness for this command: as a read it may run on any replica at most this far behind the primary (as
+    /// measured by the topology monitor), even after the session wrote and whatever the consistency; when no replica is
+    /// that fresh, it runs on the primary. <see langword="null"/> (the default): the connection's consistency decides,
+    /// or an enclosing <see cref="RwSplitScope.AllowStaleness"/> scope.
+    /// </summary>
+    public TimeSpan? MaxStaleness
+    {
+        get => _maxStaleness;
+        set => _maxStaleness = value is null || value > TimeSpan.Zero
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(value), value, "MaxStaleness must be positive, or null.");
     }
 
     /// <summary>Where the last execution (or preparation) of this command went and why; <see langword="null"/> before the first.</summary>
@@ -377,6 +392,13 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
         var dataSource = connection.DataSourceOrThrow;
         var facts = await GetFactsAsync(dataSource, async, cancellationToken).ConfigureAwait(false);
         var consistency = _consistency ?? connection.Consistency;
+        var staleness = _maxStaleness ?? RwSplitScope.MaxStaleness;
+        var fresh = ulong.MaxValue;
+        if (staleness is { } bound)
+        {
+            consistency = ReadConsistency.Eventual; // the caller bounded staleness explicitly
+            fresh = dataSource.ReplicasWithin(bound);
+        }
 
         var waited = false;
         while (true)
@@ -386,7 +408,7 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
             var readYourWrites = consistency == ReadConsistency.ReadYourWrites && session.HasWritten && MayRunOnReplica(facts, session);
             if (readYourWrites)
                 caughtUp = await connection.CaughtUpReplicasAsync(async, cancellationToken).ConfigureAwait(false);
-            var topology = dataSource.Snapshot(caughtUp);
+            var topology = dataSource.Snapshot(caughtUp, fresh);
             var ticket = session.CurrentReplica < 0 ? dataSource.NextBalancerTicket() : 0;
             var decision = Router.Route(facts, session, consistency, topology, ticket);
 
@@ -565,6 +587,7 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
             _transaction = _transaction,
             _target = _target,
             _consistency = _consistency,
+            _maxStaleness = _maxStaleness,
         };
         foreach (DbParameter parameter in _inner.Parameters)
         {

@@ -273,7 +273,7 @@ public sealed class RwSplitDataSource : DbDataSource
         => ReferenceEquals(Interlocked.CompareExchange(ref _currentPrimary, promoted, expected), expected);
 
     /// <summary>The replicas routing may choose from now, with the load data balancing needs.</summary>
-    internal TopologySnapshot Snapshot(ulong caughtUp = ulong.MaxValue)
+    internal TopologySnapshot Snapshot(ulong caughtUp = ulong.MaxValue, ulong fresh = ulong.MaxValue)
     {
         var now = Stopwatch.GetTimestamp();
         ulong mask = 0;
@@ -284,7 +284,23 @@ public sealed class RwSplitDataSource : DbDataSource
                 mask |= 1UL << i;
         }
 
-        return new TopologySnapshot(_replicas.Length, mask, caughtUp, Balancing, _replicas);
+        return new TopologySnapshot(_replicas.Length, mask & fresh, caughtUp, Balancing, _replicas);
+    }
+
+    /// <summary>Replicas whose measured lag is at most <paramref name="staleness"/> (unknown lag does not qualify).</summary>
+    internal ulong ReplicasWithin(TimeSpan staleness)
+    {
+        if (!HealthMonitoring)
+            return 0;
+        ulong mask = 0;
+        var limit = staleness.TotalSeconds;
+        for (var i = 0; i < _replicas.Length; i++)
+        {
+            if (_replicas[i].LagSeconds is { } lag && lag <= limit)
+                mask |= 1UL << i;
+        }
+
+        return mask;
     }
 
     /// <summary>

@@ -17,7 +17,7 @@ namespace RwSplit.Routing;
 /// </example>
 public static class RwSplitScope
 {
-    private static readonly AsyncLocal<ScopeFlags> Current = new();
+    private static readonly AsyncLocal<State?> Current = new();
 
     [Flags]
     private enum ScopeFlags
@@ -28,14 +28,17 @@ public static class RwSplitScope
     }
 
     /// <summary>Whether a <see cref="ForcePrimary"/> scope is active in this async context.</summary>
-    public static bool IsForcePrimary => (Current.Value & ScopeFlags.ForcePrimary) != 0;
+    public static bool IsForcePrimary => (Current.Value?.Flags & ScopeFlags.ForcePrimary) is ScopeFlags.ForcePrimary;
 
     /// <summary>Whether a <see cref="PreventWrites"/> scope is active in this async context.</summary>
-    public static bool IsPreventWrites => (Current.Value & ScopeFlags.PreventWrites) != 0;
+    public static bool IsPreventWrites => (Current.Value?.Flags & ScopeFlags.PreventWrites) is ScopeFlags.PreventWrites;
+
+    /// <summary>The staleness an <see cref="AllowStaleness"/> scope allows here, or <see langword="null"/>.</summary>
+    public static TimeSpan? MaxStaleness => Current.Value?.MaxStaleness;
 
     /// <summary>Sends every statement, reads included, to the primary until the returned scope is disposed.</summary>
     /// <returns>The scope; dispose it to restore the previous behaviour.</returns>
-    public static IDisposable ForcePrimary() => Push(ScopeFlags.ForcePrimary);
+    public static IDisposable ForcePrimary() => Push(ScopeFlags.ForcePrimary, null);
 
     /// <summary>
     /// Refuses, with an <see cref="RwSplitException"/> thrown before anything is sent, every statement that writes or that
@@ -43,21 +46,36 @@ public static class RwSplitScope
     /// until the returned scope is disposed. Use it to guard code paths that must stay read-only.
     /// </summary>
     /// <returns>The scope; dispose it to restore the previous behaviour.</returns>
-    public static IDisposable PreventWrites() => Push(ScopeFlags.PreventWrites);
+    public static IDisposable PreventWrites() => Push(ScopeFlags.PreventWrites, null);
 
-    private static Restore Push(ScopeFlags flag)
+    /// <summary>
+    /// Bounded staleness: reads in the scope may run on any replica at most <paramref name="maxStaleness"/> behind the
+    /// primary (as the topology monitor measures it), even after this session wrote and whatever the consistency mode.
+    /// When no replica is that fresh, they run on the primary. Writes, transactions and pinned sessions are unaffected.
+    /// </summary>
+    /// <param name="maxStaleness">How far behind a replica may be; positive.</param>
+    /// <returns>The scope; dispose it to restore the previous behaviour.</returns>
+    public static IDisposable AllowStaleness(TimeSpan maxStaleness)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(maxStaleness, TimeSpan.Zero);
+        return Push(ScopeFlags.None, maxStaleness);
+    }
+
+    private static Restore Push(ScopeFlags flag, TimeSpan? staleness)
     {
         var previous = Current.Value;
-        Current.Value = previous | flag;
+        Current.Value = new State((previous?.Flags ?? ScopeFlags.None) | flag, staleness ?? previous?.MaxStaleness);
         return new Restore(previous);
     }
 
+    private sealed record State(ScopeFlags Flags, TimeSpan? MaxStaleness);
+
     private sealed class Restore : IDisposable
     {
-        private readonly ScopeFlags _previous;
+        private readonly State? _previous;
         private bool _disposed;
 
-        public Restore(ScopeFlags previous) => _previous = previous;
+        public Restore(State? previous) => _previous = previous;
 
         public void Dispose()
         {

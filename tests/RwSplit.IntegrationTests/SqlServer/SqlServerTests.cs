@@ -121,4 +121,29 @@ public sealed class SqlServerTests
         Assert.That(command.LastDecision?.Reason, Is.EqualTo(RoutingReason.LocalTransaction));
         transaction.Rollback();
     }
+
+    [Test]
+    public async Task Monitor_reads_roles_and_lag_from_the_availability_group()
+    {
+        RequireReplica();
+        await using var dataSource = Create();
+        await dataSource.RefreshTopologyAsync();
+        var topology = dataSource.GetTopology();
+        Assert.That(topology[0].ObservedRole, Is.EqualTo(Topology.EndpointRole.Primary), topology[0].ToString());
+        Assert.That(topology[1].ObservedRole, Is.EqualTo(Topology.EndpointRole.Replica), topology[1].ToString());
+        Assert.That(topology[1].IsReachable, Is.True);
+        TestContext.Out.WriteLine(string.Join(Environment.NewLine, topology));
+
+        // Read-your-writes: a write, then a read that must see it (a caught-up secondary or the primary).
+        await using var connection = await dataSource.OpenConnectionAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "IF OBJECT_ID('dbo.rwsplit_probe') IS NULL CREATE TABLE dbo.rwsplit_probe (id uniqueidentifier PRIMARY KEY)";
+        await command.ExecuteNonQueryAsync();
+        var id = Guid.NewGuid();
+        command.CommandText = "INSERT dbo.rwsplit_probe VALUES (@id)";
+        command.Parameters.Add(new SqlParameter("@id", id));
+        await command.ExecuteNonQueryAsync();
+        command.CommandText = "SELECT COUNT(*) FROM dbo.rwsplit_probe WHERE id = @id";
+        Assert.That(await command.ExecuteScalarAsync(), Is.EqualTo(1));
+    }
 }

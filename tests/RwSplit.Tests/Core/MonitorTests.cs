@@ -279,4 +279,43 @@ public sealed class MonitorTests
         Assert.That(await command.ExecuteScalarAsync(), Is.EqualTo(other.Name), "retried on the other replica");
         Assert.That(dataSource.GetTopology()[broken == _replica1 ? 1 : 2].IsAvailable, Is.False, "the failed replica is ejected at once");
     }
+
+    [Test]
+    public async Task Bounded_staleness_reads_a_fresh_enough_replica_even_after_a_write()
+    {
+        _replica1.ProbeRow = new object?[] { true, 900L, 0.5, "cluster-a" };
+        _replica2.ProbeRow = new object?[] { true, 800L, 5.0, "cluster-a" };
+        await using var dataSource = Create(o =>
+        {
+            o.MaxReplicaLag = TimeSpan.FromSeconds(30);
+            o.ReadYourWritesTimeout = TimeSpan.Zero;
+        });
+        await dataSource.RefreshTopologyAsync();
+        await using var connection = await dataSource.OpenConnectionAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "INSERT INTO t VALUES (1)";
+        await command.ExecuteScalarAsync();
+        _primary.Position = 1000;
+
+        command.CommandText = "SELECT 1";
+        Assert.That(await command.ExecuteScalarAsync(), Is.EqualTo(_primary.Name), "read-your-writes: no replica has the write");
+
+        command.MaxStaleness = TimeSpan.FromSeconds(1);
+        Assert.That(await command.ExecuteScalarAsync(), Is.EqualTo(_replica1.Name), "1 s of staleness allowed: the replica 0.5 s behind");
+        command.MaxStaleness = TimeSpan.FromMilliseconds(100);
+        Assert.That(await command.ExecuteScalarAsync(), Is.EqualTo(_primary.Name), "no replica is within 100 ms");
+        command.MaxStaleness = null;
+
+        using (RwSplitScope.AllowStaleness(TimeSpan.FromSeconds(10)))
+        {
+            await using var fresh = await dataSource.OpenConnectionAsync();
+            fresh.Consistency = ReadConsistency.Strong;
+            await using var read = fresh.CreateCommand();
+            read.CommandText = "SELECT 1";
+            Assert.That(await read.ExecuteScalarAsync(), Is.Not.EqualTo(_primary.Name), "the scope relaxes even Strong for reads");
+        }
+
+        Assert.That(RwSplitScope.MaxStaleness, Is.Null);
+        Assert.Throws<ArgumentOutOfRangeException>(() => command.MaxStaleness = TimeSpan.Zero);
+    }
 }
