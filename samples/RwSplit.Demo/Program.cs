@@ -159,6 +159,12 @@ foreach (var (server, count) in perServer.OrderBy(p => p.Key, StringComparer.Ord
     Console.WriteLine($"  {server,-40} {count,5}");
 
 Console.WriteLine();
+Console.WriteLine("Topology as the health monitor sees it:");
+await dataSource.RefreshTopologyAsync();
+foreach (var status in dataSource.GetTopology())
+    Console.WriteLine($"  {status}");
+
+Console.WriteLine();
 Console.WriteLine(mismatches == 0
     ? "Every statement ran on the server RwSplit chose (checked with inet_server_port())."
     : $"{mismatches} statement(s) ran somewhere other than RwSplit's decision!");
