@@ -552,6 +552,7 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
         RoutingReason.ForcePrimaryScope => "force_primary_scope",
         RoutingReason.StrongConsistency => "strong_consistency",
         RoutingReason.ReadYourWrites => "read_your_writes",
+        RoutingReason.CaughtUpReplica => "caught_up_replica",
         RoutingReason.NoReplicaAvailable => "no_replica_available",
         RoutingReason.WriteBlocked => "write_blocked",
         _ => "other",

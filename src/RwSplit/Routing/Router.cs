@@ -58,7 +58,9 @@ internal static class Router
                 return RoutingDecision.ToPrimary(RoutingReason.ReadYourWrites);
         }
 
-        var reason = facts.Kind == StatementKind.Unknown ? RoutingReason.ReplicaHint : facts.Cause;
+        var reason = facts.Kind == StatementKind.Unknown ? RoutingReason.ReplicaHint
+            : consistency == ReadConsistency.ReadYourWrites && session.HasWritten && facts.Cause == RoutingReason.Read && session.CommandTarget != RouteTarget.Replica ? RoutingReason.CaughtUpReplica
+            : facts.Cause;
 
         // Stay on the replica this session already uses: one physical connection per role, session settings intact.
         if (session.CurrentReplica >= 0 && (usable & (1UL << session.CurrentReplica)) != 0)

@@ -62,4 +62,7 @@ public enum RoutingReason
 
     /// <summary>A <see cref="RwSplitScope.PreventWrites"/> scope refused a statement that writes or might write.</summary>
     WriteBlocked,
+
+    /// <summary>Read-your-writes: a replica known to have replayed this session's writes.</summary>
+    CaughtUpReplica,
 }

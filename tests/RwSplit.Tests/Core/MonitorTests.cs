@@ -29,7 +29,14 @@ public sealed class MonitorTests
         _replica2.ProbeRow = new object?[] { true, 1000L, 0.0, "cluster-a" };
     }
 
-    private RwSplitDataSource Create(Action<RwSplitOptions>? configure = null) => RwSplitDataSource.Create(o =>
+    private RwSplitDataSource Create(Action<RwSplitOptions>? configure = null)
+    {
+        var dataSource = CreateUnstarted(configure);
+        dataSource.Monitor!.FirstRound.Wait(); // the monitor's own first round is done: from here rounds run only on request
+        return dataSource;
+    }
+
+    private RwSplitDataSource CreateUnstarted(Action<RwSplitOptions>? configure) => RwSplitDataSource.Create(o =>
     {
         o.UseDialect(FakeDialect.Monitored);
         o.Primary = $"Server={_primary.Name}";
@@ -90,6 +97,7 @@ public sealed class MonitorTests
     {
         await using var dataSource = Create();
         _replica1.OpenFailure = new ReadOnlyViolationException();
+        _replica1.ProbeRow = null; // the open probe connection fails too
         await dataSource.RefreshTopologyAsync();
         var status = dataSource.GetTopology()[1];
         Assert.That(status.IsAvailable, Is.False);

@@ -70,9 +70,9 @@ public sealed class RouterTests
         // Consistency
         yield return Case("strong read → primary", Read, Fresh, S, Two, P(RoutingReason.StrongConsistency));
         yield return Case("RYW read after write, no replica caught up → primary", Read, Fresh with { HasWritten = true }, RYW, new TopologySnapshot(2, 0b11, 0), P(RoutingReason.ReadYourWrites));
-        yield return Case("RYW read after write, replica 1 caught up → replica 1", Read, Fresh with { HasWritten = true }, RYW, new TopologySnapshot(2, 0b11, 0b10), R(1));
+        yield return Case("RYW read after write, replica 1 caught up → replica 1", Read, Fresh with { HasWritten = true }, RYW, new TopologySnapshot(2, 0b11, 0b10), R(1, RoutingReason.CaughtUpReplica));
         yield return Case("RYW read after write, caught-up replica unavailable → primary", Read, Fresh with { HasWritten = true }, RYW, new TopologySnapshot(2, 0b01, 0b10), P(RoutingReason.ReadYourWrites));
-        yield return Case("RYW session replica not caught up → the caught-up one", Read, Fresh with { HasWritten = true, CurrentReplica = 0 }, RYW, new TopologySnapshot(2, 0b11, 0b10), R(1));
+        yield return Case("RYW session replica not caught up → the caught-up one", Read, Fresh with { HasWritten = true, CurrentReplica = 0 }, RYW, new TopologySnapshot(2, 0b11, 0b10), R(1, RoutingReason.CaughtUpReplica));
         yield return Case("RYW caught-up mask ignored before any write", Read, Fresh, RYW, new TopologySnapshot(2, 0b11, 0), R(0));
         yield return Case("eventual ignores the caught-up mask", Read, Fresh with { HasWritten = true }, E, new TopologySnapshot(2, 0b11, 0), R(0));
         yield return Case("RYW read before any write → replica", Read, Fresh, RYW, Two, R(0));
