@@ -71,6 +71,33 @@ public sealed class SqlServerDialect : RwSplitDialect
     /// <inheritdoc />
     public override string? ReplayPositionQuery => WritePositionQuery;
 
+    /// <summary>The database's identity: the availability group database id when there is one, else server and database name.</summary>
+    public override string DatabaseIdentitySql
+        => "SELECT COALESCE(CONVERT(nvarchar(36), group_database_id), CONVERT(nvarchar(128), SERVERPROPERTY('ServerName'))) + N'/' + DB_NAME() FROM sys.databases WHERE database_id = DB_ID()";
+
+    /// <inheritdoc />
+    public override string CreateDecisionTableSql => """
+        IF OBJECT_ID(N'dbo.rwsplit_decisions', N'U') IS NULL
+            CREATE TABLE dbo.rwsplit_decisions (
+                gtrid varchar(200) NOT NULL PRIMARY KEY,
+                outcome char(1) NOT NULL CHECK (outcome IN ('c', 'a', 'h')),
+                coordinator varchar(64) NOT NULL,
+                created datetime2 NOT NULL DEFAULT SYSUTCDATETIME())
+        """;
+
+    /// <inheritdoc />
+    public override string InsertDecisionSql => "INSERT INTO dbo.rwsplit_decisions (gtrid, outcome, coordinator) VALUES (@gtrid, @outcome, @coordinator)";
+
+    /// <inheritdoc />
+    public override string SelectDecisionSql => "SELECT outcome FROM dbo.rwsplit_decisions WHERE gtrid = @gtrid";
+
+    /// <inheritdoc />
+    public override string? PurgeDecisionsSql => "DELETE FROM dbo.rwsplit_decisions WHERE created < DATEADD(day, -@days, SYSUTCDATETIME())";
+
+    /// <inheritdoc />
+    public override bool IsUniqueViolation(Exception exception)
+        => exception is SqlException sql && (sql.Number == 2627 || sql.Number == 2601);
+
     /// <summary>
     /// Creates the connector. The provider's own enlistment is turned off (<c>Enlist=false</c>); a replica without an
     /// explicit <c>ApplicationIntent</c> gets <c>ApplicationIntent=ReadOnly</c>, as availability-group read-only routing

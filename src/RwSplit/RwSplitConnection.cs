@@ -12,6 +12,7 @@ using Microsoft.Extensions.Logging;
 using RwSplit.Diagnostics;
 using RwSplit.Routing;
 using RwSplit.Topology;
+using RwSplit.Transactions;
 using IsolationLevel = System.Data.IsolationLevel;
 
 namespace RwSplit;
@@ -41,10 +42,11 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     private DateTimeOffset _lastWriteUtc;
     private ulong _tokenIdentity;
     private Endpoint? _primaryEndpoint;
+    private RwSplitDistributedTransaction? _distributed;
+    private Branch? _activeBranch;
     private ulong _excludedReplicas;
     private List<string>? _replay;
     private string? _database;
-    private Transaction? _primaryEnlistment;
     private Transaction? _explicitEnlistment;
     private bool _disposed;
     private readonly bool _fromDataSource;
@@ -234,8 +236,9 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
         _excludedReplicas = 0;
         _replay = null;
         _database = null;
-        _primaryEnlistment = null;
         _explicitEnlistment = null;
+        _distributed = null;
+        _activeBranch = null;
     }
 
     /// <inheritdoc />
@@ -318,8 +321,8 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
         ThrowIfNotOpen();
         if (_transaction is not null)
             throw new InvalidOperationException("A transaction is already in progress; nested transactions are not supported (use savepoints).");
-        if (Transaction.Current is not null || _explicitEnlistment is not null)
-            throw new InvalidOperationException("The connection is enlisted in a System.Transactions transaction; a local transaction cannot be started inside it.");
+        if (Transaction.Current is not null || _explicitEnlistment is not null || _distributed is { IsCompleted: false })
+            throw new InvalidOperationException("The connection is enlisted in a distributed (System.Transactions or RwSplit) transaction; a local transaction cannot be started inside it.");
         var primary = await GetPhysicalAsync(RoutingDecision.ToPrimary(RoutingReason.LocalTransaction), async, cancellationToken).ConfigureAwait(false);
         var inner = async
             ? await primary.BeginTransactionAsync(isolationLevel, cancellationToken).ConfigureAwait(false)
@@ -342,6 +345,29 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     {
         ThrowIfNotOpen();
         _explicitEnlistment = transaction;
+    }
+
+    /// <summary>
+    /// Joins an explicit distributed transaction (the async API without <c>TransactionScope</c>): every command then runs
+    /// on this data source's primary inside the transaction's branch for its database, until the transaction ends.
+    /// </summary>
+    /// <param name="transaction">The transaction, or <see langword="null"/> to leave it.</param>
+    public void EnlistDistributedTransaction(RwSplitDistributedTransaction? transaction)
+    {
+        ThrowIfNotOpen();
+        if (transaction is not null && _transaction is not null)
+            throw new InvalidOperationException("The connection has a local transaction: commit or roll it back before joining a distributed transaction.");
+        _distributed = transaction;
+        _activeBranch = null;
+    }
+
+    /// <summary>The distributed transaction commands of this connection run in now, if any.</summary>
+    private DistributedTransaction? CurrentDistributed()
+    {
+        if (_distributed is { } explicitTransaction)
+            return explicitTransaction.IsCompleted ? null : explicitTransaction.Inner;
+        var ambient = _explicitEnlistment ?? Transaction.Current;
+        return ambient is null ? null : TransactionCoordinator.ForAmbient(ambient);
     }
 
     /// <summary>Creates a command bound to this connection.</summary>
@@ -404,7 +430,7 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     internal SessionState GetSessionState(RouteTarget commandTarget) => new()
     {
         InLocalTransaction = _transaction is not null,
-        InAmbientTransaction = _explicitEnlistment is not null || Transaction.Current is not null,
+        InAmbientTransaction = _explicitEnlistment is not null || Transaction.Current is not null || _distributed is { IsCompleted: false },
         Pinned = _pinDetail is not null,
         HasWritten = _hasWritten,
         CurrentReplica = _replica is null ? -1 : _replicaIndex,
@@ -424,6 +450,7 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
 
     internal void MarkWritten()
     {
+        _activeBranch?.MarkWritten();
         _hasWritten = true;
         _writeUnsynced = true;
         _lastWriteUtc = DateTimeOffset.UtcNow;
@@ -646,6 +673,17 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
         DbConnection physical;
         if (decision.Target == RouteTarget.Primary)
         {
+            // Inside a distributed transaction: the transaction's branch for this database, shared by every logical
+            // connection of the transaction (opened with Enlist=false: RwSplit is the one durable participant).
+            if (CurrentDistributed() is { } distributed)
+            {
+                var branch = await distributed.GetBranchAsync(dataSource, async, cancellationToken).ConfigureAwait(false);
+                await branch.UseDatabaseAsync(_database ?? dataSource.PrimaryAddress.Database, async, cancellationToken).ConfigureAwait(false);
+                _activeBranch = branch;
+                return branch.Connection;
+            }
+
+            _activeBranch = null;
             var current = dataSource.CurrentPrimary;
             if (_primary is not null && !ReferenceEquals(_primaryEndpoint, current))
             {
@@ -663,12 +701,6 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
             }
 
             physical = _primary;
-            var ambient = _explicitEnlistment ?? Transaction.Current;
-            if (ambient is not null && !ReferenceEquals(ambient, _primaryEnlistment))
-            {
-                physical.EnlistTransaction(ambient);
-                _primaryEnlistment = ambient;
-            }
         }
         else
         {
@@ -791,7 +823,11 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
 
     /// <summary>The inner transaction to give a provider command that runs on <paramref name="physical"/>.</summary>
     internal DbTransaction? InnerTransactionFor(DbConnection physical)
-        => _transaction is not null && ReferenceEquals(physical, _primary) ? _transaction.InnerTransaction : null;
+    {
+        if (_activeBranch is { } branch && ReferenceEquals(physical, branch.Connection))
+            return branch.Transaction;
+        return _transaction is not null && ReferenceEquals(physical, _primary) ? _transaction.InnerTransaction : null;
+    }
 
     internal void ThrowIfNotOpen()
     {

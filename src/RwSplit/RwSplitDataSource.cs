@@ -10,6 +10,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using RwSplit.Routing;
 using RwSplit.Topology;
+using RwSplit.Transactions;
 
 namespace RwSplit;
 
@@ -90,6 +91,11 @@ public sealed class RwSplitDataSource : DbDataSource
         }
 
         Diagnostics.RwSplitTelemetry.Register(this);
+        Transactions = new DataSourceTransactions(this, options);
+        if (options.LoggerFactory is not null && TransactionCoordinator.Logger is Microsoft.Extensions.Logging.Abstractions.NullLogger)
+            TransactionCoordinator.Logger = Logger;
+        if (Transactions.Enabled)
+            RwSplitRecovery.Register(this);
         if (Dialect.FunctionCatalogQuery is not null)
             _functions = new FunctionCatalog(Dialect, [.. _replicas, Primary], options.ReadOnlyFunctions.ToFrozenSet(StringComparer.OrdinalIgnoreCase), options.FunctionCatalogRefreshInterval, Logger);
     }
@@ -119,6 +125,8 @@ public sealed class RwSplitDataSource : DbDataSource
     internal Endpoint CurrentPrimary => Volatile.Read(ref _currentPrimary);
 
     internal bool HealthMonitoring { get; }
+
+    internal DataSourceTransactions Transactions { get; }
 
     internal ReplicaBalancing Balancing { get; }
 
@@ -368,6 +376,7 @@ public sealed class RwSplitDataSource : DbDataSource
         if (disposing && Interlocked.Exchange(ref _disposed, 1) == 0)
         {
             Diagnostics.RwSplitTelemetry.Unregister(this);
+            RwSplitRecovery.Unregister(this);
             _monitor?.Stop(); // the loop ends on its own and closes its probe connections; DisposeAsync waits for it
             _fallbackSlots?.Dispose();
             Primary.Connector.Dispose();
@@ -385,6 +394,7 @@ public sealed class RwSplitDataSource : DbDataSource
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
             Diagnostics.RwSplitTelemetry.Unregister(this);
+            RwSplitRecovery.Unregister(this);
             if (_monitor is not null)
                 await _monitor.DisposeAsync().ConfigureAwait(false);
             _fallbackSlots?.Dispose();

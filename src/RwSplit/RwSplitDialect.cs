@@ -126,6 +126,69 @@ public abstract class RwSplitDialect
                || exception.InnerException is TimeoutException or System.IO.IOException or System.Net.Sockets.SocketException;
     }
 
+    // ---- Distributed transactions ----
+
+    /// <summary>
+    /// Whether the engine can prepare a transaction and commit it later from any session (PostgreSQL
+    /// <c>PREPARE TRANSACTION</c>). When <see langword="false"/> (SQL Server outside MSDTC), a branch of this engine can only
+    /// be the last resource of a distributed transaction.
+    /// </summary>
+    public virtual bool SupportsTwoPhaseCommit => false;
+
+    /// <summary>Prepares the session's transaction under <paramref name="gid"/> (it survives the session and a restart).</summary>
+    /// <param name="gid">The branch id (letters, digits, <c>:</c> and <c>-</c> only).</param>
+    public virtual string PrepareTransactionSql(string gid) => throw new NotSupportedException($"{SystemName} cannot prepare transactions.");
+
+    /// <summary>Commits a prepared transaction.</summary>
+    /// <param name="gid">The branch id.</param>
+    public virtual string CommitPreparedSql(string gid) => throw new NotSupportedException($"{SystemName} cannot prepare transactions.");
+
+    /// <summary>Rolls back a prepared transaction.</summary>
+    /// <param name="gid">The branch id.</param>
+    public virtual string RollbackPreparedSql(string gid) => throw new NotSupportedException($"{SystemName} cannot prepare transactions.");
+
+    /// <summary>
+    /// Lists RwSplit's prepared transactions of the connected database: rows of (branch id, seconds since prepared).
+    /// Prepared transactions whose id starts with <c>rws:</c>.
+    /// </summary>
+    public virtual string? ListPreparedTransactionsSql => null;
+
+    /// <summary>Returns one integer: how many prepared transactions the server allows (0: prepared transactions are disabled).</summary>
+    public virtual string? MaxPreparedTransactionsSql => null;
+
+    /// <summary>One text value identifying the connected database across processes (same on every connection to it).</summary>
+    public virtual string DatabaseIdentitySql => throw new NotSupportedException($"{SystemName} does not identify databases for distributed transactions.");
+
+    /// <summary>
+    /// Creates the decision table if it does not exist: <c>rwsplit_decisions (gtrid text primary key, outcome char(1):
+    /// 'c' commit or 'a' abort fence, coordinator text, created timestamp)</c>.
+    /// </summary>
+    public virtual string CreateDecisionTableSql => throw new NotSupportedException($"{SystemName} has no decision table.");
+
+    /// <summary>Inserts a decision row; parameters <c>@gtrid</c>, <c>@outcome</c>, <c>@coordinator</c>. Fails on a duplicate key.</summary>
+    public virtual string InsertDecisionSql => "INSERT INTO rwsplit_decisions (gtrid, outcome, coordinator) VALUES (@gtrid, @outcome, @coordinator)";
+
+    /// <summary>Reads a decision; parameter <c>@gtrid</c>; one row with the outcome character, or none.</summary>
+    public virtual string SelectDecisionSql => "SELECT outcome FROM rwsplit_decisions WHERE gtrid = @gtrid";
+
+    /// <summary>Deletes decisions older than <c>@days</c> days (housekeeping).</summary>
+    public virtual string? PurgeDecisionsSql => null;
+
+    /// <summary>Whether <paramref name="exception"/> is a duplicate-key violation (a decision or fence already exists).</summary>
+    /// <param name="exception">The exception.</param>
+    public virtual bool IsUniqueViolation(Exception exception) => false;
+
+    /// <summary>
+    /// The key under which branches share one physical connection: by default the database (one branch per database);
+    /// engines that cannot prepare coalesce every database of one instance into one branch (switching database per command).
+    /// </summary>
+    /// <param name="address">The endpoint.</param>
+    public virtual string BranchKey(EndpointAddress address)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        return SupportsTwoPhaseCommit ? address.ToString() : $"{address.Host}:{address.Port}";
+    }
+
     /// <summary>
     /// Whether <paramref name="exception"/> says that the server refused a statement because it is read-only
     /// (PostgreSQL SQLSTATE 25006, SQL Server error 3906). Such a statement did nothing and can be retried on the primary.

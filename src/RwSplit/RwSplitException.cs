@@ -23,6 +23,12 @@ public enum RwSplitError
 
     /// <summary>The primary changed (failover) while this logical connection used the old one; reopen the connection.</summary>
     PrimaryChanged = 6,
+
+    /// <summary>
+    /// A distributed transaction cannot include this database: prepared transactions disabled, decision table missing,
+    /// the data source not registered for recovery, or a second SQL Server instance.
+    /// </summary>
+    DistributedTransactionUnavailable = 7,
 }
 
 /// <summary>An error raised by RwSplit. The message names the fix; it never contains a password or a full connection string.</summary>

@@ -106,6 +106,29 @@ public sealed class RwSplitOptions
     /// </summary>
     public bool RetryMisroutedWrites { get; set; } = true;
 
+    /// <summary>
+    /// Whether this data source takes part in distributed transactions (<c>TransactionScope</c> or
+    /// <see cref="Transactions.RwSplitDistributedTransaction"/> across several databases) and is registered for crash
+    /// recovery. Default: <see langword="true"/>. When off, joining a distributed transaction is refused.
+    /// </summary>
+    public bool DistributedTransactions { get; set; } = true;
+
+    /// <summary>
+    /// Whether the decision table <c>rwsplit_decisions</c> is created on first use in a database that holds decisions.
+    /// Default: <see langword="true"/>. Turn off where the application may not run DDL, and create it with the script in
+    /// docs/transactions.md.
+    /// </summary>
+    public bool AutoCreateDecisionTable { get; set; } = true;
+
+    /// <summary>
+    /// How long a prepared branch may wait for its decision before recovery aborts it (fence row, then rollback). Must be
+    /// longer than any commit takes. Default: 1 minute. Range: 1 second to 1 day.
+    /// </summary>
+    public TimeSpan RecoveryGracePeriod { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>How often recovery runs (it also runs at start-up). Default: 30 seconds. Range: 1 second to 1 day.</summary>
+    public TimeSpan RecoveryInterval { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>The logger factory. Default: none (no logging). The DI registration takes the container's.</summary>
     public ILoggerFactory? LoggerFactory { get; set; }
 

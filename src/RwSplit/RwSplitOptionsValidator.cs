@@ -79,6 +79,10 @@ public sealed class RwSplitOptionsValidator : IValidateOptions<RwSplitOptions>
             failures.Add($"{prefix}: FallbackOverflow {(int)options.FallbackOverflow} is not a FallbackOverflow value: use Wait or Throw.");
         if (options.FallbackWaitTimeout < TimeSpan.Zero || options.FallbackWaitTimeout > TimeSpan.FromMinutes(10))
             failures.Add($"{prefix}: FallbackWaitTimeout {options.FallbackWaitTimeout} is out of range: use zero to 10 minutes (default 5 seconds).");
+        if (options.RecoveryGracePeriod < TimeSpan.FromSeconds(1) || options.RecoveryGracePeriod > TimeSpan.FromDays(1))
+            failures.Add($"{prefix}: RecoveryGracePeriod {options.RecoveryGracePeriod} is out of range: use 1 second to 1 day (default 1 minute).");
+        if (options.RecoveryInterval < TimeSpan.FromSeconds(1) || options.RecoveryInterval > TimeSpan.FromDays(1))
+            failures.Add($"{prefix}: RecoveryInterval {options.RecoveryInterval} is out of range: use 1 second to 1 day (default 30 seconds).");
         if (string.IsNullOrWhiteSpace(options.Name))
             failures.Add($"{prefix}: Name must not be empty (default \"default\").");
         foreach (var procedure in options.ReadOnlyProcedures)

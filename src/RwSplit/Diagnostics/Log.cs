@@ -52,4 +52,22 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 2008, Level = LogLevel.Warning, Message = "A read on replica {Endpoint} failed before returning rows; retrying it on another server")]
     public static partial void ReadRetried(ILogger logger, EndpointAddress endpoint, Exception exception);
+
+    [LoggerMessage(EventId = 3000, Level = LogLevel.Warning, Message = "COMMIT PREPARED of {BranchId} on {Endpoint} failed after the decision was committed; recovery will commit it")]
+    public static partial void CommitPreparedDeferred(ILogger logger, string branchId, EndpointAddress endpoint, Exception exception);
+
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Warning, Message = "Rolling back {BranchId} on {Endpoint} failed; recovery will roll it back (no decision: presumed abort)")]
+    public static partial void RollbackDeferred(ILogger logger, string branchId, EndpointAddress endpoint, Exception exception);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "Recovery could not resolve {BranchId} on {Database}: {Reason}")]
+    public static partial void RecoveryUnresolved(ILogger logger, string branchId, string database, string reason);
+
+    [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "Recovery could not reach {Endpoint}; its prepared transactions wait for the next pass")]
+    public static partial void RecoveryDatabaseUnreachable(ILogger logger, EndpointAddress endpoint, Exception exception);
+
+    [LoggerMessage(EventId = 3004, Level = LogLevel.Error, Message = "A recovery pass failed")]
+    public static partial void RecoveryPassFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 3005, Level = LogLevel.Warning, Message = "Heuristic resolution by hand: {Action} of {BranchId} on {Endpoint}, without consulting its decision")]
+    public static partial void HeuristicResolution(ILogger logger, string branchId, string action, EndpointAddress endpoint);
 }

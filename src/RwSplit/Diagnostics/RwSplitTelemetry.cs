@@ -49,6 +49,18 @@ public static class RwSplitTelemetry
     internal static readonly Counter<long> FallbackRejections = Meter.CreateCounter<long>(
         "rwsplit.routing.fallback_rejections", unit: "{read}", description: "Reads refused because FallbackReadLimit reads already ran on the primary for want of a replica.");
 
+    /// <summary>Distributed transactions by kind (read_only, one_phase, two_phase, rollback) and outcome (committed, aborted, in_doubt).</summary>
+    internal static readonly Counter<long> Transactions = Meter.CreateCounter<long>(
+        "rwsplit.transactions", unit: "{transaction}", description: "Distributed transactions by kind and outcome.");
+
+    /// <summary>Commit duration of distributed transactions.</summary>
+    internal static readonly Histogram<double> TransactionDuration = Meter.CreateHistogram<double>(
+        "rwsplit.transaction.commit.duration", unit: "ms", description: "Time to run the commit protocol of a distributed transaction.");
+
+    /// <summary>What recovery did to prepared branches (commit, rollback, fence, forced_commit, forced_rollback).</summary>
+    internal static readonly Counter<long> RecoveryActions = Meter.CreateCounter<long>(
+        "rwsplit.recovery.actions", unit: "{branch}", description: "Prepared branches resolved by recovery, by action.");
+
     /// <summary>Writes refused by a prevent-writes scope.</summary>
     internal static readonly Counter<long> WritesBlocked = Meter.CreateCounter<long>(
         "rwsplit.routing.writes_blocked", unit: "{statement}", description: "Statements refused by a PreventWrites scope before they left the process.");
@@ -63,6 +75,10 @@ public static class RwSplitTelemetry
     /// <summary>1 when a replica takes reads, 0 when ejected.</summary>
     internal static readonly ObservableGauge<int> ReplicaAvailable = Meter.CreateObservableGauge(
         "rwsplit.replica.available", ObserveAvailable, unit: "{replica}", description: "1 when the replica is in read rotation, 0 when ejected.");
+
+    /// <summary>Prepared branches the last recovery pass could not resolve (stuck or in doubt).</summary>
+    internal static readonly ObservableGauge<int> Unresolved = Meter.CreateObservableGauge(
+        "rwsplit.recovery.unresolved", () => RwSplit.Transactions.RwSplitRecovery.Unresolved.Count, unit: "{branch}", description: "Prepared branches the last recovery pass could not resolve.");
 
     internal static void Register(RwSplitDataSource dataSource) => DataSources.TryAdd(dataSource, 0);
 

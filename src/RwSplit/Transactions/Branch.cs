@@ -1,0 +1,72 @@
+using System;
+using System.Data.Common;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace RwSplit.Transactions;
+
+/// <summary>The state of one branch of a distributed transaction.</summary>
+internal enum BranchState
+{
+    Active,
+    Prepared,
+    Committed,
+    RolledBack,
+}
+
+/// <summary>
+/// One database's (or, for engines that cannot prepare, one instance's) part of a distributed transaction: one physical
+/// connection to the primary and one local transaction, shared by every logical connection of the transaction.
+/// </summary>
+internal sealed class Branch
+{
+    public Branch(RwSplitDataSource dataSource, string key, int index, DbConnection connection, DbTransaction transaction)
+    {
+        DataSource = dataSource;
+        Key = key;
+        Index = index;
+        Connection = connection;
+        Transaction = transaction;
+        CurrentDatabase = connection.Database;
+    }
+
+    /// <summary>The data source that opened the branch (the first of its key).</summary>
+    public RwSplitDataSource DataSource { get; }
+
+    public string Key { get; }
+
+    public int Index { get; }
+
+    public DbConnection Connection { get; }
+
+    /// <summary>The local transaction; null once prepared or finished.</summary>
+    public DbTransaction? Transaction { get; set; }
+
+    public BranchState State { get; set; }
+
+    /// <summary>Whether any statement that writes (or might) ran in the branch.</summary>
+    public bool Wrote { get; private set; }
+
+    /// <summary>The prepared-transaction id, once prepared.</summary>
+    public string? Gid { get; set; }
+
+    public string CurrentDatabase { get; private set; }
+
+    public RwSplitDialect Dialect => DataSource.Dialect;
+
+    public void MarkWritten() => Wrote = true;
+
+    /// <summary>For branches that span databases of one instance: switches the shared connection's database.</summary>
+    public async ValueTask UseDatabaseAsync(string? database, bool async, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrEmpty(database) || string.Equals(database, CurrentDatabase, StringComparison.Ordinal))
+            return;
+        if (async)
+            await Connection.ChangeDatabaseAsync(database, cancellationToken).ConfigureAwait(false);
+        else
+            Connection.ChangeDatabase(database);
+        CurrentDatabase = database;
+    }
+
+    public override string ToString() => $"branch {Index} ({Key}, {State}{(Wrote ? ", wrote" : "")})";
+}

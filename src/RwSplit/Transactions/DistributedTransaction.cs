@@ -1,0 +1,427 @@
+using System;
+using System.Collections.Generic;
+using System.Data.Common;
+using System.Diagnostics;
+using System.Globalization;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using System.Transactions;
+using Microsoft.Extensions.Logging;
+using RwSplit.Diagnostics;
+
+namespace RwSplit.Transactions;
+
+/// <summary>
+/// One distributed transaction: its branches (one per database, or per instance for engines that cannot prepare) and
+/// the commit protocol — read-only branches drop out, a single writing branch commits locally, several writing branches
+/// commit with two-phase commit whose decision is a row in the last resource's own local transaction:
+/// <list type="number">
+/// <item><description>PREPARE TRANSACTION every writing branch except the last resource;</description></item>
+/// <item><description>insert the decision row in the last resource and commit it — the decision point;</description></item>
+/// <item><description>COMMIT PREPARED the others.</description></item>
+/// </list>
+/// Any failure before the decision rolls everything back (presumed abort). An unknown outcome of the decision's commit
+/// leaves the prepared branches to recovery and reports in-doubt. Branch ids <c>rws:{coordinator}:{gtrid}:{decision
+/// database key}:{branch}</c> name where the decision lives, so recovery needs no local file.
+/// </summary>
+internal sealed class DistributedTransaction
+{
+    private readonly object _gate = new();
+    private readonly Dictionary<string, Branch> _branches = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _branchLock = new(1, 1);
+    private readonly long _deadline;
+    private State _state;
+
+    public DistributedTransaction(TimeSpan timeout)
+    {
+        Gtrid = Guid.NewGuid().ToString("N");
+        _deadline = timeout <= TimeSpan.Zero || timeout == TimeSpan.MaxValue ? long.MaxValue : Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+    }
+
+    private enum State
+    {
+        Active,
+        Committing,
+        Committed,
+        RolledBack,
+        InDoubt,
+    }
+
+    public string Gtrid { get; }
+
+    public bool IsCompleted => _state is State.Committed or State.RolledBack or State.InDoubt;
+
+    internal IReadOnlyCollection<Branch> Branches
+    {
+        get
+        {
+            lock (_gate)
+                return _branches.Values.ToArray();
+        }
+    }
+
+    /// <summary>The branch for a data source's database, opened (connection + BEGIN) on first use.</summary>
+    public async ValueTask<Branch> GetBranchAsync(RwSplitDataSource dataSource, bool async, CancellationToken cancellationToken)
+    {
+        if (!dataSource.Transactions.Enabled)
+        {
+            throw new RwSplitException(
+                RwSplitError.DistributedTransactionUnavailable,
+                $"Data source '{dataSource.Name}' has DistributedTransactions turned off, so it is not registered for recovery and cannot join a distributed transaction: set RwSplitOptions.DistributedTransactions = true.");
+        }
+
+        var key = dataSource.Dialect.BranchKey(dataSource.CurrentPrimaryAddress);
+        lock (_gate)
+        {
+            ThrowIfNotActive();
+            if (_branches.TryGetValue(key, out var existing))
+                return existing;
+        }
+
+        if (async)
+            await _branchLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        else
+            _branchLock.Wait(cancellationToken);
+        try
+        {
+            lock (_gate)
+            {
+                ThrowIfNotActive();
+                if (_branches.TryGetValue(key, out var existing))
+                    return existing;
+            }
+
+            var connection = dataSource.CurrentPrimary.Connector.CreateConnection();
+            try
+            {
+                if (async)
+                    await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+                else
+                    connection.Open();
+                var transaction = async
+                    ? await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false)
+                    : connection.BeginTransaction();
+                lock (_gate)
+                {
+                    ThrowIfNotActive();
+                    var branch = new Branch(dataSource, key, _branches.Count, connection, transaction);
+                    _branches.Add(key, branch);
+                    return branch;
+                }
+            }
+            catch
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
+        }
+        finally
+        {
+            _branchLock.Release();
+        }
+    }
+
+    private void ThrowIfNotActive()
+    {
+        if (_state != State.Active)
+            throw new InvalidOperationException($"The distributed transaction is {_state.ToString().ToLowerInvariant()}: no statement can join it any more. Start a new transaction (or TransactionScope).");
+        if (Stopwatch.GetTimestamp() > _deadline)
+            throw new TransactionAbortedException("The distributed transaction timed out.");
+    }
+
+    /// <summary>Runs the commit protocol. Throws <see cref="TransactionAbortedException"/> or <see cref="TransactionInDoubtException"/>.</summary>
+    public async ValueTask CommitAsync(bool async, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            if (_state != State.Active)
+                throw new InvalidOperationException($"The distributed transaction is already {_state.ToString().ToLowerInvariant()}.");
+            _state = State.Committing;
+        }
+
+        var started = Stopwatch.GetTimestamp();
+        var kind = "two_phase";
+        var outcome = "committed";
+        try
+        {
+            if (Stopwatch.GetTimestamp() > _deadline)
+                throw new TransactionAbortedException("The distributed transaction timed out before it committed; everything was rolled back.");
+            kind = await CommitBranchesAsync(async, cancellationToken).ConfigureAwait(false);
+            _state = State.Committed;
+        }
+        catch (TransactionInDoubtException)
+        {
+            _state = State.InDoubt;
+            outcome = "in_doubt";
+            throw;
+        }
+        catch (Exception ex)
+        {
+            _state = State.RolledBack;
+            outcome = "aborted";
+            await RollbackAllAsync(async).ConfigureAwait(false);
+            if (ex is TransactionAbortedException)
+                throw;
+            throw new TransactionAbortedException($"The distributed transaction was rolled back: {ex.Message}", ex);
+        }
+        finally
+        {
+            await CloseAllAsync(async).ConfigureAwait(false);
+            RwSplitTelemetry.Transactions.Add(1, new KeyValuePair<string, object?>("rwsplit.transaction.kind", kind), new KeyValuePair<string, object?>("rwsplit.transaction.outcome", outcome));
+            RwSplitTelemetry.TransactionDuration.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds, new KeyValuePair<string, object?>("rwsplit.transaction.kind", kind));
+        }
+    }
+
+    private async ValueTask<string> CommitBranchesAsync(bool async, CancellationToken cancellationToken)
+    {
+        var branches = Branches;
+        var writers = branches.Where(b => b.Wrote).ToList();
+
+        // Read-only branches drop out: nothing of theirs needs to be atomic with the rest.
+        foreach (var reader in branches.Where(b => !b.Wrote))
+            await FinishLocalAsync(reader, commit: true, async, cancellationToken).ConfigureAwait(false);
+
+        if (writers.Count == 0)
+            return "read_only";
+        if (writers.Count == 1)
+        {
+            // One writing branch: a plain local commit, nothing logged.
+            await CommitLastResourceAsync(writers[0], async, cancellationToken).ConfigureAwait(false);
+            return "one_phase";
+        }
+
+        var cannotPrepare = writers.Where(b => !b.Dialect.SupportsTwoPhaseCommit).ToList();
+        if (cannotPrepare.Count > 1)
+        {
+            throw new RwSplitException(
+                RwSplitError.DistributedTransactionUnavailable,
+                $"The transaction wrote to {cannotPrepare.Count} SQL Server instances ({string.Join(", ", cannotPrepare.Select(b => b.Key))}); SQL Server cannot prepare a transaction outside MSDTC, so only one instance can take part atomically (as the last resource). Write to one instance per transaction (databases of one instance are fine), or move the other work out of the transaction.");
+        }
+
+        var last = cannotPrepare.Count == 1 ? cannotPrepare[0] : writers[0];
+        var toPrepare = writers.Where(b => !ReferenceEquals(b, last)).ToList();
+
+        // Phase 0: everything that can refuse, refuses now, before anything is prepared.
+        foreach (var branch in toPrepare)
+            await branch.DataSource.Transactions.EnsureCanPrepareAsync(async, cancellationToken).ConfigureAwait(false);
+        await last.DataSource.Transactions.EnsureDecisionTableAsync(async, cancellationToken).ConfigureAwait(false);
+        var decisionKey = await last.DataSource.Transactions.GetKeyAsync(async, cancellationToken).ConfigureAwait(false);
+
+        // Phase 1: prepare.
+        foreach (var branch in toPrepare)
+        {
+            FaultInjection.Hit(FaultInjection.BeforePrepare, branch);
+            branch.Gid = BranchId(decisionKey, branch.Index);
+            await ExecuteAsync(branch.Connection, branch.Dialect.PrepareTransactionSql(branch.Gid), branch.Transaction, async, cancellationToken).ConfigureAwait(false);
+            DisposeLocalTransaction(branch); // PREPARE TRANSACTION ended the session's transaction
+            branch.State = BranchState.Prepared;
+            FaultInjection.Hit(FaultInjection.AfterPrepare, branch);
+        }
+
+        // Phase 2: the decision, in the last resource's own transaction.
+        FaultInjection.Hit(FaultInjection.BeforeDecision, last);
+        var insert = last.Connection.CreateCommand();
+        await using (insert.ConfigureAwait(false))
+        {
+            insert.Transaction = last.Transaction;
+            insert.CommandText = last.Dialect.InsertDecisionSql;
+            AddParameter(insert, "gtrid", Gtrid);
+            AddParameter(insert, "outcome", "c");
+            AddParameter(insert, "coordinator", TransactionCoordinator.CoordinatorId);
+            try
+            {
+                _ = async ? await insert.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) : insert.ExecuteNonQuery();
+            }
+            catch (Exception ex) when (last.Dialect.IsUniqueViolation(ex))
+            {
+                throw new TransactionAbortedException("Recovery fenced this transaction off (it found its branches prepared for longer than RecoveryGracePeriod, with no decision) and rolled it back.", ex);
+            }
+        }
+
+        FaultInjection.Hit(FaultInjection.AfterDecisionInsert, last);
+        await CommitLastResourceAsync(last, async, cancellationToken).ConfigureAwait(false);
+        FaultInjection.Hit(FaultInjection.AfterDecisionCommit, last);
+
+        // Phase 3: the decision is durable; finishing the prepared branches can no longer change the outcome.
+        foreach (var branch in toPrepare)
+        {
+            try
+            {
+                await ExecuteAsync(branch.Connection, branch.Dialect.CommitPreparedSql(branch.Gid!), null, async, cancellationToken).ConfigureAwait(false);
+                branch.State = BranchState.Committed;
+            }
+#pragma warning disable CA1031 // The outcome is decided: recovery commits this branch later; the caller's commit succeeded.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                Log.CommitPreparedDeferred(TransactionCoordinator.Logger, branch.Gid!, branch.DataSource.CurrentPrimaryAddress, ex);
+            }
+
+            FaultInjection.Hit(FaultInjection.BetweenCommitPrepared, branch);
+        }
+
+        FaultInjection.Hit(FaultInjection.AfterCommitPrepared, null);
+        return "two_phase";
+    }
+
+    /// <summary>Commits the branch's local transaction; an unknown outcome (connection lost during COMMIT) is in-doubt.</summary>
+    private async ValueTask CommitLastResourceAsync(Branch branch, bool async, CancellationToken cancellationToken)
+    {
+        var transaction = branch.Transaction ?? throw new InvalidOperationException("The branch has no local transaction.");
+        try
+        {
+            if (async)
+                await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+            else
+                transaction.Commit();
+            FaultInjection.Hit(FaultInjection.DecisionCommitReplyLost, branch);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException && (branch.Connection.State != System.Data.ConnectionState.Open || branch.Dialect.IsConnectionFailure(ex, branch.Connection) || ex is System.IO.IOException))
+        {
+            // The COMMIT may or may not have reached the server: only the database knows.
+            branch.State = BranchState.Committed; // not ours to roll back any more
+            throw new TransactionInDoubtException(
+                $"The connection to {branch.DataSource.CurrentPrimaryAddress} failed while committing the decision of distributed transaction {Gtrid}: it may or may not have committed. Recovery resolves it (prepared branches follow the decision row, or are rolled back after RecoveryGracePeriod if there is none); see RwSplitRecovery.",
+                ex);
+        }
+
+        DisposeLocalTransaction(branch);
+        branch.State = BranchState.Committed;
+    }
+
+    private string BranchId(string decisionKey, int index)
+        => string.Create(CultureInfo.InvariantCulture, $"rws:{TransactionCoordinator.CoordinatorId}:{Gtrid}:{decisionKey}:{index}");
+
+    /// <summary>Rolls back every branch: local ones, and prepared ones (presumed abort: no decision was committed).</summary>
+    public async ValueTask RollbackAsync(bool async)
+    {
+        lock (_gate)
+        {
+            if (_state != State.Active)
+                return;
+            _state = State.RolledBack;
+        }
+
+        try
+        {
+            await RollbackAllAsync(async).ConfigureAwait(false);
+        }
+        finally
+        {
+            await CloseAllAsync(async).ConfigureAwait(false);
+            RwSplitTelemetry.Transactions.Add(1, new KeyValuePair<string, object?>("rwsplit.transaction.kind", "rollback"), new KeyValuePair<string, object?>("rwsplit.transaction.outcome", "aborted"));
+        }
+    }
+
+    private async ValueTask RollbackAllAsync(bool async)
+    {
+        foreach (var branch in Branches)
+        {
+            try
+            {
+                switch (branch.State)
+                {
+                    case BranchState.Active:
+                        await FinishLocalAsync(branch, commit: false, async, CancellationToken.None).ConfigureAwait(false);
+                        break;
+                    case BranchState.Prepared:
+                        await ExecuteAsync(branch.Connection, branch.Dialect.RollbackPreparedSql(branch.Gid!), null, async, CancellationToken.None).ConfigureAwait(false);
+                        branch.State = BranchState.RolledBack;
+                        break;
+                }
+            }
+#pragma warning disable CA1031 // Best effort: a prepared branch left behind is rolled back by recovery (no decision: presumed abort).
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                Log.RollbackDeferred(TransactionCoordinator.Logger, branch.Gid ?? Gtrid, branch.DataSource.CurrentPrimaryAddress, ex);
+            }
+        }
+    }
+
+    private static async ValueTask FinishLocalAsync(Branch branch, bool commit, bool async, CancellationToken cancellationToken)
+    {
+        var transaction = branch.Transaction;
+        if (transaction is null)
+            return;
+        try
+        {
+            if (commit)
+            {
+                if (async)
+                    await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                else
+                    transaction.Commit();
+            }
+            else if (async)
+            {
+                await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                transaction.Rollback();
+            }
+
+            branch.State = commit ? BranchState.Committed : BranchState.RolledBack;
+        }
+        finally
+        {
+            DisposeLocalTransaction(branch);
+        }
+    }
+
+    private static void DisposeLocalTransaction(Branch branch)
+    {
+        var transaction = branch.Transaction;
+        branch.Transaction = null;
+        try
+        {
+            transaction?.Dispose();
+        }
+#pragma warning disable CA1031 // A transaction object of a broken connection may throw on dispose.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+        }
+    }
+
+    private async ValueTask CloseAllAsync(bool async)
+    {
+        foreach (var branch in Branches)
+        {
+            try
+            {
+                DisposeLocalTransaction(branch);
+                if (async)
+                    await branch.Connection.DisposeAsync().ConfigureAwait(false);
+                else
+                    branch.Connection.Dispose();
+            }
+#pragma warning disable CA1031 // Closing a broken connection may throw; it is gone either way.
+            catch (Exception)
+#pragma warning restore CA1031
+            {
+            }
+        }
+    }
+
+    private static async ValueTask ExecuteAsync(DbConnection connection, string sql, DbTransaction? transaction, bool async, CancellationToken cancellationToken)
+    {
+        var command = connection.CreateCommand();
+        await using (command.ConfigureAwait(false))
+        {
+            command.CommandText = sql;
+            command.Transaction = transaction;
+            _ = async ? await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) : command.ExecuteNonQuery();
+        }
+    }
+
+    internal static void AddParameter(DbCommand command, string name, object value)
+    {
+        var parameter = command.CreateParameter();
+        parameter.ParameterName = name;
+        parameter.Value = value;
+        command.Parameters.Add(parameter);
+    }
+}

@@ -1,0 +1,32 @@
+using System;
+
+namespace RwSplit.Transactions;
+
+/// <summary>
+/// Named points of the commit and recovery protocols where tests inject faults (kill the process, cut a connection,
+/// restart a server, slow down). Inert unless a test sets <see cref="Hook"/>: production code pays one null check.
+/// </summary>
+internal static class FaultInjection
+{
+    public const string BeforePrepare = "before-prepare";
+    public const string AfterPrepare = "after-prepare";
+    public const string BeforeDecision = "before-decision";
+    public const string AfterDecisionInsert = "after-decision-insert";
+    public const string DecisionCommitReplyLost = "decision-commit-reply-lost";
+    public const string AfterDecisionCommit = "after-decision-commit";
+    public const string BetweenCommitPrepared = "between-commit-prepared";
+    public const string AfterCommitPrepared = "after-commit-prepared";
+    public const string RecoveryBeforeResolve = "recovery-before-resolve";
+
+    /// <summary>Every named point, in protocol order.</summary>
+    public static readonly string[] All =
+    [
+        BeforePrepare, AfterPrepare, BeforeDecision, AfterDecisionInsert, DecisionCommitReplyLost, AfterDecisionCommit,
+        BetweenCommitPrepared, AfterCommitPrepared,
+    ];
+
+    /// <summary>Called at every point with its name and the branch concerned (null when none).</summary>
+    public static Action<string, object?>? Hook { get; set; }
+
+    public static void Hit(string point, object? branch = null) => Hook?.Invoke(point, branch);
+}

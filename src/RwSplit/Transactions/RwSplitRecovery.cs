@@ -1,0 +1,344 @@
+using System;
+using System.Collections.Concurrent;
+using System.Collections.Generic;
+using System.Data.Common;
+using System.Globalization;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using RwSplit.Diagnostics;
+
+namespace RwSplit.Transactions;
+
+/// <summary>A prepared branch recovery could not resolve, and why.</summary>
+/// <param name="BranchId">The prepared transaction's id (<c>rws:…</c>).</param>
+/// <param name="Database">Where it is prepared (free of secrets).</param>
+/// <param name="Age">How long it has been prepared.</param>
+/// <param name="Reason">Why it is not resolved yet.</param>
+public sealed record UnresolvedTransaction(string BranchId, string Database, TimeSpan Age, string Reason);
+
+/// <summary>What one recovery pass did.</summary>
+/// <param name="Committed">Prepared branches committed because their decision says commit.</param>
+/// <param name="RolledBack">Prepared branches rolled back (an abort fence, or no decision).</param>
+/// <param name="Fenced">Transactions recovery decided to abort by writing a fence row.</param>
+/// <param name="Unresolved">Branches left for a later pass.</param>
+public sealed record RecoveryResult(int Committed, int RolledBack, int Fenced, IReadOnlyList<UnresolvedTransaction> Unresolved);
+
+/// <summary>
+/// Crash recovery of distributed transactions, for every data source of the process with
+/// <see cref="RwSplitOptions.DistributedTransactions"/> on. Runs at start-up, every <see cref="RwSplitOptions.RecoveryInterval"/>,
+/// and on demand (<see cref="RecoverAsync(CancellationToken)"/>). For each RwSplit prepared transaction (<c>rws:</c> ids, including those of
+/// other processes that never came back) it reads the decision in the database the id names: commit, roll back, or —
+/// when there is none and the branch is older than <see cref="RwSplitOptions.RecoveryGracePeriod"/> — insert an abort
+/// fence under the transaction's key (a late coordinator then fails on the key) and roll back. It never decides while
+/// the decision database is unreachable.
+/// </summary>
+public static class RwSplitRecovery
+{
+    private static readonly ConcurrentDictionary<RwSplitDataSource, byte> Registered = new();
+    private static readonly SemaphoreSlim Pass = new(1, 1);
+    private static readonly object TimerGate = new();
+    private static Timer? _timer;
+    private static volatile IReadOnlyList<UnresolvedTransaction> _unresolved = Array.Empty<UnresolvedTransaction>();
+
+    /// <summary>What the last pass could not resolve.</summary>
+    public static IReadOnlyList<UnresolvedTransaction> Unresolved => _unresolved;
+
+    internal static void Register(RwSplitDataSource dataSource)
+    {
+        Registered.TryAdd(dataSource, 0);
+        lock (TimerGate)
+        {
+            var interval = Registered.Keys.Min(d => d.Transactions.RecoveryInterval);
+            _timer ??= new Timer(static _ => _ = RunInBackgroundAsync(), null, TimeSpan.FromSeconds(1), interval); // start-up pass, then periodic
+            _timer.Change(TimeSpan.FromSeconds(1), interval);
+        }
+    }
+
+    internal static void Unregister(RwSplitDataSource dataSource)
+    {
+        Registered.TryRemove(dataSource, out _);
+        lock (TimerGate)
+        {
+            if (Registered.IsEmpty && _timer is not null)
+            {
+                _timer.Dispose();
+                _timer = null;
+            }
+        }
+    }
+
+    private static async Task RunInBackgroundAsync()
+    {
+        try
+        {
+            await RecoverAsync().ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // The periodic pass logs and tries again next time.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Log.RecoveryPassFailed(TransactionCoordinator.Logger, ex);
+        }
+    }
+
+    /// <summary>Runs one recovery pass now over every registered data source.</summary>
+    /// <param name="cancellationToken">Cancels the pass.</param>
+    public static Task<RecoveryResult> RecoverAsync(CancellationToken cancellationToken = default) => RecoverAsync(null, cancellationToken);
+
+    /// <summary>Runs one pass with a grace period other than the data sources' (tests, and operators who know no coordinator is alive).</summary>
+    internal static async Task<RecoveryResult> RecoverAsync(TimeSpan? gracePeriod, CancellationToken cancellationToken)
+    {
+        await Pass.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var committed = 0;
+            var rolledBack = 0;
+            var fenced = 0;
+            var unresolved = new List<UnresolvedTransaction>();
+            var sources = Registered.Keys.ToArray();
+            var seenDatabases = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var dataSource in sources)
+            {
+                if (!dataSource.Dialect.SupportsTwoPhaseCommit || dataSource.Dialect.ListPreparedTransactionsSql is null)
+                    continue;
+                string key;
+                List<(string Gid, double Age)> prepared;
+                try
+                {
+                    key = await dataSource.Transactions.GetKeyAsync(true, cancellationToken).ConfigureAwait(false);
+                    if (!seenDatabases.Add(key))
+                        continue;
+                    prepared = await ListPreparedAsync(dataSource, cancellationToken).ConfigureAwait(false);
+                }
+                catch (DbException ex)
+                {
+                    Log.RecoveryDatabaseUnreachable(TransactionCoordinator.Logger, dataSource.CurrentPrimaryAddress, ex);
+                    continue;
+                }
+
+                foreach (var (gid, age) in prepared)
+                {
+                    Resolution result;
+                    try
+                    {
+                        result = await ResolveAsync(dataSource, gid, TimeSpan.FromSeconds(age), gracePeriod ?? dataSource.Transactions.RecoveryGracePeriod, sources, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (DbException ex)
+                    {
+                        // For example the coordinator finished the branch meanwhile ("does not exist"): the next pass looks again.
+                        result = new Resolution(null, $"resolving it failed: {ex.Message}");
+                    }
+
+                    switch (result.Action)
+                    {
+                        case "commit":
+                            committed++;
+                            break;
+                        case "fence":
+                            fenced++;
+                            rolledBack++;
+                            break;
+                        case "rollback":
+                            rolledBack++;
+                            break;
+                        default:
+                            unresolved.Add(new UnresolvedTransaction(gid, dataSource.CurrentPrimaryAddress.ToString(), TimeSpan.FromSeconds(age), result.Reason!));
+                            break;
+                    }
+                }
+            }
+
+            _unresolved = unresolved;
+            foreach (var item in unresolved)
+                Log.RecoveryUnresolved(TransactionCoordinator.Logger, item.BranchId, item.Database, item.Reason);
+            return new RecoveryResult(committed, rolledBack, fenced, unresolved);
+        }
+        finally
+        {
+            Pass.Release();
+        }
+    }
+
+    /// <summary>
+    /// Resolves one prepared branch by hand (an operator's heuristic decision, logged as such): commit or roll it back
+    /// without consulting the decision. Use only when the decision database is lost for good.
+    /// </summary>
+    /// <param name="branchId">The <c>rws:</c> id, as listed in <see cref="Unresolved"/>.</param>
+    /// <param name="commit"><see langword="true"/> to commit it, <see langword="false"/> to roll it back.</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    public static async Task ForceResolveAsync(string branchId, bool commit, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(branchId);
+        foreach (var dataSource in Registered.Keys)
+        {
+            if (!dataSource.Dialect.SupportsTwoPhaseCommit)
+                continue;
+            var prepared = await ListPreparedAsync(dataSource, cancellationToken).ConfigureAwait(false);
+            if (prepared.All(p => p.Gid != branchId))
+                continue;
+            await ExecuteAsync(dataSource, commit ? dataSource.Dialect.CommitPreparedSql(branchId) : dataSource.Dialect.RollbackPreparedSql(branchId), cancellationToken).ConfigureAwait(false);
+            Log.HeuristicResolution(TransactionCoordinator.Logger, branchId, commit ? "commit" : "rollback", dataSource.CurrentPrimaryAddress);
+            RwSplitTelemetry.RecoveryActions.Add(1, new KeyValuePair<string, object?>("rwsplit.recovery.action", commit ? "forced_commit" : "forced_rollback"));
+            _unresolved = _unresolved.Where(u => u.BranchId != branchId).ToArray();
+            return;
+        }
+
+        throw new InvalidOperationException($"No registered data source has a prepared transaction '{branchId}'.");
+    }
+
+    private readonly record struct Resolution(string? Action, string? Reason);
+
+    private static async Task<Resolution> ResolveAsync(RwSplitDataSource branchSource, string gid, TimeSpan age, TimeSpan grace, RwSplitDataSource[] sources, CancellationToken cancellationToken)
+    {
+        // rws:{coordinator}:{gtrid}:{decision key}:{branch}
+        var parts = gid.Split(':');
+        if (parts.Length != 5)
+            return new Resolution(null, "not an id RwSplit writes (expected rws:coordinator:gtrid:decision:branch)");
+        var gtrid = parts[2];
+        var decisionKey = parts[3];
+
+        RwSplitDataSource? decisionSource = null;
+        foreach (var candidate in sources)
+        {
+            try
+            {
+                if (await candidate.Transactions.GetKeyAsync(true, cancellationToken).ConfigureAwait(false) == decisionKey)
+                {
+                    decisionSource = candidate;
+                    break;
+                }
+            }
+            catch (DbException)
+            {
+                // unreachable now: it may be the decision database; it is tried again next pass
+            }
+        }
+
+        if (decisionSource is null)
+            return new Resolution(null, $"its decision database (key {decisionKey}) is not registered in this process or unreachable: create an RwSplitDataSource over it (DistributedTransactions on) so that recovery can read the decision; nothing is decided meanwhile");
+
+        FaultInjection.Hit(FaultInjection.RecoveryBeforeResolve, gid);
+        string? outcome;
+        try
+        {
+            outcome = await ReadDecisionAsync(decisionSource, gtrid, cancellationToken).ConfigureAwait(false);
+            if (outcome is null && age > grace)
+            {
+                // No decision and old enough: try to decide abort. If the fence loses, a decision exists: follow it.
+                if (await TryFenceAsync(decisionSource, gtrid, cancellationToken).ConfigureAwait(false))
+                {
+                    await ExecuteAsync(branchSource, branchSource.Dialect.RollbackPreparedSql(gid), cancellationToken).ConfigureAwait(false);
+                    Count("fence");
+                    return new Resolution("fence", null);
+                }
+
+                outcome = await ReadDecisionAsync(decisionSource, gtrid, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (DbException ex) when (!IsMissingDecisionTable(ex))
+        {
+            return new Resolution(null, $"the decision database {decisionSource.CurrentPrimaryAddress} is unreachable ({ex.Message}); nothing is decided meanwhile");
+        }
+
+        switch (outcome)
+        {
+            case "c":
+                await ExecuteAsync(branchSource, branchSource.Dialect.CommitPreparedSql(gid), cancellationToken).ConfigureAwait(false);
+                Count("commit");
+                return new Resolution("commit", null);
+            case "a":
+                await ExecuteAsync(branchSource, branchSource.Dialect.RollbackPreparedSql(gid), cancellationToken).ConfigureAwait(false);
+                Count("rollback");
+                return new Resolution("rollback", null);
+            default:
+                return new Resolution(null, $"no decision yet and prepared for {age.TotalSeconds:0.#} s, within RecoveryGracePeriod ({grace.TotalSeconds:0.#} s): its coordinator may still be committing");
+        }
+    }
+
+    private static bool IsMissingDecisionTable(DbException ex) => ex.Message.Contains("rwsplit_decisions", StringComparison.Ordinal);
+
+    private static void Count(string action) => RwSplitTelemetry.RecoveryActions.Add(1, new KeyValuePair<string, object?>("rwsplit.recovery.action", action));
+
+    private static async Task<string?> ReadDecisionAsync(RwSplitDataSource dataSource, string gtrid, CancellationToken cancellationToken)
+    {
+        await dataSource.Transactions.EnsureDecisionTableAsync(true, cancellationToken).ConfigureAwait(false);
+        var connection = dataSource.CurrentPrimary.Connector.CreateConnection();
+        await using (connection.ConfigureAwait(false))
+        {
+            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+            var command = connection.CreateCommand();
+            await using (command.ConfigureAwait(false))
+            {
+                command.CommandText = dataSource.Dialect.SelectDecisionSql;
+                DistributedTransaction.AddParameter(command, "gtrid", gtrid);
+                var value = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+                return value is null or DBNull ? null : Convert.ToString(value, CultureInfo.InvariantCulture)?.Trim();
+            }
+        }
+    }
+
+    private static async Task<bool> TryFenceAsync(RwSplitDataSource dataSource, string gtrid, CancellationToken cancellationToken)
+    {
+        var connection = dataSource.CurrentPrimary.Connector.CreateConnection();
+        await using (connection.ConfigureAwait(false))
+        {
+            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+            var command = connection.CreateCommand();
+            await using (command.ConfigureAwait(false))
+            {
+                command.CommandText = dataSource.Dialect.InsertDecisionSql;
+                DistributedTransaction.AddParameter(command, "gtrid", gtrid);
+                DistributedTransaction.AddParameter(command, "outcome", "a");
+                DistributedTransaction.AddParameter(command, "coordinator", "recovery:" + TransactionCoordinator.CoordinatorId);
+                try
+                {
+                    await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                    return true;
+                }
+                catch (Exception ex) when (dataSource.Dialect.IsUniqueViolation(ex))
+                {
+                    return false; // the coordinator's decision (or another recovery's fence) won
+                }
+            }
+        }
+    }
+
+    private static async Task<List<(string Gid, double Age)>> ListPreparedAsync(RwSplitDataSource dataSource, CancellationToken cancellationToken)
+    {
+        var result = new List<(string, double)>();
+        var connection = dataSource.CurrentPrimary.Connector.CreateConnection();
+        await using (connection.ConfigureAwait(false))
+        {
+            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+            var command = connection.CreateCommand();
+            await using (command.ConfigureAwait(false))
+            {
+                command.CommandText = dataSource.Dialect.ListPreparedTransactionsSql;
+                var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                await using (reader.ConfigureAwait(false))
+                {
+                    while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                        result.Add((reader.GetString(0), Convert.ToDouble(reader.GetValue(1), CultureInfo.InvariantCulture)));
+                }
+            }
+        }
+
+        return result;
+    }
+
+    private static async Task ExecuteAsync(RwSplitDataSource dataSource, string sql, CancellationToken cancellationToken)
+    {
+        var connection = dataSource.CurrentPrimary.Connector.CreateConnection();
+        await using (connection.ConfigureAwait(false))
+        {
+            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+            var command = connection.CreateCommand();
+            await using (command.ConfigureAwait(false))
+            {
+                command.CommandText = sql;
+                await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+}
