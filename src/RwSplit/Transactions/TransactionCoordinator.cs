@@ -71,7 +71,7 @@ internal static class TransactionCoordinator
             }
             catch (Exception ex)
             {
-                singlePhaseEnlistment.Aborted(ex is TransactionAbortedException { InnerException: { } inner } ? inner : ex);
+                singlePhaseEnlistment.Aborted(ex); // the caller sees RwSplit's reason as the inner exception
             }
         }
 

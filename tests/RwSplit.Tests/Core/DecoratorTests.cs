@@ -214,15 +214,19 @@ public sealed class DecoratorTests
     }
 
     [Test]
-    public async Task Ambient_transaction_routes_to_the_primary_and_enlists_it_once()
+    public async Task Ambient_transaction_routes_to_the_primary_inside_one_branch()
     {
         await using var connection = await OpenAsync();
-        using var scope = new TransactionScope(TransactionScopeAsyncFlowOption.Enabled);
-        Assert.That(await ScalarAsync(connection, "SELECT 1"), Is.EqualTo(_primary.Name));
-        Assert.That(await ScalarAsync(connection, "SELECT 2"), Is.EqualTo(_primary.Name));
-        Assert.That(_primary.Journal.Count(c => c.Operation == "Enlist"), Is.EqualTo(1));
-        var physical = (FakeConnection)connection.CurrentPrimaryConnection!;
-        Assert.That(physical.Enlisted, Is.SameAs(Transaction.Current));
+        using (var scope = new TransactionScope(TransactionScopeAsyncFlowOption.Enabled))
+        {
+            Assert.That(await ScalarAsync(connection, "SELECT 1"), Is.EqualTo(_primary.Name));
+            Assert.That(await ScalarAsync(connection, "SELECT 2"), Is.EqualTo(_primary.Name));
+            scope.Complete();
+        }
+
+        Assert.That(_primary.Journal.Count(c => c.Operation == "Begin"), Is.EqualTo(1), "one branch, begun once");
+        Assert.That(_primary.Journal.Count(c => c.Operation == "Commit"), Is.EqualTo(1));
+        Assert.That(_primary.Journal.Count(c => c.Operation == "Enlist"), Is.Zero, "the provider connection never enlists: RwSplit does");
     }
 
     [Test]

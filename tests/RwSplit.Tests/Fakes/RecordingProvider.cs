@@ -12,7 +12,21 @@ using RwSplit.Topology;
 namespace RwSplit.Tests.Fakes;
 
 /// <summary>One call a fake server received: what, which text, sync or async, and whether a cancellable token came along.</summary>
-public sealed record Call(string Server, string Operation, string? Text, bool Async, CancellationToken Token);
+public sealed record Call(string Server, string Operation, string? Text, bool Async, CancellationToken Token)
+{
+    private static long _sequence;
+
+    /// <summary>Global order of calls across every fake server.</summary>
+    public long Sequence { get; } = Interlocked.Increment(ref _sequence);
+}
+
+public sealed class UniqueViolationException : DbException
+{
+    public UniqueViolationException()
+        : base("duplicate key value violates unique constraint")
+    {
+    }
+}
 
 /// <summary>
 /// A scripted in-memory "server" behind the recording provider. Journals every call so tests can assert which server
@@ -41,6 +55,12 @@ public sealed class FakeServer
     /// identity). <see langword="null"/>: the probe fails.
     /// </summary>
     public object?[]? ProbeRow { get; set; } = { false, 0L, null, "fake-cluster" };
+
+    /// <summary>What MAXPREPARED reports (max_prepared_transactions).</summary>
+    public int MaxPrepared { get; set; } = 64;
+
+    /// <summary>Statements (exact text or prefix) this server fails with a unique violation.</summary>
+    public HashSet<string> UniqueViolations { get; } = new();
 
     /// <summary>The position WRITEPOS / REPLAYPOS report.</summary>
     public long? Position { get; set; } = 0;
@@ -333,6 +353,8 @@ public sealed class FakeCommand : DbCommand
         Server.Record(operation, CommandText, async, token);
         if (Server.RejectsAsWrite.Contains(CommandText))
             throw new ReadOnlyViolationException();
+        if (Server.UniqueViolations.Contains(CommandText))
+            throw new UniqueViolationException();
     }
 
     public override int ExecuteNonQuery()
@@ -359,7 +381,13 @@ public sealed class FakeCommand : DbCommand
         return Task.FromResult(ScalarResult());
     }
 
-    private object? ScalarResult() => CommandText is FakeDialect.WritePosition or FakeDialect.ReplayPosition ? Server.Position : Server.Name;
+    private object? ScalarResult() => CommandText switch
+    {
+        FakeDialect.WritePosition or FakeDialect.ReplayPosition => Server.Position,
+        FakeDialect.MaxPreparedQuery => Server.MaxPrepared,
+        FakeDialect.IdentityQuery => "identity-of-" + Server.Name + "/" + ((FakeConnection)Connection!).Database,
+        _ => Server.Name,
+    };
 
     protected override DbDataReader ExecuteDbDataReader(CommandBehavior behavior)
     {
@@ -401,15 +429,43 @@ public sealed class FakeDialect : RwSplitDialect
     public const string WritePosition = "WRITEPOS";
     public const string ReplayPosition = "REPLAYPOS";
 
+    public const string MaxPreparedQuery = "MAXPREPARED";
+    public const string IdentityQuery = "IDENTITY";
+    public const string CreateDecisions = "CREATE DECISIONS";
+
     /// <summary>Without health probes (the monitor only checks that connections open).</summary>
-    public static readonly FakeDialect Instance = new(false);
+    public static readonly FakeDialect Instance = new(false, false);
 
     /// <summary>With scripted probes and positions (<see cref="FakeServer.ProbeRow"/>, <see cref="FakeServer.Position"/>).</summary>
-    public static readonly FakeDialect Monitored = new(true);
+    public static readonly FakeDialect Monitored = new(true, false);
+
+    /// <summary>An engine that can prepare transactions (PostgreSQL-like).</summary>
+    public static readonly FakeDialect TwoPhase = new(false, true);
 
     private readonly bool _monitored;
+    private readonly bool _twoPhase;
 
-    private FakeDialect(bool monitored) => _monitored = monitored;
+    private FakeDialect(bool monitored, bool twoPhase)
+    {
+        _monitored = monitored;
+        _twoPhase = twoPhase;
+    }
+
+    public override bool SupportsTwoPhaseCommit => _twoPhase;
+
+    public override string PrepareTransactionSql(string gid) => "PREPARE " + gid;
+
+    public override string CommitPreparedSql(string gid) => "COMMIT PREPARED " + gid;
+
+    public override string RollbackPreparedSql(string gid) => "ROLLBACK PREPARED " + gid;
+
+    public override string? MaxPreparedTransactionsSql => _twoPhase ? MaxPreparedQuery : null;
+
+    public override string DatabaseIdentitySql => IdentityQuery;
+
+    public override string CreateDecisionTableSql => CreateDecisions;
+
+    public override bool IsUniqueViolation(Exception exception) => exception is UniqueViolationException;
 
     public override string? HealthProbeQuery => _monitored ? Probe : null;
 
