@@ -110,7 +110,16 @@ internal static class PgTools
     private static async Task<ProcessResult> RunRawAsync(
         string fileName, IReadOnlyList<string> arguments, string workingDirectory, TimeSpan timeout, string? serverLog, CancellationToken ct)
     {
-        var startInfo = new ProcessStartInfo(fileName)
+        // Servers started here outlive this process: they must not inherit descriptors this process got from its own
+        // parent (a build lock held by `flock`, say), or they would hold them for as long as they run.
+        var shellArguments = new List<string>(arguments.Count + 3)
+        {
+            "-c",
+            "exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-; exec \"$0\" \"$@\"",
+            fileName,
+        };
+        shellArguments.AddRange(arguments);
+        var startInfo = new ProcessStartInfo("/bin/sh")
         {
             UseShellExecute = false,
             RedirectStandardInput = true,
@@ -118,7 +127,7 @@ internal static class PgTools
             RedirectStandardError = true,
             WorkingDirectory = workingDirectory,
         };
-        foreach (var argument in arguments)
+        foreach (var argument in shellArguments)
         {
             startInfo.ArgumentList.Add(argument);
         }

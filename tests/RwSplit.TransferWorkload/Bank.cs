@@ -28,7 +28,7 @@ public sealed class Bank
 
     public string Database2 { get; }
 
-    /// <summary>Creates the accounts in both databases (and clears RwSplit's decisions and any prepared transaction left over).</summary>
+    /// <summary>Creates the accounts in both databases (rolling back any prepared transaction left over).</summary>
     public async Task ResetAsync()
     {
         foreach (var cs in new[] { Database1, Database2 })
@@ -41,7 +41,6 @@ public sealed class Bank
                 DROP TABLE IF EXISTS bank_accounts;
                 CREATE TABLE bank_accounts (id int PRIMARY KEY, balance bigint NOT NULL);
                 INSERT INTO bank_accounts SELECT g, {InitialBalance} FROM generate_series(1, {AccountsPerDatabase}) g;
-                DROP TABLE IF EXISTS rwsplit_decisions;
                 """, connection);
             await command.ExecuteNonQueryAsync();
         }

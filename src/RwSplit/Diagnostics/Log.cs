@@ -70,4 +70,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 3005, Level = LogLevel.Warning, Message = "Heuristic resolution by hand: {Action} of {BranchId} on {Endpoint}, without consulting its decision")]
     public static partial void HeuristicResolution(ILogger logger, string branchId, string action, EndpointAddress endpoint);
+
+    [LoggerMessage(EventId = 3006, Level = LogLevel.Warning, Message = "Distributed transaction {Gtrid} committed (its decision is durable), but finishing it failed; recovery completes the remaining branches")]
+    public static partial void AfterDecisionFailure(ILogger logger, string gtrid, Exception exception);
 }

@@ -110,23 +110,8 @@ internal sealed class DataSourceTransactions
         }
     }
 
-    internal async ValueTask<object?> ScalarAsync(string sql, bool async, CancellationToken cancellationToken)
-    {
-        var connection = _dataSource.CurrentPrimary.Connector.CreateConnection();
-        await using (connection.ConfigureAwait(false))
-        {
-            if (async)
-                await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-            else
-                connection.Open();
-            var command = connection.CreateCommand();
-            await using (command.ConfigureAwait(false))
-            {
-                command.CommandText = sql;
-                return async ? await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) : command.ExecuteScalar();
-            }
-        }
-    }
+    internal ValueTask<object?> ScalarAsync(string sql, bool async, CancellationToken cancellationToken)
+        => ProviderCalls.ScalarAsync(_dataSource, sql, async, cancellationToken);
 
     private async ValueTask ExecuteAsync(string sql, bool async, CancellationToken cancellationToken)
         => await ScalarAsync(sql, async, cancellationToken).ConfigureAwait(false);

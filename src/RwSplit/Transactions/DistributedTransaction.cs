@@ -32,6 +32,7 @@ internal sealed class DistributedTransaction
     private readonly SemaphoreSlim _branchLock = new(1, 1);
     private readonly long _deadline;
     private State _state;
+    private bool _decided;
 
     public DistributedTransaction(TimeSpan timeout)
     {
@@ -92,6 +93,8 @@ internal sealed class DistributedTransaction
                     return existing;
             }
 
+            for (var attempt = 1; ; attempt++)
+            {
             var connection = dataSource.CurrentPrimary.Connector.CreateConnection();
             try
             {
@@ -110,10 +113,16 @@ internal sealed class DistributedTransaction
                     return branch;
                 }
             }
+            catch (Exception ex) when (attempt < 3 && ex is not OperationCanceledException && dataSource.Dialect.IsConnectionFailure(ex, connection))
+            {
+                // a pooled connection the server already closed: nothing ran on it yet, take another
+                await connection.DisposeAsync().ConfigureAwait(false);
+            }
             catch
             {
                 await connection.DisposeAsync().ConfigureAwait(false);
                 throw;
+            }
             }
         }
         finally
@@ -155,6 +164,12 @@ internal sealed class DistributedTransaction
             _state = State.InDoubt;
             outcome = "in_doubt";
             throw;
+        }
+        catch (Exception ex) when (_decided)
+        {
+            // The decision is durable: whatever failed afterwards cannot undo the commit; recovery finishes the branches.
+            _state = State.Committed;
+            Log.AfterDecisionFailure(TransactionCoordinator.Logger, Gtrid, ex);
         }
         catch (Exception ex)
         {
@@ -241,6 +256,7 @@ internal sealed class DistributedTransaction
 
         FaultInjection.Hit(FaultInjection.AfterDecisionInsert, last);
         await CommitLastResourceAsync(last, async, cancellationToken).ConfigureAwait(false);
+        _decided = true;
         FaultInjection.Hit(FaultInjection.AfterDecisionCommit, last);
 
         // Phase 3: the decision is durable; finishing the prepared branches can no longer change the outcome.

@@ -263,82 +263,49 @@ public static class RwSplitRecovery
     private static async Task<string?> ReadDecisionAsync(RwSplitDataSource dataSource, string gtrid, CancellationToken cancellationToken)
     {
         await dataSource.Transactions.EnsureDecisionTableAsync(true, cancellationToken).ConfigureAwait(false);
-        var connection = dataSource.CurrentPrimary.Connector.CreateConnection();
-        await using (connection.ConfigureAwait(false))
-        {
-            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-            var command = connection.CreateCommand();
-            await using (command.ConfigureAwait(false))
-            {
-                command.CommandText = dataSource.Dialect.SelectDecisionSql;
-                DistributedTransaction.AddParameter(command, "gtrid", gtrid);
-                var value = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
-                return value is null or DBNull ? null : Convert.ToString(value, CultureInfo.InvariantCulture)?.Trim();
-            }
-        }
+        var value = await ProviderCalls.ScalarAsync(dataSource, dataSource.Dialect.SelectDecisionSql, true, cancellationToken, ("gtrid", gtrid)).ConfigureAwait(false);
+        return value is null or DBNull ? null : Convert.ToString(value, CultureInfo.InvariantCulture)?.Trim();
     }
 
     private static async Task<bool> TryFenceAsync(RwSplitDataSource dataSource, string gtrid, CancellationToken cancellationToken)
     {
-        var connection = dataSource.CurrentPrimary.Connector.CreateConnection();
-        await using (connection.ConfigureAwait(false))
+        try
         {
-            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-            var command = connection.CreateCommand();
-            await using (command.ConfigureAwait(false))
-            {
-                command.CommandText = dataSource.Dialect.InsertDecisionSql;
-                DistributedTransaction.AddParameter(command, "gtrid", gtrid);
-                DistributedTransaction.AddParameter(command, "outcome", "a");
-                DistributedTransaction.AddParameter(command, "coordinator", "recovery:" + TransactionCoordinator.CoordinatorId);
-                try
-                {
-                    await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-                    return true;
-                }
-                catch (Exception ex) when (dataSource.Dialect.IsUniqueViolation(ex))
-                {
-                    return false; // the coordinator's decision (or another recovery's fence) won
-                }
-            }
+            await ProviderCalls.ScalarAsync(
+                dataSource,
+                dataSource.Dialect.InsertDecisionSql,
+                true,
+                cancellationToken,
+                ("gtrid", gtrid),
+                ("outcome", "a"),
+                ("coordinator", "recovery:" + TransactionCoordinator.CoordinatorId)).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception ex) when (dataSource.Dialect.IsUniqueViolation(ex))
+        {
+            return false; // the coordinator's decision (or another recovery's fence) won
         }
     }
 
     private static async Task<List<(string Gid, double Age)>> ListPreparedAsync(RwSplitDataSource dataSource, CancellationToken cancellationToken)
-    {
-        var result = new List<(string, double)>();
-        var connection = dataSource.CurrentPrimary.Connector.CreateConnection();
-        await using (connection.ConfigureAwait(false))
+        => await ProviderCalls.RunAsync(dataSource, async (connection, _, token) =>
         {
-            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+            var result = new List<(string, double)>();
             var command = connection.CreateCommand();
             await using (command.ConfigureAwait(false))
             {
                 command.CommandText = dataSource.Dialect.ListPreparedTransactionsSql;
-                var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                var reader = await command.ExecuteReaderAsync(token).ConfigureAwait(false);
                 await using (reader.ConfigureAwait(false))
                 {
-                    while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    while (await reader.ReadAsync(token).ConfigureAwait(false))
                         result.Add((reader.GetString(0), Convert.ToDouble(reader.GetValue(1), CultureInfo.InvariantCulture)));
                 }
             }
-        }
 
-        return result;
-    }
+            return result;
+        }, true, cancellationToken).ConfigureAwait(false);
 
     private static async Task ExecuteAsync(RwSplitDataSource dataSource, string sql, CancellationToken cancellationToken)
-    {
-        var connection = dataSource.CurrentPrimary.Connector.CreateConnection();
-        await using (connection.ConfigureAwait(false))
-        {
-            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-            var command = connection.CreateCommand();
-            await using (command.ConfigureAwait(false))
-            {
-                command.CommandText = sql;
-                await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-            }
-        }
-    }
+        => await ProviderCalls.ScalarAsync(dataSource, sql, true, cancellationToken).ConfigureAwait(false);
 }

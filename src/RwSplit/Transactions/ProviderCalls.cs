@@ -1,0 +1,56 @@
+using System;
+using System.Data.Common;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace RwSplit.Transactions;
+
+/// <summary>
+/// Short, self-contained calls on a fresh provider connection to a data source's primary, for the coordinator's set-up
+/// queries and for recovery. A pooled connection the server already closed (restart, <c>pg_terminate_backend</c>) fails on
+/// first use: such a failure is retried on another connection, a few times, before it counts as "unreachable".
+/// </summary>
+internal static class ProviderCalls
+{
+    private const int Attempts = 3;
+
+    public static async ValueTask<T> RunAsync<T>(RwSplitDataSource dataSource, Func<DbConnection, bool, CancellationToken, ValueTask<T>> call, bool async, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var connection = dataSource.CurrentPrimary.Connector.CreateConnection();
+            try
+            {
+                if (async)
+                    await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+                else
+                    connection.Open();
+                return await call(connection, async, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (attempt < Attempts && ex is not OperationCanceledException && dataSource.Dialect.IsConnectionFailure(ex, connection))
+            {
+                // a dead pooled connection: try another
+            }
+            finally
+            {
+                if (async)
+                    await connection.DisposeAsync().ConfigureAwait(false);
+                else
+                    connection.Dispose();
+            }
+        }
+    }
+
+    public static ValueTask<object?> ScalarAsync(RwSplitDataSource dataSource, string sql, bool async, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
+        => RunAsync(dataSource, async (connection, isAsync, token) =>
+        {
+            var command = connection.CreateCommand();
+            await using (command.ConfigureAwait(false))
+            {
+                command.CommandText = sql;
+                foreach (var (name, value) in parameters)
+                    DistributedTransaction.AddParameter(command, name, value);
+                return isAsync ? await command.ExecuteScalarAsync(token).ConfigureAwait(false) : command.ExecuteScalar();
+            }
+        }, async, cancellationToken);
+}

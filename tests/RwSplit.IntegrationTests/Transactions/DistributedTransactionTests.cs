@@ -1,0 +1,345 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading.Tasks;
+using System.Transactions;
+using Npgsql;
+using NUnit.Framework;
+using RwSplit.Transactions;
+using RwSplit.TransferWorkload;
+
+namespace RwSplit.IntegrationTests.Transactions;
+
+/// <summary>Which two databases the bank spans.</summary>
+public enum BankTopology
+{
+    /// <summary>The two independent primaries.</summary>
+    TwoServers,
+
+    /// <summary>Two databases of the primary.</summary>
+    TwoDatabasesOneServer,
+}
+
+/// <summary>
+/// Atomic commit across real PostgreSQL databases: transfers between two independent servers and between two databases
+/// of one server, with faults injected at each named point of the protocol in process (exceptions, connections cut,
+/// servers restarted), recovery racing a slow coordinator, and bad configuration. The money total is the assertion.
+/// </summary>
+[TestFixture(BankTopology.TwoServers)]
+[TestFixture(BankTopology.TwoDatabasesOneServer)]
+[NonParallelizable]
+public sealed class DistributedTransactionTests
+{
+    private readonly BankTopology _topology;
+    private Bank _bank = null!;
+    private RwSplitDataSource _first = null!;
+    private RwSplitDataSource _second = null!;
+    private string _application = null!;
+
+    public DistributedTransactionTests(BankTopology topology) => _topology = topology;
+
+    [OneTimeSetUp]
+    public async Task CreateBankAsync()
+    {
+        _bank = await TransactionTestSupport.BankAsync(_topology);
+        _application = "rwsplit-dtx-" + _topology;
+        (_first, _second) = _bank.CreateDataSources(_application);
+    }
+
+    [OneTimeTearDown]
+    public void DisposeDataSources()
+    {
+        _first?.Dispose();
+        _second?.Dispose();
+    }
+
+    [SetUp]
+    public Task ResetAsync() => _bank.ResetAsync();
+
+    [TearDown]
+    public async Task CheckInvariantsAsync()
+    {
+        FaultInjection.Hook = null;
+        var recovery = await RwSplitRecovery.RecoverAsync(TimeSpan.Zero, default); // every coordinator of this test is done: decide the rest
+        TestContext.Out.WriteLine($"recovery: {recovery.Committed} committed, {recovery.RolledBack} rolled back, {recovery.Fenced} fenced; unresolved: {string.Join(" | ", recovery.Unresolved.Select(u => u.BranchId + ": " + u.Reason))}");
+        Assert.That(await _bank.TotalAsync(), Is.EqualTo(Bank.ExpectedTotal), "no money lost or created");
+        Assert.That(await _bank.PreparedAsync(), Is.Empty, "no prepared transaction left behind");
+    }
+
+    private async Task<long> BalanceAsync(string cs, int account)
+    {
+        await using var connection = new NpgsqlConnection(cs);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand($"SELECT balance FROM bank_accounts WHERE id = {account}", connection);
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+
+    private async Task<long> DecisionsAsync()
+    {
+        await using var connection = new NpgsqlConnection(_bank.Database1);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("SELECT count(*) FROM rwsplit_decisions", connection);
+        try
+        {
+            return (long)(await command.ExecuteScalarAsync())!;
+        }
+        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UndefinedTable)
+        {
+            return 0;
+        }
+    }
+
+    [Test]
+    public async Task Transfers_commit_atomically_under_TransactionScope_async_flow()
+    {
+        var before = await DecisionsAsync();
+        for (var i = 0; i < 10; i++)
+            await Bank.TransferAsync(_first, _second, 1, 2, 10);
+        Assert.That(await BalanceAsync(_bank.Database1, 1), Is.EqualTo(Bank.InitialBalance - 100));
+        Assert.That(await BalanceAsync(_bank.Database2, 2), Is.EqualTo(Bank.InitialBalance + 100));
+        Assert.That(await DecisionsAsync() - before, Is.EqualTo(10), "one decision row per two-phase transfer, in the last resource");
+    }
+
+    [Test]
+    public void Transfers_commit_atomically_under_a_synchronous_TransactionScope()
+    {
+        for (var i = 0; i < 5; i++)
+        {
+            using var scope = new TransactionScope();
+            using (var a = _first.OpenConnection())
+            using (var withdraw = a.CreateCommand())
+            {
+                withdraw.CommandText = "UPDATE bank_accounts SET balance = balance - 7 WHERE id = 3";
+                withdraw.ExecuteNonQuery();
+            }
+
+            using (var b = _second.OpenConnection())
+            using (var deposit = b.CreateCommand())
+            {
+                deposit.CommandText = "UPDATE bank_accounts SET balance = balance + 7 WHERE id = 4";
+                deposit.ExecuteNonQuery();
+            }
+
+            scope.Complete();
+        }
+
+        Assert.That(BalanceAsync(_bank.Database2, 4).GetAwaiter().GetResult(), Is.EqualTo(Bank.InitialBalance + 35));
+    }
+
+    [Test]
+    public async Task A_scope_not_completed_changes_nothing()
+    {
+        using (new TransactionScope(TransactionScopeAsyncFlowOption.Enabled))
+        {
+            await using var a = await _first.OpenConnectionAsync();
+            await using var command = a.CreateCommand();
+            command.CommandText = "UPDATE bank_accounts SET balance = 0";
+            await command.ExecuteNonQueryAsync();
+        }
+
+        Assert.That(await BalanceAsync(_bank.Database1, 1), Is.EqualTo(Bank.InitialBalance));
+    }
+
+    [Test]
+    public async Task The_explicit_async_API_commits_and_rolls_back_atomically()
+    {
+        await using (var transaction = RwSplitDistributedTransaction.Begin())
+        {
+            await using var a = await _first.OpenConnectionAsync();
+            await using var b = await _second.OpenConnectionAsync();
+            a.EnlistDistributedTransaction(transaction);
+            b.EnlistDistributedTransaction(transaction);
+            await using (var withdraw = a.CreateCommand())
+            {
+                withdraw.CommandText = "UPDATE bank_accounts SET balance = balance - 5 WHERE id = 5";
+                await withdraw.ExecuteNonQueryAsync();
+            }
+
+            await using (var deposit = b.CreateCommand())
+            {
+                deposit.CommandText = "UPDATE bank_accounts SET balance = balance + 5 WHERE id = 5";
+                await deposit.ExecuteNonQueryAsync();
+            }
+
+            await transaction.CommitAsync();
+        }
+
+        Assert.That(await BalanceAsync(_bank.Database2, 5), Is.EqualTo(Bank.InitialBalance + 5));
+
+        await using (var transaction = RwSplitDistributedTransaction.Begin())
+        {
+            await using var a = await _first.OpenConnectionAsync();
+            a.EnlistDistributedTransaction(transaction);
+            await using var withdraw = a.CreateCommand();
+            withdraw.CommandText = "UPDATE bank_accounts SET balance = 0";
+            await withdraw.ExecuteNonQueryAsync();
+            await transaction.RollbackAsync();
+        }
+
+        Assert.That(await BalanceAsync(_bank.Database1, 1), Is.EqualTo(Bank.InitialBalance));
+    }
+
+    [Test]
+    public async Task A_read_only_branch_drops_out_and_one_writer_commits_with_nothing_logged()
+    {
+        var before = await DecisionsAsync();
+        using (var scope = new TransactionScope(TransactionScopeAsyncFlowOption.Enabled))
+        {
+            await using var b = await _second.OpenConnectionAsync();
+            await using (var read = b.CreateCommand())
+            {
+                read.CommandText = "SELECT sum(balance) FROM bank_accounts";
+                Assert.That(await read.ExecuteScalarAsync(), Is.EqualTo((decimal)(Bank.AccountsPerDatabase * Bank.InitialBalance)));
+            }
+
+            await using var a = await _first.OpenConnectionAsync();
+            await using var write = a.CreateCommand();
+            write.CommandText = "UPDATE bank_accounts SET balance = balance WHERE id = 1";
+            await write.ExecuteNonQueryAsync();
+            scope.Complete();
+        }
+
+        Assert.That(await DecisionsAsync(), Is.EqualTo(before), "no decision row: one writing branch commits locally");
+    }
+
+    [TestCase(FaultInjection.BeforePrepare, false)]
+    [TestCase(FaultInjection.AfterPrepare, false)]
+    [TestCase(FaultInjection.BeforeDecision, false)]
+    [TestCase(FaultInjection.AfterDecisionInsert, false)]
+    [TestCase(FaultInjection.AfterDecisionCommit, true)]
+    [TestCase(FaultInjection.BetweenCommitPrepared, true)]
+    [TestCase(FaultInjection.AfterCommitPrepared, true)]
+    public async Task An_exception_at_each_fault_point_keeps_the_total(string point, bool commits)
+    {
+        FaultInjection.Hook = (p, _) =>
+        {
+            if (p == point)
+                throw new InvalidOperationException("injected at " + p);
+        };
+        Exception? caught = null;
+        try
+        {
+            await Bank.TransferAsync(_first, _second, 1, 1, 100);
+        }
+        catch (TransactionAbortedException ex)
+        {
+            caught = ex;
+        }
+
+        Assert.That(caught is null, Is.EqualTo(commits), $"{point}: {(commits ? "after the decision the transfer commits" : "before the decision it aborts")}");
+        FaultInjection.Hook = null;
+        await RwSplitRecovery.RecoverAsync(TimeSpan.Zero, default);
+        Assert.That(await BalanceAsync(_bank.Database2, 1), Is.EqualTo(Bank.InitialBalance + (commits ? 100 : 0)));
+    }
+
+    [Test]
+    public async Task A_lost_reply_to_the_decision_commit_is_in_doubt_and_recovery_commits()
+    {
+        FaultInjection.Hook = (p, _) =>
+        {
+            if (p == FaultInjection.DecisionCommitReplyLost)
+                throw new System.IO.IOException("connection reset while reading the reply to COMMIT");
+        };
+        Assert.ThrowsAsync<TransactionInDoubtException>(() => Bank.TransferAsync(_first, _second, 2, 2, 50));
+        FaultInjection.Hook = null;
+        Assert.That(await _bank.PreparedAsync(), Has.Count.EqualTo(1), "the other branch waits, prepared, for recovery");
+        var result = await RwSplitRecovery.RecoverAsync(TimeSpan.Zero, default);
+        Assert.That(result.Committed, Is.GreaterThanOrEqualTo(1));
+        Assert.That(await BalanceAsync(_bank.Database2, 2), Is.EqualTo(Bank.InitialBalance + 50), "the decision said commit");
+    }
+
+    [TestCase(FaultInjection.BeforePrepare)]
+    [TestCase(FaultInjection.AfterPrepare)]
+    [TestCase(FaultInjection.BeforeDecision)]
+    [TestCase(FaultInjection.AfterDecisionInsert)]
+    [TestCase(FaultInjection.AfterDecisionCommit)]
+    [TestCase(FaultInjection.BetweenCommitPrepared)]
+    public async Task Connections_cut_at_each_phase_keep_the_total(string point)
+    {
+        FaultInjection.Hook = (p, _) =>
+        {
+            if (p == point)
+                TransactionTestSupport.TerminateBackends(_application);
+        };
+        try
+        {
+            await Bank.TransferAsync(_first, _second, 3, 3, 30);
+        }
+        catch (TransactionException ex)
+        {
+            TestContext.Out.WriteLine($"{point}: {ex.GetType().Name}");
+        }
+    }
+
+    [Test]
+    public async Task Recovery_racing_a_slow_coordinator_fences_it_off()
+    {
+        RecoveryResult? recovery = null;
+        FaultInjection.Hook = (p, _) =>
+        {
+            if (p == FaultInjection.BeforeDecision)
+                recovery = RwSplitRecovery.RecoverAsync(TimeSpan.Zero, default).GetAwaiter().GetResult(); // the coordinator is "slow": recovery runs now
+        };
+        var ex = Assert.ThrowsAsync<TransactionAbortedException>(() => Bank.TransferAsync(_first, _second, 4, 4, 40));
+        Assert.That(ex!.ToString(), Does.Contain("fenced"));
+        Assert.That(recovery!.Fenced, Is.EqualTo(1), "recovery won with an abort fence");
+        Assert.That(await BalanceAsync(_bank.Database2, 4), Is.EqualTo(Bank.InitialBalance));
+    }
+
+    [Test]
+    public async Task Recovery_after_the_decision_follows_it()
+    {
+        RecoveryResult? recovery = null;
+        FaultInjection.Hook = (p, _) =>
+        {
+            if (p == FaultInjection.AfterDecisionCommit)
+                recovery = RwSplitRecovery.RecoverAsync(TimeSpan.Zero, default).GetAwaiter().GetResult();
+        };
+        await Bank.TransferAsync(_first, _second, 4, 4, 40);
+        Assert.That(recovery!.Committed, Is.EqualTo(1), "recovery committed the prepared branch, as the decision says");
+        Assert.That(await BalanceAsync(_bank.Database2, 4), Is.EqualTo(Bank.InitialBalance + 40));
+    }
+}
+
+internal static class TransactionTestSupport
+{
+    private static bool _secondDatabaseCreated;
+
+    /// <summary>The bank over the topology's two databases (creating the primary's second database once).</summary>
+    public static async Task<Bank> BankAsync(BankTopology topology)
+    {
+        var cluster = ClusterSetup.Cluster;
+        if (topology == BankTopology.TwoServers)
+            return new Bank(cluster.PrimaryConnectionString, cluster.SecondPrimaryConnectionString);
+        var second = new NpgsqlConnectionStringBuilder(cluster.PrimaryConnectionString) { Database = "rwsplit_b" }.ConnectionString;
+        if (!_secondDatabaseCreated)
+        {
+            await using var connection = new NpgsqlConnection(cluster.PrimaryConnectionString);
+            await connection.OpenAsync();
+            await using var exists = new NpgsqlCommand("SELECT 1 FROM pg_database WHERE datname = 'rwsplit_b'", connection);
+            if (await exists.ExecuteScalarAsync() is null)
+            {
+                await using var create = new NpgsqlCommand("CREATE DATABASE rwsplit_b", connection);
+                await create.ExecuteNonQueryAsync();
+            }
+
+            _secondDatabaseCreated = true;
+        }
+
+        return new Bank(cluster.PrimaryConnectionString, second);
+    }
+
+    /// <summary>Cuts every connection of an application on both primaries (pg_terminate_backend).</summary>
+    public static void TerminateBackends(string application)
+    {
+        var cluster = ClusterSetup.Cluster;
+        foreach (var server in new[] { cluster.Primary, cluster.SecondPrimary })
+        {
+            using var connection = new NpgsqlConnection(server.ConnectionString);
+            connection.Open();
+            using var command = new NpgsqlCommand("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = @app AND pid <> pg_backend_pid()", connection);
+            command.Parameters.AddWithValue("app", application);
+            command.ExecuteScalar();
+        }
+    }
+}
