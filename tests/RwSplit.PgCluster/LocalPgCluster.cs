@@ -429,6 +429,8 @@ public sealed class LocalPgCluster : IAsyncDisposable
         foreach (var server in servers)
         {
             var listener = new TcpListener(IPAddress.Loopback, server.Port);
+            // As PostgreSQL does: a port left in TIME_WAIT by a server that just stopped is free to listen on again.
+            listener.Server.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
             try
             {
                 listener.Start();

@@ -161,7 +161,7 @@ public sealed class Bank
     }
 
     /// <summary>Transfers until cancelled (or killed), in both directions. Returns how many committed.</summary>
-    public async Task<int> RunAsync(string mode, CancellationToken cancellationToken, Action? onFirstCommit = null)
+    public async Task<int> RunAsync(string mode, CancellationToken cancellationToken, Action? onFirstCommit = null, bool forwardOnly = false)
     {
         var random = new Random();
         var committed = 0;
@@ -172,7 +172,7 @@ public sealed class Bank
         {
             while (!cancellationToken.IsCancellationRequested)
             {
-                var forward = random.Next(2) == 0;
+                var forward = forwardOnly || random.Next(2) == 0; // forward: database 1 is the last resource, database 2 gets prepared
                 var amount = random.Next(1, 50);
                 var fromAccount = random.Next(1, AccountsPerDatabase + 1);
                 var toAccount = random.Next(1, AccountsPerDatabase + 1);

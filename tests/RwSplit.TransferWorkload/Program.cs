@@ -20,6 +20,7 @@ var mode = Arg("mode") ?? "rwsplit";
 var bank = new Bank(Arg("db1") ?? throw new ArgumentException("--db1 is required"), Arg("db2") ?? throw new ArgumentException("--db2 is required"));
 var fault = Arg("fault");
 var seconds = int.Parse(Arg("seconds") ?? "60", System.Globalization.CultureInfo.InvariantCulture);
+var forwardOnly = Arg("direction") == "forward";
 
 if (fault is not null)
 {
@@ -33,6 +34,6 @@ if (fault is not null)
 
 using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
 Console.WriteLine("ready");
-var committed = await bank.RunAsync(mode, stop.Token, () => Console.WriteLine("committed"));
+var committed = await bank.RunAsync(mode, stop.Token, () => Console.WriteLine("committed"), forwardOnly);
 Console.WriteLine($"done {committed}");
 return 0;
