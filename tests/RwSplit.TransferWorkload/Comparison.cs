@@ -21,7 +21,7 @@ public static class Comparison
         var rwsplit = await RunModeAsync(bank, "rwsplit", kills);
         var npgsql = await RunModeAsync(bank, "npgsql", kills);
         Console.WriteLine();
-        Console.WriteLine("| workload | kills | transfers committed | total after (expected " + Bank.ExpectedTotal + ") | money lost or created | prepared transactions left |");
+        Console.WriteLine("| workload | kills | killed processes that had committed transfers | total after (expected " + Bank.ExpectedTotal + ") | money lost or created | prepared transactions left |");
         Console.WriteLine("|---|---|---|---|---|---|");
         Console.WriteLine(rwsplit);
         Console.WriteLine(npgsql);
@@ -60,6 +60,6 @@ public static class Comparison
         var total = await bank.TotalAsync();
         var prepared = await bank.PreparedAsync();
         Console.WriteLine($"{mode}: {kills} kills in {started.Elapsed.TotalSeconds:0} s, total {total}, {prepared.Count} prepared left");
-        return $"| {(mode == "rwsplit" ? "RwSplit (TransactionScope, recovery after each kill)" : "plain Npgsql (TransactionScope, Enlist=true)")} | {kills} | {firstCommits}+ processes committed | {total} | {total - Bank.ExpectedTotal:+0;-0;0} | {prepared.Count} |";
+        return $"| {(mode == "rwsplit" ? "RwSplit (TransactionScope, recovery after each kill)" : "plain Npgsql (TransactionScope, Enlist=true)")} | {kills} | {firstCommits} of {kills} | {total} | {total - Bank.ExpectedTotal:+0;-0;0} | {prepared.Count} |";
     }
 }
