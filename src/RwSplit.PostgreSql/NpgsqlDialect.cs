@@ -155,6 +155,13 @@ public sealed class NpgsqlDialect : RwSplitDialect
         return gid;
     }
 
+    /// <inheritdoc />
+    public override void ClearPool(DbConnection connection)
+    {
+        if (connection is NpgsqlConnection npgsql)
+            NpgsqlConnection.ClearPool(npgsql);
+    }
+
     /// <summary>Replaces <c>Host</c> (and <c>Port</c>, when given as <c>host:port</c>).</summary>
     /// <param name="connectionString">The primary's connection string.</param>
     /// <param name="server"><c>host</c> or <c>host:port</c>.</param>

@@ -138,6 +138,13 @@ public sealed class SqlServerDialect : RwSplitDialect
     }
 
     /// <inheritdoc />
+    public override void ClearPool(DbConnection connection)
+    {
+        if (connection is SqlConnection sql)
+            SqlConnection.ClearPool(sql);
+    }
+
+    /// <inheritdoc />
     public override bool IsReadOnlyViolation(Exception exception)
     {
         if (exception is not SqlException sql)

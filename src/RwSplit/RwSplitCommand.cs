@@ -306,7 +306,7 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
                     }
                 }
             }
-            catch (Exception ex) when (activity is not null)
+            catch (Exception ex) when (ClearPoolIfBroken(ex, route.Physical) && activity is not null)
             {
                 activity.SetStatus(ActivityStatusCode.Error, ex.Message);
                 throw;
@@ -338,6 +338,17 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
                     _ownedConnection!.Close();
             }
         }
+    }
+
+    /// <summary>
+    /// When a statement failed because its connection broke, the pool's other idle connections to that server are
+    /// likely dead too (restart, terminated backends): clear them so the next open dials anew. Always true (a filter).
+    /// </summary>
+    private bool ClearPoolIfBroken(Exception exception, DbConnection physical)
+    {
+        if (exception is not OperationCanceledException && _dialect.IsConnectionFailure(exception, physical))
+            Transactions.ProviderCalls.ClearPool(_connection!.DataSourceOrThrow, physical);
+        return true;
     }
 
     private async ValueTask<Outcome> RunTrackedAsync(Route route, Operation operation, CommandBehavior behavior, bool async, CancellationToken cancellationToken)

@@ -190,6 +190,16 @@ public abstract class RwSplitDialect
     }
 
     /// <summary>
+    /// Empties the provider's pool of idle connections to the same endpoint as <paramref name="connection"/>, after a
+    /// connection to it failed: its other idle connections are likely dead too (server restart, terminated backends), and
+    /// the next open should dial anew. The default does nothing.
+    /// </summary>
+    /// <param name="connection">A connection of the pool to clear (open or not).</param>
+    public virtual void ClearPool(DbConnection connection)
+    {
+    }
+
+    /// <summary>
     /// Whether <paramref name="exception"/> says that the server refused a statement because it is read-only
     /// (PostgreSQL SQLSTATE 25006, SQL Server error 3906). Such a statement did nothing and can be retried on the primary.
     /// </summary>

@@ -113,7 +113,7 @@ internal sealed class DistributedTransaction
                     return branch;
                 }
             }
-            catch (Exception ex) when (attempt < 3 && ex is not OperationCanceledException && dataSource.Dialect.IsConnectionFailure(ex, connection))
+            catch (Exception ex) when (ex is not OperationCanceledException && dataSource.Dialect.IsConnectionFailure(ex, connection) && ProviderCalls.ClearPool(dataSource, connection) && attempt < 3)
             {
                 // a pooled connection the server already closed: nothing ran on it yet, take another
                 await connection.DisposeAsync().ConfigureAwait(false);
