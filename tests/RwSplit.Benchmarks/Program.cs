@@ -1,0 +1,16 @@
+using System;
+using System.Threading.Tasks;
+using BenchmarkDotNet.Running;
+
+namespace RwSplit.Benchmarks;
+
+internal static class Program
+{
+    public static async Task<int> Main(string[] args)
+    {
+        if (args.Length > 0 && string.Equals(args[0], "load", StringComparison.OrdinalIgnoreCase))
+            return await LoadCommand.RunAsync(args.AsMemory(1)).ConfigureAwait(false);
+        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+        return 0;
+    }
+}
