@@ -1,0 +1,89 @@
+using System;
+using System.Globalization;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using RwSplit.PgCluster;
+
+namespace RwSplit.Benchmarks;
+
+/// <summary>
+/// <c>load [--duration 10] [--warmup 3] [--workers 8] [--rounds 2] [--scenario PrimaryOnly,ReadHeavy,ReadYourWrites] [--smoke]</c>:
+/// starts the local PostgreSQL primary and two replicas (base port 55450) unless <c>RWSPLIT_PG_PRIMARY</c> /
+/// <c>RWSPLIT_PG_REPLICAS</c> name running servers, runs the load runner and prints its table.
+/// </summary>
+internal static class LoadCommand
+{
+    /// <summary>Ports 55450–55452: apart from the test suite's clusters (55430, 55440).</summary>
+    public const int BasePort = 55450;
+
+    public static async Task<int> RunAsync(ReadOnlyMemory<string> arguments)
+    {
+        var args = arguments.ToArray();
+        var smoke = args.Contains("--smoke", StringComparer.OrdinalIgnoreCase);
+        double? duration = null, warmup = null;
+        int? workers = null, rounds = null;
+        LoadScenario[]? scenarios = null;
+        for (var i = 0; i < args.Length; i++)
+        {
+            string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
+            switch (args[i].ToLowerInvariant())
+            {
+                case "--smoke":
+                    break;
+                case "--duration":
+                    duration = double.Parse(Value(), CultureInfo.InvariantCulture);
+                    break;
+                case "--warmup":
+                    warmup = double.Parse(Value(), CultureInfo.InvariantCulture);
+                    break;
+                case "--workers":
+                    workers = int.Parse(Value(), CultureInfo.InvariantCulture);
+                    break;
+                case "--rounds":
+                    rounds = int.Parse(Value(), CultureInfo.InvariantCulture);
+                    break;
+                case "--scenario":
+                    scenarios = Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                        .Select(s => Enum.Parse<LoadScenario>(s, ignoreCase: true)).ToArray();
+                    break;
+                default:
+                    Console.Error.WriteLine($"Unknown argument '{args[i]}'. Usage: load [--duration s] [--warmup s] [--workers n] [--rounds n] [--scenario a,b] [--smoke]");
+                    return 2;
+            }
+        }
+
+        using var cancel = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            cancel.Cancel();
+        };
+
+        Console.Error.WriteLine(Environment.GetEnvironmentVariable("RWSPLIT_PG_PRIMARY") is { Length: > 0 }
+            ? "Using the servers of RWSPLIT_PG_PRIMARY / RWSPLIT_PG_REPLICAS."
+            : $"Starting (or reusing) local PostgreSQL on ports {BasePort}-{BasePort + 2}...");
+        await using var cluster = await LocalPgCluster.StartAsync(new LocalPgClusterOptions { BasePort = BasePort, StartSecondPrimary = false }, cancel.Token).ConfigureAwait(false);
+
+        var defaults = smoke
+            ? LoadRunnerOptions.Smoke(cluster.PrimaryConnectionString, cluster.ReplicaConnectionStrings)
+            : new LoadRunnerOptions { PrimaryConnectionString = cluster.PrimaryConnectionString, ReplicaConnectionStrings = cluster.ReplicaConnectionStrings };
+        var options = new LoadRunnerOptions
+        {
+            PrimaryConnectionString = defaults.PrimaryConnectionString,
+            ReplicaConnectionStrings = defaults.ReplicaConnectionStrings,
+            Duration = duration is { } d ? TimeSpan.FromSeconds(d) : defaults.Duration,
+            Warmup = warmup is { } w ? TimeSpan.FromSeconds(w) : defaults.Warmup,
+            Workers = workers ?? defaults.Workers,
+            Rounds = rounds ?? defaults.Rounds,
+            Rows = defaults.Rows,
+            Scenarios = scenarios ?? defaults.Scenarios,
+            Log = Console.Error,
+        };
+
+        var report = await new LoadRunner(options).RunAsync(cancel.Token).ConfigureAwait(false);
+        Console.WriteLine();
+        Console.WriteLine(report.FormatTable());
+        return report.Runs.All(r => r.Errors == 0 && r.Operations > 0) ? 0 : 1;
+    }
+}
