@@ -403,7 +403,8 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
         var dataSource = connection.DataSourceOrThrow;
         var facts = await GetFactsAsync(dataSource, async, cancellationToken).ConfigureAwait(false);
         var consistency = _consistency ?? connection.Consistency;
-        var staleness = _maxStaleness ?? RwSplitScope.MaxStaleness;
+        var scope = RwSplitScope.Capture();
+        var staleness = _maxStaleness ?? scope.MaxStaleness;
         var fresh = ulong.MaxValue;
         if (staleness is { } bound)
         {
@@ -414,7 +415,7 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
         var waited = false;
         while (true)
         {
-            var session = connection.GetSessionState(_target);
+            var session = connection.GetSessionState(_target, scope);
             var caughtUp = ulong.MaxValue;
             var readYourWrites = consistency == ReadConsistency.ReadYourWrites && session.HasWritten && MayRunOnReplica(facts, session);
             if (readYourWrites)

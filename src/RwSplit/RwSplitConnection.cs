@@ -427,7 +427,7 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     // ---- Routing support, used by RwSplitCommand ----
 
     /// <summary>The session half of the routing input.</summary>
-    internal SessionState GetSessionState(RouteTarget commandTarget) => new()
+    internal SessionState GetSessionState(RouteTarget commandTarget, in RwSplitScope.Snapshot scope) => new()
     {
         InLocalTransaction = _transaction is not null,
         InAmbientTransaction = _explicitEnlistment is not null || Transaction.Current is not null || _distributed is { IsCompleted: false },
@@ -436,8 +436,8 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
         CurrentReplica = _replica is null ? -1 : _replicaIndex,
         ExcludedReplicas = _excludedReplicas,
         CommandTarget = commandTarget,
-        ForcePrimaryScope = RwSplitScope.IsForcePrimary,
-        PreventWrites = RwSplitScope.IsPreventWrites,
+        ForcePrimaryScope = scope.ForcePrimary,
+        PreventWrites = scope.PreventWrites,
     };
 
     internal void Pin(string detail)
@@ -836,13 +836,17 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
             throw new InvalidOperationException("The connection is not open: call Open() or OpenAsync() first.");
     }
 
+    private static readonly StateChangeEventArgs ClosedToOpen = new(ConnectionState.Closed, ConnectionState.Open);
+    private static readonly StateChangeEventArgs OpenToClosed = new(ConnectionState.Open, ConnectionState.Closed);
+
     private void SetState(ConnectionState state)
     {
         var previous = _state;
         if (previous == state)
             return;
         _state = state;
-        OnStateChange(new StateChangeEventArgs(previous, state));
+        // The event arguments are immutable: the two transitions there are share one instance each, as Npgsql does.
+        OnStateChange(state == ConnectionState.Open ? ClosedToOpen : OpenToClosed);
     }
 }
 

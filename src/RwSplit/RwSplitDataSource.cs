@@ -283,12 +283,24 @@ public sealed class RwSplitDataSource : DbDataSource
     /// <summary>The replicas routing may choose from now, with the load data balancing needs.</summary>
     internal TopologySnapshot Snapshot(ulong caughtUp = ulong.MaxValue, ulong fresh = ulong.MaxValue)
     {
-        var now = Stopwatch.GetTimestamp();
+        long now = 0; // the clock is read only when some replica is backing off after a failed open
         ulong mask = 0;
         for (var i = 0; i < _replicas.Length; i++)
         {
             var replica = _replicas[i];
-            if (replica.IsAvailable(now) && replica.ObservedRole != EndpointRole.Primary)
+            bool available;
+            if (replica.HasBackoff)
+            {
+                if (now == 0)
+                    now = Stopwatch.GetTimestamp();
+                available = replica.IsAvailable(now);
+            }
+            else
+            {
+                available = replica.IsAdmitted;
+            }
+
+            if (available && replica.ObservedRole != EndpointRole.Primary)
                 mask |= 1UL << i;
         }
 

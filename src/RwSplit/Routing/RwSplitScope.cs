@@ -36,6 +36,17 @@ public static class RwSplitScope
     /// <summary>The staleness an <see cref="AllowStaleness"/> scope allows here, or <see langword="null"/>.</summary>
     public static TimeSpan? MaxStaleness => Current.Value?.MaxStaleness;
 
+    /// <summary>Every override in force, read with one async-local access (the routing hot path).</summary>
+    internal static Snapshot Capture()
+    {
+        var state = Current.Value;
+        return state is null
+            ? default
+            : new Snapshot((state.Flags & ScopeFlags.ForcePrimary) != 0, (state.Flags & ScopeFlags.PreventWrites) != 0, state.MaxStaleness);
+    }
+
+    internal readonly record struct Snapshot(bool ForcePrimary, bool PreventWrites, TimeSpan? MaxStaleness);
+
     /// <summary>Sends every statement, reads included, to the primary until the returned scope is disposed.</summary>
     /// <returns>The scope; dispose it to restore the previous behaviour.</returns>
     public static IDisposable ForcePrimary() => Push(ScopeFlags.ForcePrimary, null);

@@ -63,6 +63,12 @@ internal sealed class Endpoint
     /// <summary>The replica-set identity the server reported (same on the primary and its replicas).</summary>
     public string? Identity { get; private set; }
 
+    /// <summary>Whether a back-off after a failed open was ever set (only then does availability need the clock).</summary>
+    public bool HasBackoff => Volatile.Read(ref _skipUntilTimestamp) != 0;
+
+    /// <summary>Whether reads may go to this replica now without reading the clock, when it has no back-off.</summary>
+    public bool IsAdmitted => _admitted;
+
     /// <summary>Whether reads may go to this replica now (monitored: admitted; not monitored: not inside a back-off).</summary>
     public bool IsAvailable(long nowTimestamp) => _admitted && nowTimestamp >= Volatile.Read(ref _skipUntilTimestamp);
 
