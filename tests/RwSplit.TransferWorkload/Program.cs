@@ -3,6 +3,7 @@
 //
 //   RwSplit.TransferWorkload run --mode rwsplit|npgsql --db1 <cs> --db2 <cs> [--fault <point>] [--seconds N]
 //   RwSplit.TransferWorkload compare [--kills N]     (side by side: RwSplit vs plain Npgsql, random kills, one table)
+//   RwSplit.TransferWorkload throughput [--seconds 8] [--workers 4] [--rounds 2]   (commit cost vs the baselines)
 using System;
 using System.Diagnostics;
 using System.Linq;
@@ -15,6 +16,13 @@ string? Arg(string name) => args.SkipWhile(a => a != "--" + name).Skip(1).FirstO
 
 if (command == "compare")
     return await Comparison.RunAsync(int.Parse(Arg("kills") ?? "40", System.Globalization.CultureInfo.InvariantCulture));
+if (command == "throughput")
+{
+    return await Throughput.RunAsync(
+        int.Parse(Arg("seconds") ?? "8", System.Globalization.CultureInfo.InvariantCulture),
+        int.Parse(Arg("workers") ?? "4", System.Globalization.CultureInfo.InvariantCulture),
+        int.Parse(Arg("rounds") ?? "2", System.Globalization.CultureInfo.InvariantCulture));
+}
 
 var mode = Arg("mode") ?? "rwsplit";
 var bank = new Bank(Arg("db1") ?? throw new ArgumentException("--db1 is required"), Arg("db2") ?? throw new ArgumentException("--db2 is required"));
