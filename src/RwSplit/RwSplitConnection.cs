@@ -596,8 +596,11 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
         var candidate = _replica is not null && (available & (1UL << _replicaIndex)) != 0 ? _replicaIndex : -1;
         if (candidate < 0)
         {
-            for (var i = 0; i < replicas.Length; i++)
+            // The most advanced replica; ties are broken in turn (balancer ticket), so waits spread over equal replicas.
+            var start = (int)(dataSource.NextBalancerTicket() % (uint)replicas.Length);
+            for (var k = 0; k < replicas.Length; k++)
             {
+                var i = (start + k) % replicas.Length;
                 if ((available & (1UL << i)) != 0 && (candidate < 0 || replicas[i].Position > replicas[candidate].Position))
                     candidate = i;
             }
