@@ -158,6 +158,16 @@ public sealed class SqlServerDialect : RwSplitDialect
         return false;
     }
 
+    /// <summary>
+    /// Also a connection failure: a <see cref="SqlException"/> of severity 20 or more — SqlClient's transport-level errors
+    /// ("A transport-level error has occurred…") and server errors that end the session. On the async path SqlClient may
+    /// still report the broken connection as open when the exception arrives, so the state alone does not tell.
+    /// </summary>
+    /// <param name="exception">The exception.</param>
+    /// <param name="connection">The connection.</param>
+    public override bool IsConnectionFailure(Exception exception, DbConnection connection)
+        => base.IsConnectionFailure(exception, connection) || exception is SqlException { Class: >= 20 };
+
     /// <summary>Replaces <c>Data Source</c> with <paramref name="server"/> and asks for <c>ApplicationIntent=ReadOnly</c>.</summary>
     /// <param name="connectionString">The primary's connection string.</param>
     /// <param name="server">The replica's server: <c>host</c>, <c>host,port</c> or <c>host\instance</c>.</param>

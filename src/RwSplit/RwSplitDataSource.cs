@@ -356,12 +356,13 @@ public sealed class RwSplitDataSource : DbDataSource
     /// <summary>What routing needs to know about a command text of a given type.</summary>
     internal async ValueTask<StatementFacts> ResolveFactsAsync(string commandText, CommandType commandType, bool async, CancellationToken cancellationToken)
     {
+        // Learned writes first: a stored procedure declared read-only that a replica rejected is remembered too.
+        if (Statements.IsLearnedWrite(commandText))
+            return new StatementFacts(StatementKind.Write, RoutingReason.LearnedWrite);
         if (commandType == CommandType.StoredProcedure)
             return Facts(Dialect.ClassifyProcedure(commandText, ReadOnlyProcedures), RoutingReason.ReadOnlyProcedure, RoutingReason.StoredProcedure);
         if (commandType == CommandType.TableDirect)
             return StatementFacts.Read;
-        if (Statements.IsLearnedWrite(commandText))
-            return new StatementFacts(StatementKind.Write, RoutingReason.LearnedWrite);
 
         var classification = Statements.Classify(commandText);
         if (classification.Kind == StatementKind.Read && classification.Functions.Count > 0 && _functions is not null)
