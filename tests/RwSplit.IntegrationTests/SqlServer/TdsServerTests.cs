@@ -307,7 +307,8 @@ public sealed class TdsServerTests : TdsTestBase
     [Test]
     public async Task Several_servers_answer_with_their_own_identity_and_role()
     {
-        foreach (var server in new[] { Primary, Replica1, Replica2 })
+        await using var secondPrimary = TdsServer.Start("sql-second-primary");
+        foreach (var server in new[] { Primary, Replica1, Replica2, secondPrimary })
         {
             await using var connection = Connect(server, ";ApplicationIntent=ReadOnly");
             await connection.OpenAsync();
@@ -321,7 +322,7 @@ public sealed class TdsServerTests : TdsTestBase
             Assert.That(server.ApplicationLogins.Single().Login!.ReadOnlyIntent, Is.True);
         }
 
-        Assert.That(new[] { Primary.Port, Replica1.Port, Replica2.Port }.Distinct().Count(), Is.EqualTo(3));
+        Assert.That(new[] { Primary.Port, Replica1.Port, Replica2.Port, secondPrimary.Port }.Distinct().Count(), Is.EqualTo(4));
     }
 
     [Test]
