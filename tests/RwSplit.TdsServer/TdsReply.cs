@@ -17,6 +17,13 @@ public enum TdsFault
 
     /// <summary>Send the first result set's metadata and the first N rows, then close the connection.</summary>
     DropAfterRows,
+
+    /// <summary>
+    /// Send the first result set's metadata and the first N rows, then send nothing more (an attention is still
+    /// acknowledged) until the test closes the connection with <see cref="TdsServer.DropConnections"/>: rows are sure to
+    /// have reached the caller before the failure.
+    /// </summary>
+    StallAfterRows,
 }
 
 /// <summary>
@@ -112,10 +119,21 @@ public sealed class TdsReply
     public TdsReply WithDelay(TimeSpan delay) => With(delay: delay);
 
     /// <summary>Sends the first result set's metadata and <paramref name="rows"/> rows, then closes the connection.</summary>
+    /// <remarks>SqlClient may notice the closed connection before the caller read those rows; see <see cref="StallAfterRows"/>.</remarks>
     public TdsReply DropAfterRows(int rows)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(rows);
         return With(fault: TdsFault.DropAfterRows, dropAfterRowCount: rows);
+    }
+
+    /// <summary>
+    /// Sends the first result set's metadata and <paramref name="rows"/> rows, then stalls until the connection is
+    /// dropped (<see cref="TdsServer.DropConnections"/>) or an attention arrives.
+    /// </summary>
+    public TdsReply StallAfterRows(int rows)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(rows);
+        return With(fault: TdsFault.StallAfterRows, dropAfterRowCount: rows);
     }
 
     private TdsReply With(int? returnStatus = null, ImmutableDictionary<string, object?>? outputs = null, TimeSpan? delay = null, TdsFault? fault = null, int? dropAfterRowCount = null)

@@ -684,7 +684,7 @@ internal sealed class TdsSession
 
         if (scripted is { Fault: TdsFault.DropOnReceipt })
         {
-            request.Outcome = "dropped on receipt (rule)";
+            request.Outcome = "dropped on receipt";
             return false;
         }
 
@@ -705,7 +705,7 @@ internal sealed class TdsSession
         ApplyTransaction(request, kind, name, beginAfter, buffer);
         if (scripted is { Fault: TdsFault.LoseReply })
         {
-            request.Outcome += "; reply lost (rule)";
+            request.Outcome += "; reply lost";
             return false;
         }
 
@@ -879,6 +879,17 @@ internal sealed class TdsSession
 
             if (cutAt is not null)
             {
+                if (reply.Fault == TdsFault.StallAfterRows)
+                {
+                    request.Outcome += $"; stalled after {reply.DropAfterRowCount} rows";
+                    await SendAsync(buffer, cutAt).ConfigureAwait(false);
+                    if (!await WaitForAttentionAsync(Timeout.InfiniteTimeSpan).ConfigureAwait(false))
+                        return false;
+                    request.Outcome += "; cancelled by attention";
+                    await SendAttentionAckAsync().ConfigureAwait(false);
+                    return true;
+                }
+
                 request.Outcome += $"; dropped after {reply.DropAfterRowCount} rows";
                 break;
             }
@@ -898,6 +909,7 @@ internal sealed class TdsSession
         var lastDone = -1;
         var pendingDone = true; // a final DONE is still owed (no part, or the last part wrote none)
         var firstResultSet = true;
+        var cutsRows = reply.Fault is TdsFault.DropAfterRows or TdsFault.StallAfterRows;
         foreach (var part in reply.Parts)
         {
             switch (part)
@@ -908,7 +920,7 @@ internal sealed class TdsSession
                     var rows = 0;
                     foreach (var row in set.Rows.Rows)
                     {
-                        if (firstResultSet && reply.Fault == TdsFault.DropAfterRows && rows == reply.DropAfterRowCount)
+                        if (firstResultSet && cutsRows && rows == reply.DropAfterRowCount)
                             cutAt = buffer.Length;
                         buffer.Byte(Row);
                         for (var c = 0; c < row.Length; c++)
@@ -916,7 +928,7 @@ internal sealed class TdsSession
                         rows++;
                     }
 
-                    if (firstResultSet && reply.Fault == TdsFault.DropAfterRows && cutAt is null)
+                    if (firstResultSet && cutsRows && cutAt is null)
                         cutAt = buffer.Length;
                     firstResultSet = false;
                     lastDone = buffer.Length;

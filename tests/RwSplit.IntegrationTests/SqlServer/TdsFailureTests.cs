@@ -154,7 +154,7 @@ public sealed class TdsFailureTests : TdsTestBase
     {
         const string sql = "SELECT id FROM dbo.orders";
         foreach (var replica in new[] { Replica1, Replica2 })
-            replica.OnText(sql, TdsReply.Rows(new TdsResultSet(TdsColumn.Int("id")).Row(1).Row(2).Row(3)).DropAfterRows(1));
+            replica.OnText(sql, TdsReply.Rows(new TdsResultSet(TdsColumn.Int("id")).Row(1).Row(2).Row(3)).StallAfterRows(1));
         var dataSource = CreateDataSource(o => o.Consistency = ReadConsistency.Eventual);
         await using var connection = await OpenAsync(dataSource, async);
         await using var command = connection.CreateCommand();
@@ -162,6 +162,8 @@ public sealed class TdsFailureTests : TdsTestBase
         await using var reader = await ReaderAsync(command, async);
         Assert.That(await ReadAsync(reader, async), Is.True);
         Assert.That(reader.GetInt32(0), Is.EqualTo(1));
+        Replica1.DropConnections(); // the secondary fails after the first row reached the caller
+        Replica2.DropConnections();
         Assert.That(async () => await ReadAsync(reader, async), Throws.Exception, "the caller sees the failure: its rows cannot be replayed");
         Assert.That(Attempts(Replica1, sql) + Attempts(Replica2, sql), Is.EqualTo(1));
         Assert.That(Ran(Primary), Is.Empty);

@@ -22,11 +22,15 @@ public sealed class TdsRoutingTests : TdsTestBase
 {
     private static readonly DateTime Moment = new DateTime(2025, 3, 14, 15, 9, 26, 535, DateTimeKind.Unspecified).AddTicks(8979);
 
-    /// <summary>Every statement gets one row: the name of the server that ran it.</summary>
+    /// <summary>Every application statement gets one row: the name of the server that ran it (RwSplit's own probes keep their built-in answers).</summary>
     private void AnswerEverythingWithServerName()
     {
+        var dialect = SqlServerDialect.Instance;
         foreach (var server in new[] { Primary, Replica1, Replica2 })
-            server.On(TdsMatch.Where(r => r.Kind is TdsRequestKind.SqlBatch or TdsRequestKind.Rpc && !r.IsMonitor, "any statement")).Reply(TdsReply.Scalar(TdsType.NVarChar(128), server.Name));
+        {
+            server.On(TdsMatch.Where(r => r.Kind is TdsRequestKind.SqlBatch or TdsRequestKind.Rpc && r.Text != dialect.HealthProbeQuery && r.Text != dialect.WritePositionQuery, "any statement"))
+                .Reply(TdsReply.Scalar(TdsType.NVarChar(128), server.Name));
+        }
     }
 
     private static string[] ReplicaNames => ["sql-replica-1", "sql-replica-2"];
@@ -205,6 +209,30 @@ public sealed class TdsRoutingTests : TdsTestBase
         Assert.That(Ran(replica), Is.EqualTo(new[] { "SET LOCK_TIMEOUT 1000" }));
         Assert.That(Ran(Primary), Is.EqualTo(new[] { "SET LOCK_TIMEOUT 1000", "UPDATE dbo.orders SET status = 1 WHERE id = 1" }));
         Assert.That(Primary.ApplicationRequests.Select(r => r.ConnectionId).Distinct().Count(), Is.EqualTo(1), "on the same physical connection");
+    }
+
+    [Test]
+    public async Task ChangeDatabase_switches_every_physical_connection_now_and_later([Values] bool async)
+    {
+        Primary.On(TdsMatch.Prefix("UPDATE")).Reply(TdsReply.Affected(1));
+        var dataSource = CreateDataSource(o => o.Consistency = ReadConsistency.Eventual);
+        await using var connection = await OpenAsync(dataSource, async);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT @@SERVERNAME";
+        await ScalarAsync(command, async);
+        var replica = command.LastDecision!.Value.ReplicaIndex == 0 ? Replica1 : Replica2;
+        if (async)
+            await connection.ChangeDatabaseAsync("reports");
+        else
+            connection.ChangeDatabase("reports");
+        Assert.That(connection.Database, Is.EqualTo("reports"));
+        Assert.That(connection.CurrentReplicaConnection!.Database, Is.EqualTo("reports"), "SqlClient saw the ENVCHANGE");
+
+        command.CommandText = "UPDATE dbo.totals SET n = 0";
+        await NonQueryAsync(command, async);
+        Assert.That(connection.CurrentPrimaryConnection!.Database, Is.EqualTo("reports"), "the primary's connection, opened later, switched too");
+        Assert.That(Ran(replica), Is.EqualTo(new[] { "SELECT @@SERVERNAME", "USE [reports]" }));
+        Assert.That(Ran(Primary), Is.EqualTo(new[] { "USE [reports]", "UPDATE dbo.totals SET n = 0" }));
     }
 
     [Test]
