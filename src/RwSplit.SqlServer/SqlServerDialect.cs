@@ -92,6 +92,13 @@ public sealed class SqlServerDialect : RwSplitDialect
     public override string SelectDecisionSql => "SELECT outcome FROM dbo.rwsplit_decisions WHERE gtrid = @gtrid";
 
     /// <inheritdoc />
+    public override string DeleteDecisionSql => "DELETE FROM dbo.rwsplit_decisions WHERE gtrid = @gtrid";
+
+    /// <inheritdoc />
+    public override string? ListHeuristicExpectationsSql
+        => "SELECT gtrid, DATEDIFF(second, created, SYSUTCDATETIME()) FROM dbo.rwsplit_decisions WHERE outcome = 'h' AND gtrid LIKE '%:expect:%'";
+
+    /// <inheritdoc />
     public override string? PurgeDecisionsSql => "DELETE FROM dbo.rwsplit_decisions WHERE created < DATEADD(day, -@days, SYSUTCDATETIME())";
 
     /// <inheritdoc />

@@ -161,7 +161,7 @@ public abstract class RwSplitDialect
 
     /// <summary>
     /// Creates the decision table if it does not exist: <c>rwsplit_decisions (gtrid text primary key, outcome char(1):
-    /// 'c' commit or 'a' abort fence, coordinator text, created timestamp)</c>.
+    /// 'c' commit, 'a' abort fence or 'h' heuristic marker/expectation, coordinator text, created timestamp)</c>.
     /// </summary>
     public virtual string CreateDecisionTableSql => throw new NotSupportedException($"{SystemName} has no decision table.");
 
@@ -170,6 +170,16 @@ public abstract class RwSplitDialect
 
     /// <summary>Reads a decision; parameter <c>@gtrid</c>; one row with the outcome character, or none.</summary>
     public virtual string SelectDecisionSql => "SELECT outcome FROM rwsplit_decisions WHERE gtrid = @gtrid";
+
+    /// <summary>Deletes one decision-table row; parameter <c>@gtrid</c>.</summary>
+    public virtual string DeleteDecisionSql => "DELETE FROM rwsplit_decisions WHERE gtrid = @gtrid";
+
+    /// <summary>
+    /// Lists the heuristic-participant expectations recorded in this database's decision table (outcome <c>'h'</c>, id
+    /// <c>{gtrid}:expect:{participant key}</c>): rows of (id, seconds since written). <see langword="null"/> for engines
+    /// that never hold such rows (they can prepare, so a transaction never needs a heuristic participant).
+    /// </summary>
+    public virtual string? ListHeuristicExpectationsSql => null;
 
     /// <summary>Deletes decisions older than <c>@days</c> days (housekeeping).</summary>
     public virtual string? PurgeDecisionsSql => null;

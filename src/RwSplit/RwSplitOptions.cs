@@ -121,6 +121,17 @@ public sealed class RwSplitOptions
     public bool AutoCreateDecisionTable { get; set; } = true;
 
     /// <summary>
+    /// Opt-in: whether this data source may commit as a <em>heuristic participant</em> of a distributed transaction that
+    /// writes to several SQL Server instances. SQL Server cannot prepare a transaction outside MSDTC, so only one instance
+    /// can be the last resource (its commit is the decision); with this on, the other instances commit right after it,
+    /// each with a marker row. A crash or connection loss in that window leaves a mixed (heuristic) outcome that recovery
+    /// detects, logs, counts and lists (<see cref="Transactions.RwSplitRecovery.HeuristicOutcomes"/>) but cannot repair.
+    /// Default: <see langword="false"/> (such a transaction is refused before anything commits). No effect for engines
+    /// that can prepare (PostgreSQL). See docs/transactions.md.
+    /// </summary>
+    public bool AllowHeuristicCommit { get; set; }
+
+    /// <summary>
     /// How long a prepared branch may wait for its decision before recovery aborts it (fence row, then rollback). Must be
     /// longer than any commit takes. Default: 1 minute. Range: 1 second to 1 day.
     /// </summary>

@@ -83,6 +83,8 @@ public sealed class RwSplitOptionsValidator : IValidateOptions<RwSplitOptions>
             failures.Add($"{prefix}: RecoveryGracePeriod {options.RecoveryGracePeriod} is out of range: use 1 second to 1 day (default 1 minute).");
         if (options.RecoveryInterval < TimeSpan.FromSeconds(1) || options.RecoveryInterval > TimeSpan.FromDays(1))
             failures.Add($"{prefix}: RecoveryInterval {options.RecoveryInterval} is out of range: use 1 second to 1 day (default 30 seconds).");
+        if (options.AllowHeuristicCommit && !options.DistributedTransactions)
+            failures.Add($"{prefix}: AllowHeuristicCommit needs DistributedTransactions: turn DistributedTransactions on, or AllowHeuristicCommit off.");
         if (string.IsNullOrWhiteSpace(options.Name))
             failures.Add($"{prefix}: Name must not be empty (default \"default\").");
         foreach (var procedure in options.ReadOnlyProcedures)

@@ -108,6 +108,12 @@ public sealed class TdsRequest
     /// <summary>Order of arrival at this server (1, 2, …).</summary>
     public long Sequence { get; internal set; }
 
+    /// <summary>Order of arrival across every server of the process: orders requests that several servers received.</summary>
+    public long GlobalSequence { get; internal set; }
+
+    /// <summary>The connection's current database when the request arrived (after any reset the packet asked for).</summary>
+    public string Database { get; internal set; } = "";
+
     /// <summary>The server's name (<c>@@SERVERNAME</c>).</summary>
     public string Server { get; }
 

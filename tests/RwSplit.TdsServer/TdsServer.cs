@@ -282,9 +282,11 @@ public sealed class TdsServer : IAsyncDisposable
         }
     }
 
-    internal void Record(TdsRequest request)
+    internal void Record(TdsRequest request, string database)
     {
         request.Sequence = Interlocked.Increment(ref _sequence);
+        request.GlobalSequence = Interlocked.Increment(ref s_globalSequence);
+        request.Database = database;
         lock (_gate)
             _journal.Add(request);
     }
@@ -294,6 +296,8 @@ public sealed class TdsServer : IAsyncDisposable
         lock (_gate)
             _protocolErrors.Add($"{Name} connection {session.Id}: {message}");
     }
+
+    private static long s_globalSequence;
 
     internal static long NextTransactionDescriptor() => Interlocked.Increment(ref s_transactions);
 

@@ -111,7 +111,7 @@ internal sealed class TdsSession
         {
             var request = new TdsRequest(_server.Name, Id, TdsRequestKind.Malformed, Login) { Text = ex.Message };
             request.Outcome = "connection closed";
-            _server.Record(request);
+            _server.Record(request, _database);
             _server.ReportProtocolError(this, ex.Message);
         }
         catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
@@ -217,7 +217,7 @@ internal sealed class TdsSession
         var login = ReadLogin7(payload, encryption);
         Login = login;
         var request = new TdsRequest(_server.Name, Id, TdsRequestKind.Login, login);
-        _server.Record(request);
+        _server.Record(request, _database);
 
         var buffer = new TdsBuffer();
         if (_server.RequireReadOnlyIntent && !login.ReadOnlyIntent)
@@ -373,7 +373,7 @@ internal sealed class TdsSession
     {
         var request = new TdsRequest(_server.Name, Id, TdsRequestKind.Attention, Login) { TransactionDescriptor = _transaction };
         request.Outcome = outcome;
-        _server.Record(request);
+        _server.Record(request, _database);
     }
 
     private Task SendAttentionAckAsync()
@@ -455,7 +455,7 @@ internal sealed class TdsSession
             TransactionDescriptor = descriptor,
             ResetConnection = reset,
         };
-        _server.Record(request);
+        _server.Record(request, _database);
         var reply = _server.Resolve(request);
         var buffer = new TdsBuffer();
         if (reset)
@@ -474,7 +474,7 @@ internal sealed class TdsSession
         {
             var request = ReadRpc(reader, descriptor, reset && first);
             first = false;
-            _server.Record(request);
+            _server.Record(request, _database);
             calls.Add((request, ResolveRpc(request)));
             if (!reader.AtEnd)
             {
@@ -650,7 +650,7 @@ internal sealed class TdsSession
             IsolationLevel = isolation ?? (beginAfter ? beginIsolation : null),
             ResetConnection = reset,
         };
-        _server.Record(request);
+        _server.Record(request, _database);
 
         var buffer = new TdsBuffer();
         if (reset)

@@ -73,4 +73,13 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 3006, Level = LogLevel.Warning, Message = "Distributed transaction {Gtrid} committed (its decision is durable), but finishing it failed; recovery completes the remaining branches")]
     public static partial void AfterDecisionFailure(ILogger logger, string gtrid, Exception exception);
+
+    [LoggerMessage(EventId = 3007, Level = LogLevel.Error, Message = "Distributed transaction {Gtrid} committed its decision, but heuristic participant {Endpoint} failed to commit after it: the outcome may be mixed (heuristic)")]
+    public static partial void HeuristicCommitFailed(ILogger logger, string gtrid, EndpointAddress endpoint, Exception exception);
+
+    [LoggerMessage(EventId = 3008, Level = LogLevel.Error, Message = "Heuristic outcome of distributed transaction {Gtrid}: the decision committed on {DecisionDatabase}, but participant {Participant} has no marker row, so its work was rolled back; reconcile by hand, then call RwSplitRecovery.AcknowledgeHeuristicAsync")]
+    public static partial void HeuristicHazard(ILogger logger, string gtrid, string decisionDatabase, string participant);
+
+    [LoggerMessage(EventId = 3009, Level = LogLevel.Warning, Message = "Heuristic outcome {Id} acknowledged by hand")]
+    public static partial void HeuristicAcknowledged(ILogger logger, string id);
 }

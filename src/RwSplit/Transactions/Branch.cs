@@ -28,6 +28,7 @@ internal sealed class Branch
         Connection = connection;
         Transaction = transaction;
         CurrentDatabase = connection.Database;
+        HomeDatabase = CurrentDatabase;
     }
 
     /// <summary>The data source that opened the branch (the first of its key).</summary>
@@ -51,6 +52,9 @@ internal sealed class Branch
     public string? Gid { get; set; }
 
     public string CurrentDatabase { get; private set; }
+
+    /// <summary>The database of <see cref="DataSource"/>: the one whose key and decision table the protocol uses.</summary>
+    public string HomeDatabase { get; }
 
     public RwSplitDialect Dialect => DataSource.Dialect;
 

@@ -24,6 +24,7 @@ internal sealed class DataSourceTransactions
         _dataSource = dataSource;
         Enabled = options.DistributedTransactions;
         AutoCreateDecisionTable = options.AutoCreateDecisionTable;
+        AllowHeuristicCommit = options.AllowHeuristicCommit;
         RecoveryGracePeriod = options.RecoveryGracePeriod;
         RecoveryInterval = options.RecoveryInterval;
     }
@@ -32,6 +33,9 @@ internal sealed class DataSourceTransactions
     public bool Enabled { get; }
 
     public bool AutoCreateDecisionTable { get; }
+
+    /// <summary>Whether the data source may commit after the decision as a heuristic participant (SQL Server only).</summary>
+    public bool AllowHeuristicCommit { get; }
 
     public TimeSpan RecoveryGracePeriod { get; }
 

@@ -207,23 +207,30 @@ internal sealed class DistributedTransaction
         }
 
         var cannotPrepare = writers.Where(b => !b.Dialect.SupportsTwoPhaseCommit).ToList();
-        if (cannotPrepare.Count > 1)
-        {
-            throw new RwSplitException(
-                RwSplitError.DistributedTransactionUnavailable,
-                $"The transaction wrote to {cannotPrepare.Count} SQL Server instances ({string.Join(", ", cannotPrepare.Select(b => b.Key))}); SQL Server cannot prepare a transaction outside MSDTC, so only one instance can take part atomically (as the last resource). Write to one instance per transaction (databases of one instance are fine), or move the other work out of the transaction.");
-        }
-
-        var last = cannotPrepare.Count == 1 ? cannotPrepare[0] : writers[0];
-        var toPrepare = writers.Where(b => !ReferenceEquals(b, last)).ToList();
+        var (last, heuristic) = ChooseLastResource(writers, cannotPrepare);
+        var toPrepare = writers.Where(b => !ReferenceEquals(b, last) && !heuristic.Contains(b)).ToList();
 
         // Phase 0: everything that can refuse, refuses now, before anything is prepared.
         foreach (var branch in toPrepare)
             await branch.DataSource.Transactions.EnsureCanPrepareAsync(async, cancellationToken).ConfigureAwait(false);
         await last.DataSource.Transactions.EnsureDecisionTableAsync(async, cancellationToken).ConfigureAwait(false);
         var decisionKey = await last.DataSource.Transactions.GetKeyAsync(async, cancellationToken).ConfigureAwait(false);
+        var heuristicIds = new List<(Branch Branch, string Key)>(heuristic.Count);
+        foreach (var participant in heuristic)
+        {
+            await participant.DataSource.Transactions.EnsureDecisionTableAsync(async, cancellationToken).ConfigureAwait(false);
+            heuristicIds.Add((participant, await participant.DataSource.Transactions.GetKeyAsync(async, cancellationToken).ConfigureAwait(false)));
+        }
 
-        // Phase 1: prepare.
+        // Phase 1a: heuristic participants (opt-in) write their marker row in their own local transaction: it commits
+        // with their work or not at all, which is how recovery tells a heuristic participant's outcome afterwards.
+        foreach (var (participant, key) in heuristicIds)
+        {
+            await participant.UseDatabaseAsync(participant.HomeDatabase, async, cancellationToken).ConfigureAwait(false);
+            await InsertDecisionRowAsync(participant, HeuristicId(Gtrid, "marker", key), "h", async, cancellationToken).ConfigureAwait(false);
+        }
+
+        // Phase 1b: prepare.
         foreach (var branch in toPrepare)
         {
             FaultInjection.Hit(FaultInjection.BeforePrepare, branch);
@@ -234,30 +241,46 @@ internal sealed class DistributedTransaction
             FaultInjection.Hit(FaultInjection.AfterPrepare, branch);
         }
 
-        // Phase 2: the decision, in the last resource's own transaction.
+        // Phase 2: the decision, in the last resource's own transaction (in its own database, for a branch that
+        // switched databases of its instance), with one expectation row per heuristic participant.
         FaultInjection.Hit(FaultInjection.BeforeDecision, last);
-        var insert = last.Connection.CreateCommand();
-        await using (insert.ConfigureAwait(false))
+        await last.UseDatabaseAsync(last.HomeDatabase, async, cancellationToken).ConfigureAwait(false);
+        try
         {
-            insert.Transaction = last.Transaction;
-            insert.CommandText = last.Dialect.InsertDecisionSql;
-            AddParameter(insert, "gtrid", Gtrid);
-            AddParameter(insert, "outcome", "c");
-            AddParameter(insert, "coordinator", TransactionCoordinator.CoordinatorId);
-            try
-            {
-                _ = async ? await insert.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) : insert.ExecuteNonQuery();
-            }
-            catch (Exception ex) when (last.Dialect.IsUniqueViolation(ex))
-            {
-                throw new TransactionAbortedException("Recovery fenced this transaction off (it found its branches prepared for longer than RecoveryGracePeriod, with no decision) and rolled it back.", ex);
-            }
+            await InsertDecisionRowAsync(last, Gtrid, "c", async, cancellationToken).ConfigureAwait(false);
         }
+        catch (Exception ex) when (last.Dialect.IsUniqueViolation(ex))
+        {
+            throw new TransactionAbortedException("Recovery fenced this transaction off (it found its branches prepared for longer than RecoveryGracePeriod, with no decision) and rolled it back.", ex);
+        }
+
+        foreach (var (_, key) in heuristicIds)
+            await InsertDecisionRowAsync(last, HeuristicId(Gtrid, "expect", key), "h", async, cancellationToken).ConfigureAwait(false);
 
         FaultInjection.Hit(FaultInjection.AfterDecisionInsert, last);
         await CommitLastResourceAsync(last, async, cancellationToken).ConfigureAwait(false);
         _decided = true;
         FaultInjection.Hit(FaultInjection.AfterDecisionCommit, last);
+
+        // Phase 2b: heuristic participants commit right after the decision. A failure here cannot be undone: the
+        // outcome is mixed (heuristic), recovery reports it (the expectation row without its marker), the caller is told.
+        List<string>? heuristicFailures = null;
+        foreach (var (participant, _) in heuristicIds)
+        {
+            try
+            {
+                FaultInjection.Hit(FaultInjection.BeforeHeuristicCommit, participant);
+                await FinishLocalAsync(participant, commit: true, async, cancellationToken).ConfigureAwait(false);
+            }
+#pragma warning disable CA1031 // The decision is durable: the remaining branches still commit; the caller learns of the hazard below.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                (heuristicFailures ??= []).Add($"{participant.DataSource.CurrentPrimaryAddress} ({ex.GetType().Name}: {ex.Message})");
+                Log.HeuristicCommitFailed(TransactionCoordinator.Logger, Gtrid, participant.DataSource.CurrentPrimaryAddress, ex);
+                RwSplitTelemetry.RecoveryActions.Add(1, new KeyValuePair<string, object?>("rwsplit.recovery.action", "heuristic_hazard"));
+            }
+        }
 
         // Phase 3: the decision is durable; finishing the prepared branches can no longer change the outcome.
         foreach (var branch in toPrepare)
@@ -278,7 +301,52 @@ internal sealed class DistributedTransaction
         }
 
         FaultInjection.Hit(FaultInjection.AfterCommitPrepared, null);
-        return "two_phase";
+        if (heuristicFailures is not null)
+        {
+            throw new TransactionInDoubtException(
+                $"Distributed transaction {Gtrid} committed its decision on {last.DataSource.CurrentPrimaryAddress}, but the commit of heuristic participant(s) {string.Join(", ", heuristicFailures)} failed after it: their work may have been rolled back while the rest committed (a heuristic outcome, possible because AllowHeuristicCommit is on). Recovery lists it in RwSplitRecovery.HeuristicOutcomes once the participant is reachable; reconcile the data by hand, then call RwSplitRecovery.AcknowledgeHeuristicAsync.");
+        }
+
+        return heuristic.Count == 0 ? "two_phase" : "heuristic";
+    }
+
+    /// <summary>
+    /// The last resource, and the heuristic participants: an engine that cannot prepare must be the last resource, so
+    /// with two or more such instances all but one must have opted in to committing after the decision.
+    /// </summary>
+    private static (Branch Last, List<Branch> Heuristic) ChooseLastResource(List<Branch> writers, List<Branch> cannotPrepare)
+    {
+        if (cannotPrepare.Count == 0)
+            return (writers[0], []);
+        if (cannotPrepare.Count == 1)
+            return (cannotPrepare[0], []);
+        var refusing = cannotPrepare.Where(b => !b.DataSource.Transactions.AllowHeuristicCommit).ToList();
+        if (refusing.Count > 1)
+        {
+            throw new RwSplitException(
+                RwSplitError.DistributedTransactionUnavailable,
+                $"The transaction wrote to {cannotPrepare.Count} SQL Server instances ({string.Join(", ", cannotPrepare.Select(b => b.Key))}); SQL Server cannot prepare a transaction outside MSDTC, so only one instance can take part atomically (as the last resource). Write to one instance per transaction (databases of one instance are fine), move the other work out of the transaction, or accept a heuristic outcome on a crash by setting RwSplitOptions.AllowHeuristicCommit on the data sources of all instances but one (see docs/transactions.md). Nothing was committed.");
+        }
+
+        var last = refusing.Count == 1 ? refusing[0] : cannotPrepare[0];
+        return (last, cannotPrepare.Where(b => !ReferenceEquals(b, last)).ToList());
+    }
+
+    /// <summary>The decision-table id of a heuristic participant's marker (in its database) or expectation (in the decision database).</summary>
+    internal static string HeuristicId(string gtrid, string kind, string participantKey) => $"{gtrid}:{kind}:{participantKey}";
+
+    private static async ValueTask InsertDecisionRowAsync(Branch branch, string id, string outcome, bool async, CancellationToken cancellationToken)
+    {
+        var insert = branch.Connection.CreateCommand();
+        await using (insert.ConfigureAwait(false))
+        {
+            insert.Transaction = branch.Transaction;
+            insert.CommandText = branch.Dialect.InsertDecisionSql;
+            AddParameter(insert, "gtrid", id);
+            AddParameter(insert, "outcome", outcome);
+            AddParameter(insert, "coordinator", TransactionCoordinator.CoordinatorId);
+            _ = async ? await insert.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) : insert.ExecuteNonQuery();
+        }
     }
 
     /// <summary>Commits the branch's local transaction; an unknown outcome (connection lost during COMMIT) is in-doubt.</summary>

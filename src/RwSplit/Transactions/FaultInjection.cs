@@ -18,6 +18,9 @@ internal static class FaultInjection
     public const string AfterCommitPrepared = "after-commit-prepared";
     public const string RecoveryBeforeResolve = "recovery-before-resolve";
 
+    /// <summary>Before each heuristic participant's commit (only with AllowHeuristicCommit; not in <see cref="All"/>).</summary>
+    public const string BeforeHeuristicCommit = "before-heuristic-commit";
+
     /// <summary>Every named point, in protocol order.</summary>
     public static readonly string[] All =
     [

@@ -69,4 +69,18 @@ internal static class ProviderCalls
                 return isAsync ? await command.ExecuteScalarAsync(token).ConfigureAwait(false) : command.ExecuteScalar();
             }
         }, async, cancellationToken);
+
+    /// <summary>Runs a statement; returns the rows it affected.</summary>
+    public static ValueTask<int> NonQueryAsync(RwSplitDataSource dataSource, string sql, bool async, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
+        => RunAsync(dataSource, async (connection, isAsync, token) =>
+        {
+            var command = connection.CreateCommand();
+            await using (command.ConfigureAwait(false))
+            {
+                command.CommandText = sql;
+                foreach (var (name, value) in parameters)
+                    DistributedTransaction.AddParameter(command, name, value);
+                return isAsync ? await command.ExecuteNonQueryAsync(token).ConfigureAwait(false) : command.ExecuteNonQuery();
+            }
+        }, async, cancellationToken);
 }

@@ -22,7 +22,27 @@ public sealed record UnresolvedTransaction(string BranchId, string Database, Tim
 /// <param name="RolledBack">Prepared branches rolled back (an abort fence, or no decision).</param>
 /// <param name="Fenced">Transactions recovery decided to abort by writing a fence row.</param>
 /// <param name="Unresolved">Branches left for a later pass.</param>
-public sealed record RecoveryResult(int Committed, int RolledBack, int Fenced, IReadOnlyList<UnresolvedTransaction> Unresolved);
+public sealed record RecoveryResult(int Committed, int RolledBack, int Fenced, IReadOnlyList<UnresolvedTransaction> Unresolved)
+{
+    /// <summary>Heuristic participants whose commit recovery confirmed (marker row found); their rows were removed.</summary>
+    public int HeuristicConfirmed { get; init; }
+
+    /// <summary>Heuristic outcomes found: the decision committed, a heuristic participant's work did not.</summary>
+    public IReadOnlyList<HeuristicOutcome> HeuristicOutcomes { get; init; } = Array.Empty<HeuristicOutcome>();
+}
+
+/// <summary>
+/// A heuristic outcome (only possible with <see cref="RwSplitOptions.AllowHeuristicCommit"/>): distributed transaction
+/// <paramref name="Gtrid"/> committed its decision on <paramref name="DecisionDatabase"/>, but its heuristic participant
+/// <paramref name="Participant"/> did not commit (no marker row): its part of the work is missing. Reconcile the data by
+/// hand, then call <see cref="RwSplitRecovery.AcknowledgeHeuristicAsync"/> with <paramref name="Id"/>.
+/// </summary>
+/// <param name="Id">The expectation row's id in the decision database (<c>{gtrid}:expect:{participant key}</c>).</param>
+/// <param name="Gtrid">The distributed transaction's id.</param>
+/// <param name="DecisionDatabase">Where the decision (and the expectation row) is (free of secrets).</param>
+/// <param name="Participant">The participant whose work is missing (free of secrets).</param>
+/// <param name="Age">How long ago the decision was written.</param>
+public sealed record HeuristicOutcome(string Id, string Gtrid, string DecisionDatabase, string Participant, TimeSpan Age);
 
 /// <summary>
 /// Crash recovery of distributed transactions, for every data source of the process with
@@ -40,9 +60,16 @@ public static class RwSplitRecovery
     private static readonly object TimerGate = new();
     private static Timer? _timer;
     private static volatile IReadOnlyList<UnresolvedTransaction> _unresolved = Array.Empty<UnresolvedTransaction>();
+    private static volatile IReadOnlyList<HeuristicOutcome> _heuristic = Array.Empty<HeuristicOutcome>();
 
     /// <summary>What the last pass could not resolve.</summary>
     public static IReadOnlyList<UnresolvedTransaction> Unresolved => _unresolved;
+
+    /// <summary>
+    /// Heuristic outcomes the last pass found (see <see cref="RwSplitOptions.AllowHeuristicCommit"/>): each stays listed,
+    /// logged and counted until acknowledged with <see cref="AcknowledgeHeuristicAsync"/>.
+    /// </summary>
+    public static IReadOnlyList<HeuristicOutcome> HeuristicOutcomes => _heuristic;
 
     internal static void Register(RwSplitDataSource dataSource)
     {
@@ -103,7 +130,7 @@ public static class RwSplitRecovery
                 if (!dataSource.Dialect.SupportsTwoPhaseCommit || dataSource.Dialect.ListPreparedTransactionsSql is null)
                     continue;
                 string key;
-                List<(string Gid, double Age)> prepared;
+                List<(string Id, double Age)> prepared;
                 try
                 {
                     key = await dataSource.Transactions.GetKeyAsync(true, cancellationToken).ConfigureAwait(false);
@@ -149,10 +176,20 @@ public static class RwSplitRecovery
                 }
             }
 
+            var (confirmed, hazards) = await CheckHeuristicParticipantsAsync(sources, gracePeriod, unresolved, cancellationToken).ConfigureAwait(false);
+            var known = _heuristic.Select(h => h.Id).ToHashSet(StringComparer.Ordinal);
+            foreach (var hazard in hazards)
+            {
+                Log.HeuristicHazard(TransactionCoordinator.Logger, hazard.Gtrid, hazard.DecisionDatabase, hazard.Participant);
+                if (!known.Contains(hazard.Id))
+                    Count("heuristic_hazard");
+            }
+
+            _heuristic = hazards;
             _unresolved = unresolved;
             foreach (var item in unresolved)
                 Log.RecoveryUnresolved(TransactionCoordinator.Logger, item.BranchId, item.Database, item.Reason);
-            return new RecoveryResult(committed, rolledBack, fenced, unresolved);
+            return new RecoveryResult(committed, rolledBack, fenced, unresolved) { HeuristicConfirmed = confirmed, HeuristicOutcomes = hazards };
         }
         finally
         {
@@ -175,7 +212,7 @@ public static class RwSplitRecovery
             if (!dataSource.Dialect.SupportsTwoPhaseCommit)
                 continue;
             var prepared = await ListPreparedAsync(dataSource, cancellationToken).ConfigureAwait(false);
-            if (prepared.All(p => p.Gid != branchId))
+            if (prepared.All(p => p.Id != branchId))
                 continue;
             await ExecuteAsync(dataSource, commit ? dataSource.Dialect.CommitPreparedSql(branchId) : dataSource.Dialect.RollbackPreparedSql(branchId), cancellationToken).ConfigureAwait(false);
             Log.HeuristicResolution(TransactionCoordinator.Logger, branchId, commit ? "commit" : "rollback", dataSource.CurrentPrimaryAddress);
@@ -198,23 +235,7 @@ public static class RwSplitRecovery
         var gtrid = parts[2];
         var decisionKey = parts[3];
 
-        RwSplitDataSource? decisionSource = null;
-        foreach (var candidate in sources)
-        {
-            try
-            {
-                if (await candidate.Transactions.GetKeyAsync(true, cancellationToken).ConfigureAwait(false) == decisionKey)
-                {
-                    decisionSource = candidate;
-                    break;
-                }
-            }
-            catch (DbException)
-            {
-                // unreachable now: it may be the decision database; it is tried again next pass
-            }
-        }
-
+        var decisionSource = await FindByKeyAsync(sources, decisionKey, cancellationToken).ConfigureAwait(false);
         if (decisionSource is null)
             return new Resolution(null, $"its decision database (key {decisionKey}) is not registered in this process or unreachable: create an RwSplitDataSource over it (DistributedTransactions on) so that recovery can read the decision; nothing is decided meanwhile");
 
@@ -256,6 +277,152 @@ public static class RwSplitRecovery
         }
     }
 
+    /// <summary>The registered data source of the database with this key, or null (none, or unreachable now: tried again next pass).</summary>
+    private static async Task<RwSplitDataSource?> FindByKeyAsync(RwSplitDataSource[] sources, string key, CancellationToken cancellationToken)
+    {
+        foreach (var candidate in sources)
+        {
+            try
+            {
+                if (await candidate.Transactions.GetKeyAsync(true, cancellationToken).ConfigureAwait(false) == key)
+                    return candidate;
+            }
+            catch (DbException)
+            {
+                // unreachable now: it may be the database looked for; it is tried again next pass
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// For every expectation row (written with a decision that had heuristic participants) older than the grace period:
+    /// the participant's marker row present means it committed (both rows are removed); absent means its work was rolled
+    /// back while the decision committed, a heuristic outcome. Runs only when some data source allows heuristic commit.
+    /// </summary>
+    private static async Task<(int Confirmed, List<HeuristicOutcome> Hazards)> CheckHeuristicParticipantsAsync(RwSplitDataSource[] sources, TimeSpan? gracePeriod, List<UnresolvedTransaction> unresolved, CancellationToken cancellationToken)
+    {
+        var hazards = new List<HeuristicOutcome>();
+        var confirmed = 0;
+        if (!sources.Any(s => s.Transactions.AllowHeuristicCommit))
+            return (confirmed, hazards);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var decisionSource in sources)
+        {
+            var sql = decisionSource.Dialect.ListHeuristicExpectationsSql;
+            if (sql is null)
+                continue;
+            List<(string Id, double Age)> expectations;
+            try
+            {
+                if (!seen.Add(await decisionSource.Transactions.GetKeyAsync(true, cancellationToken).ConfigureAwait(false)))
+                    continue;
+                expectations = await ListRowsAsync(decisionSource, sql, cancellationToken).ConfigureAwait(false);
+            }
+            catch (DbException ex) when (IsMissingDecisionTable(ex))
+            {
+                continue; // it never held a decision
+            }
+            catch (DbException ex)
+            {
+                Log.RecoveryDatabaseUnreachable(TransactionCoordinator.Logger, decisionSource.CurrentPrimaryAddress, ex);
+                continue;
+            }
+
+            var grace = gracePeriod ?? decisionSource.Transactions.RecoveryGracePeriod;
+            foreach (var (id, age) in expectations)
+            {
+                var parts = id.Split(':');
+                if (parts.Length != 3 || parts[1] != "expect" || TimeSpan.FromSeconds(age) <= grace)
+                    continue; // not ours, or its coordinator may still be committing the participant
+                var participant = await FindByKeyAsync(sources, parts[2], cancellationToken).ConfigureAwait(false);
+                if (participant is null)
+                {
+                    unresolved.Add(new UnresolvedTransaction(id, decisionSource.CurrentPrimaryAddress.ToString(), TimeSpan.FromSeconds(age), $"its heuristic participant (key {parts[2]}) is not registered in this process or unreachable: create an RwSplitDataSource over it (DistributedTransactions on) so that recovery can check its marker row"));
+                    continue;
+                }
+
+                var markerId = DistributedTransaction.HeuristicId(parts[0], "marker", parts[2]);
+                try
+                {
+                    if (await ReadDecisionAsync(participant, markerId, cancellationToken).ConfigureAwait(false) == "h")
+                    {
+                        // The expectation goes first: a crash in between leaves a stray marker, never a false alarm.
+                        await ProviderCalls.NonQueryAsync(decisionSource, decisionSource.Dialect.DeleteDecisionSql, true, cancellationToken, ("gtrid", id)).ConfigureAwait(false);
+                        await ProviderCalls.NonQueryAsync(participant, participant.Dialect.DeleteDecisionSql, true, cancellationToken, ("gtrid", markerId)).ConfigureAwait(false);
+                        confirmed++;
+                        Count("heuristic_confirmed");
+                    }
+                    else
+                    {
+                        hazards.Add(new HeuristicOutcome(id, parts[0], decisionSource.CurrentPrimaryAddress.ToString(), participant.CurrentPrimaryAddress.ToString(), TimeSpan.FromSeconds(age)));
+                    }
+                }
+                catch (DbException ex)
+                {
+                    unresolved.Add(new UnresolvedTransaction(id, participant.CurrentPrimaryAddress.ToString(), TimeSpan.FromSeconds(age), $"checking the heuristic participant's marker failed ({ex.Message}); nothing is reported until it can be read"));
+                }
+            }
+        }
+
+        return (confirmed, hazards);
+    }
+
+    /// <summary>
+    /// Acknowledges a heuristic outcome after the data was reconciled by hand: removes its expectation row, so recovery
+    /// stops reporting it. Logged.
+    /// </summary>
+    /// <param name="id">The outcome's <see cref="HeuristicOutcome.Id"/>.</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    /// <exception cref="InvalidOperationException">No registered data source holds that expectation.</exception>
+    public static async Task AcknowledgeHeuristicAsync(string id, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(id);
+        foreach (var dataSource in Registered.Keys)
+        {
+            if (dataSource.Dialect.ListHeuristicExpectationsSql is null)
+                continue;
+            int deleted;
+            try
+            {
+                deleted = await ProviderCalls.NonQueryAsync(dataSource, dataSource.Dialect.DeleteDecisionSql, true, cancellationToken, ("gtrid", id)).ConfigureAwait(false);
+            }
+            catch (DbException ex) when (IsMissingDecisionTable(ex))
+            {
+                continue;
+            }
+
+            if (deleted == 0)
+                continue;
+            Log.HeuristicAcknowledged(TransactionCoordinator.Logger, id);
+            RwSplitTelemetry.RecoveryActions.Add(1, new KeyValuePair<string, object?>("rwsplit.recovery.action", "heuristic_acknowledged"));
+            _heuristic = _heuristic.Where(h => h.Id != id).ToArray();
+            return;
+        }
+
+        throw new InvalidOperationException($"No registered data source holds the heuristic outcome '{id}' (already acknowledged, or its decision database is not registered in this process).");
+    }
+
+    private static async Task<List<(string Id, double Age)>> ListRowsAsync(RwSplitDataSource dataSource, string sql, CancellationToken cancellationToken)
+        => await ProviderCalls.RunAsync(dataSource, async (connection, _, token) =>
+        {
+            var result = new List<(string, double)>();
+            var command = connection.CreateCommand();
+            await using (command.ConfigureAwait(false))
+            {
+                command.CommandText = sql;
+                var reader = await command.ExecuteReaderAsync(token).ConfigureAwait(false);
+                await using (reader.ConfigureAwait(false))
+                {
+                    while (await reader.ReadAsync(token).ConfigureAwait(false))
+                        result.Add((reader.GetString(0), Convert.ToDouble(reader.GetValue(1), CultureInfo.InvariantCulture)));
+                }
+            }
+
+            return result;
+        }, true, cancellationToken).ConfigureAwait(false);
+
     private static bool IsMissingDecisionTable(DbException ex) => ex.Message.Contains("rwsplit_decisions", StringComparison.Ordinal);
 
     private static void Count(string action) => RwSplitTelemetry.RecoveryActions.Add(1, new KeyValuePair<string, object?>("rwsplit.recovery.action", action));
@@ -287,24 +454,8 @@ public static class RwSplitRecovery
         }
     }
 
-    private static async Task<List<(string Gid, double Age)>> ListPreparedAsync(RwSplitDataSource dataSource, CancellationToken cancellationToken)
-        => await ProviderCalls.RunAsync(dataSource, async (connection, _, token) =>
-        {
-            var result = new List<(string, double)>();
-            var command = connection.CreateCommand();
-            await using (command.ConfigureAwait(false))
-            {
-                command.CommandText = dataSource.Dialect.ListPreparedTransactionsSql;
-                var reader = await command.ExecuteReaderAsync(token).ConfigureAwait(false);
-                await using (reader.ConfigureAwait(false))
-                {
-                    while (await reader.ReadAsync(token).ConfigureAwait(false))
-                        result.Add((reader.GetString(0), Convert.ToDouble(reader.GetValue(1), CultureInfo.InvariantCulture)));
-                }
-            }
-
-            return result;
-        }, true, cancellationToken).ConfigureAwait(false);
+    private static Task<List<(string Id, double Age)>> ListPreparedAsync(RwSplitDataSource dataSource, CancellationToken cancellationToken)
+        => ListRowsAsync(dataSource, dataSource.Dialect.ListPreparedTransactionsSql!, cancellationToken);
 
     private static async Task ExecuteAsync(RwSplitDataSource dataSource, string sql, CancellationToken cancellationToken)
         => await ProviderCalls.ScalarAsync(dataSource, sql, true, cancellationToken).ConfigureAwait(false);

@@ -81,6 +81,13 @@ public abstract class TdsTestBase
         return dataSource;
     }
 
+    /// <summary>Disposes <paramref name="dataSource"/> after the test.</summary>
+    protected RwSplitDataSource Track(RwSplitDataSource dataSource)
+    {
+        _dataSources.Add(dataSource);
+        return dataSource;
+    }
+
     /// <summary>Tracks a drop-in connection's shared data source so that it is disposed after the test.</summary>
     protected void Track(string dropInConnectionString) => _dataSources.Add(RwSplitSqlServer.Factory.GetDataSource(dropInConnectionString));
 
