@@ -24,6 +24,16 @@ public sealed class OptionsTests
     }
 
     [Test]
+    public void Heuristic_commit_without_distributed_transactions_is_refused_naming_the_fix()
+    {
+        var options = Valid();
+        options.AllowHeuristicCommit = true;
+        Assert.That(Failures(options), Is.Empty);
+        options.DistributedTransactions = false;
+        Assert.That(Failures(options), Has.One.Contains("AllowHeuristicCommit needs DistributedTransactions"));
+    }
+
+    [Test]
     public void Defaults()
     {
         var options = new RwSplitOptions();

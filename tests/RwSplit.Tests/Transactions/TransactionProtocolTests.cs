@@ -28,7 +28,7 @@ public sealed class TransactionProtocolTests
         _dataSources.Clear();
     }
 
-    private (RwSplitDataSource DataSource, FakeServer Server) Database(FakeDialect dialect, string prefix, string database = "db", FakeServer? server = null, bool enabled = true)
+    private (RwSplitDataSource DataSource, FakeServer Server) Database(FakeDialect dialect, string prefix, string database = "db", FakeServer? server = null, bool enabled = true, bool allowHeuristic = false)
     {
         server ??= FakeServer.Create(prefix);
         var dataSource = RwSplitDataSource.Create(o =>
@@ -37,6 +37,7 @@ public sealed class TransactionProtocolTests
             o.Primary = $"Server={server.Name};Database={database}";
             o.HealthMonitoring = false;
             o.DistributedTransactions = enabled;
+            o.AllowHeuristicCommit = allowHeuristic;
         });
         _dataSources.Add(dataSource);
         return (dataSource, server);
@@ -191,6 +192,34 @@ public sealed class TransactionProtocolTests
         Assert.That(ex!.ToString(), Does.Contain("SQL Server instances").And.Contain("one instance per transaction"));
         Assert.That(serverOne.Journal.Count(c => c.Operation == "Rollback") + serverTwo.Journal.Count(c => c.Operation == "Rollback"), Is.EqualTo(2));
         Assert.That(serverOne.Journal.Concat(serverTwo.Journal).Count(c => c.Operation == "Commit"), Is.Zero);
+    }
+
+    [Test]
+    public async Task Heuristic_mode_marker_then_prepare_then_decision_with_expectation_then_participant_then_commit_prepared()
+    {
+        var (pg, serverPg) = Database(FakeDialect.TwoPhase, "pg");
+        var (sql, serverSql) = Database(FakeDialect.Instance, "sql");
+        var (other, serverOther) = Database(FakeDialect.Instance, "other", allowHeuristic: true);
+        using (var scope = new TransactionScope(TransactionScopeAsyncFlowOption.Enabled))
+        {
+            await ExecAsync(other, "UPDATE c SET x = 1"); // first, yet not the last resource: it opted in to committing after
+            await ExecAsync(pg, "UPDATE b SET x = 1");
+            await ExecAsync(sql, "UPDATE a SET x = 1");
+            scope.Complete();
+        }
+
+        var protocol = Texts(serverPg, serverSql, serverOther)
+            .Where(t => t.Contains(" rws:", StringComparison.Ordinal) || t.Contains("INSERT INTO rwsplit_decisions", StringComparison.Ordinal) || t.EndsWith("Commit", StringComparison.Ordinal));
+        Assert.That(protocol, Is.EqualTo(new[]
+        {
+            "other: INSERT INTO rwsplit_decisions (gtrid, outcome, coordinator) VALUES (@gtrid, @outcome, @coordinator)", // marker
+            "pg: PREPARE rws:…:1",
+            "sql: INSERT INTO rwsplit_decisions (gtrid, outcome, coordinator) VALUES (@gtrid, @outcome, @coordinator)",   // decision
+            "sql: INSERT INTO rwsplit_decisions (gtrid, outcome, coordinator) VALUES (@gtrid, @outcome, @coordinator)",   // expectation
+            "sql: Commit",
+            "other: Commit",
+            "pg: COMMIT PREPARED rws:…:1",
+        }));
     }
 
     [Test]
