@@ -40,6 +40,9 @@ public sealed class RwSplitDataSource : DbDataSource
     private int _balancerTicket = -1;
     private int _disposed;
 
+    /// <summary>Whether the data source was disposed (a drop-in factory then builds a new one for its connection string).</summary>
+    internal bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+
     internal RwSplitDataSource(RwSplitOptions options)
     {
         // Freeze: the runtime reads an immutable copy, later changes to the options object have no effect.

@@ -67,19 +67,35 @@ public sealed class RwSplitProviderFactory : DbProviderFactory
     /// <param name="connectionString">The provider's connection string plus RwSplit's keywords.</param>
     public override DbDataSource CreateDataSource(string connectionString) => GetDataSource(connectionString);
 
-    /// <summary>The shared data source for a drop-in connection string, built and validated on first use.</summary>
+    /// <summary>
+    /// The shared data source for a drop-in connection string, built and validated on first use (and again after it was
+    /// disposed).
+    /// </summary>
     /// <param name="connectionString">The provider's connection string plus RwSplit's keywords.</param>
     /// <exception cref="RwSplitException">The string is invalid; the message names the problem, never a password.</exception>
     public RwSplitDataSource GetDataSource(string connectionString)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
-        if (_dataSources.TryGetValue(connectionString, out var existing))
-            return existing;
-        var created = Build(connectionString);
-        var winner = _dataSources.GetOrAdd(connectionString, created);
-        if (!ReferenceEquals(winner, created))
-            created.Dispose();
-        return winner;
+        while (true)
+        {
+            if (_dataSources.TryGetValue(connectionString, out var existing))
+            {
+                if (!existing.IsDisposed)
+                    return existing;
+
+                // Someone disposed the shared data source (an application shutting a component down, a test): its
+                // connections are gone, so the next caller gets a new one rather than an ObjectDisposedException.
+                _dataSources.TryRemove(new(connectionString, existing));
+                continue;
+            }
+
+            var created = Build(connectionString);
+            var winner = _dataSources.GetOrAdd(connectionString, created);
+            if (!ReferenceEquals(winner, created))
+                created.Dispose();
+            if (!winner.IsDisposed)
+                return winner;
+        }
     }
 
     private RwSplitDataSource Build(string connectionString)

@@ -99,6 +99,26 @@ public sealed class SqlServerDialectTests
     }
 
     [Test]
+    public void Drop_in_data_source_is_shared_per_connection_string_and_replaced_once_disposed()
+    {
+        var cs = "Data Source=sql-dropin-dispose;Initial Catalog=app;User ID=app;Password=x;Encrypt=False;Replicas=sql-dropin-r1";
+        var first = RwSplitSqlServer.Factory.GetDataSource(cs);
+        Assert.That(RwSplitSqlServer.Factory.GetDataSource(cs), Is.SameAs(first));
+        first.Dispose();
+
+        var second = RwSplitSqlServer.Factory.GetDataSource(cs);
+        Assert.That(second, Is.Not.SameAs(first), "a disposed data source is never handed out again");
+        using (var connection = RwSplitSqlServer.CreateConnection(cs))
+        {
+            connection.Open(); // lazy: no server is contacted until a command runs
+            Assert.That(connection.DataSource, Does.Contain("sql-dropin-dispose"));
+        }
+
+        Assert.That(RwSplitSqlServer.Factory.GetDataSource(cs), Is.SameAs(second));
+        second.Dispose();
+    }
+
+    [Test]
     public void Read_only_procedures_via_command_type()
     {
         var procedures = new System.Collections.Generic.HashSet<string>(StringComparer.OrdinalIgnoreCase) { "dbo.GetOrders" };
