@@ -80,31 +80,42 @@ public static class RwSplitTelemetry
     internal static readonly ObservableGauge<int> Unresolved = Meter.CreateObservableGauge(
         "rwsplit.recovery.unresolved", () => RwSplit.Transactions.RwSplitRecovery.Unresolved.Count, unit: "{branch}", description: "Prepared branches the last recovery pass could not resolve.");
 
+    /// <summary>Heuristic outcomes (decision committed, a heuristic participant's work missing) not acknowledged yet.</summary>
+    internal static readonly ObservableGauge<int> HeuristicOutcomes = Meter.CreateObservableGauge(
+        "rwsplit.recovery.heuristic", () => RwSplit.Transactions.RwSplitRecovery.HeuristicOutcomes.Count, unit: "{transaction}", description: "Heuristic outcomes the last recovery pass found that are not acknowledged yet (AllowHeuristicCommit).");
+
     internal static void Register(RwSplitDataSource dataSource) => DataSources.TryAdd(dataSource, 0);
 
     internal static void Unregister(RwSplitDataSource dataSource) => DataSources.TryRemove(dataSource, out _);
 
     private static IEnumerable<Measurement<double>> ObserveLag()
     {
-        foreach (var dataSource in DataSources.Keys)
+        foreach (var (dataSource, status) in ConfiguredReplicas())
         {
-            foreach (var status in dataSource.GetTopology())
-            {
-                if (status.ConfiguredRole == Topology.EndpointRole.Replica && status.ReplicationLag is { } lag)
-                    yield return new Measurement<double>(lag.TotalSeconds, new(TagNames.DataSource, dataSource.Name), new(TagNames.ServerAddress, status.Address.ToString()));
-            }
+            if (status.ReplicationLag is { } lag)
+                yield return new Measurement<double>(lag.TotalSeconds, Tags(dataSource, status));
         }
     }
 
     private static IEnumerable<Measurement<int>> ObserveAvailable()
+    {
+        foreach (var (dataSource, status) in ConfiguredReplicas())
+            yield return new Measurement<int>(status.IsAvailable ? 1 : 0, Tags(dataSource, status));
+    }
+
+    /// <summary>Every replica of every live data source, as its topology reports it now.</summary>
+    private static IEnumerable<(RwSplitDataSource DataSource, Topology.EndpointStatus Status)> ConfiguredReplicas()
     {
         foreach (var dataSource in DataSources.Keys)
         {
             foreach (var status in dataSource.GetTopology())
             {
                 if (status.ConfiguredRole == Topology.EndpointRole.Replica)
-                    yield return new Measurement<int>(status.IsAvailable ? 1 : 0, new(TagNames.DataSource, dataSource.Name), new(TagNames.ServerAddress, status.Address.ToString()));
+                    yield return (dataSource, status);
             }
         }
     }
+
+    private static KeyValuePair<string, object?>[] Tags(RwSplitDataSource dataSource, Topology.EndpointStatus status)
+        => [new(TagNames.DataSource, dataSource.Name), new(TagNames.ServerAddress, status.Address.ToString())];
 }
