@@ -3,6 +3,7 @@ using System.Data;
 using System.Threading.Tasks;
 using Microsoft.Data.SqlClient;
 using NUnit.Framework;
+using RwSplit.PostgreSql;
 using RwSplit.Routing;
 using RwSplit.SqlServer;
 
@@ -145,5 +146,92 @@ public sealed class SqlServerTests
         await command.ExecuteNonQueryAsync();
         command.CommandText = "SELECT COUNT(*) FROM dbo.rwsplit_probe WHERE id = @id";
         Assert.That(await command.ExecuteScalarAsync(), Is.EqualTo(1));
+    }
+
+    [Test]
+    public async Task Distributed_transaction_with_PostgreSQL_keeps_its_decision_in_the_SQL_Server_database()
+    {
+        // The coordinator's T-SQL on a real server: the decision table's DDL, the decision insert in the last resource's
+        // local transaction, the decision lookup, and the heuristic recovery queries.
+        await using var sql = Create(o =>
+        {
+            o.Replicas.Clear();
+            o.HealthMonitoring = false;
+            o.AllowHeuristicCommit = true; // makes recovery run the heuristic queries against this server too
+        });
+        await using var pg = RwSplitDataSource.Create(o =>
+        {
+            o.UseNpgsql();
+            o.Primary = ClusterSetup.Cluster.PrimaryConnectionString;
+            o.HealthMonitoring = false;
+        });
+        await using (var setup = await pg.OpenConnectionAsync())
+        await using (var command = setup.CreateCommand())
+        {
+            command.CommandText = "CREATE TABLE IF NOT EXISTS rwsplit_sqlserver_dtx (id uuid PRIMARY KEY)";
+            await command.ExecuteNonQueryAsync();
+        }
+
+        await using (var setup = await sql.OpenConnectionAsync())
+        await using (var command = setup.CreateCommand())
+        {
+            command.CommandText = "IF OBJECT_ID('dbo.rwsplit_dtx') IS NULL CREATE TABLE dbo.rwsplit_dtx (id uniqueidentifier PRIMARY KEY)";
+            await command.ExecuteNonQueryAsync();
+        }
+
+        var id = Guid.NewGuid();
+        using (var scope = new System.Transactions.TransactionScope(System.Transactions.TransactionScopeAsyncFlowOption.Enabled))
+        {
+            await using (var connection = await pg.OpenConnectionAsync())
+            await using (var command = connection.CreateCommand())
+            {
+                command.CommandText = "INSERT INTO rwsplit_sqlserver_dtx VALUES (@id)";
+                command.Parameters.Add(new Npgsql.NpgsqlParameter("id", id));
+                await command.ExecuteNonQueryAsync();
+            }
+
+            await using (var connection = await sql.OpenConnectionAsync())
+            await using (var command = connection.CreateCommand())
+            {
+                command.CommandText = "INSERT dbo.rwsplit_dtx VALUES (@id)";
+                command.Parameters.Add(new SqlParameter("@id", id));
+                await command.ExecuteNonQueryAsync();
+            }
+
+            scope.Complete();
+        }
+
+        await using (var check = await sql.OpenConnectionAsync())
+        await using (var command = check.CreateCommand())
+        {
+            command.CommandText = "SELECT COUNT(*) FROM dbo.rwsplit_dtx WHERE id = @id";
+            command.Parameters.Add(new SqlParameter("@id", id));
+            Assert.That(await command.ExecuteScalarAsync(), Is.EqualTo(1));
+            command.CommandText = "SELECT COUNT(*) FROM dbo.rwsplit_decisions WHERE outcome = 'c' AND created > DATEADD(minute, -5, SYSUTCDATETIME())";
+            Assert.That(await command.ExecuteScalarAsync(), Is.GreaterThanOrEqualTo(1), "the decision row is in the SQL Server database");
+        }
+
+        await using (var check = await pg.OpenConnectionAsync())
+        await using (var command = check.CreateCommand())
+        {
+            command.CommandText = "SELECT count(*) FROM rwsplit_sqlserver_dtx WHERE id = @id";
+            command.Parameters.Add(new Npgsql.NpgsqlParameter("id", id));
+            Assert.That(await command.ExecuteScalarAsync(), Is.EqualTo(1L));
+        }
+
+        // The recovery statements parse and run on the real server (recovery itself would only log a failure).
+        await using (var check = await sql.OpenConnectionAsync())
+        await using (var command = check.CreateCommand())
+        {
+            command.CommandText = SqlServerDialect.Instance.ListHeuristicExpectationsSql;
+            await using (var reader = await command.ExecuteReaderAsync())
+                Assert.That(reader.FieldCount, Is.EqualTo(2));
+            command.CommandText = SqlServerDialect.Instance.DeleteDecisionSql;
+            command.Parameters.Add(new SqlParameter("@gtrid", "rwsplit-test-none"));
+            Assert.That(await command.ExecuteNonQueryAsync(), Is.Zero);
+        }
+
+        var recovery = await RwSplit.Transactions.RwSplitRecovery.RecoverAsync();
+        Assert.That(recovery.HeuristicOutcomes, Is.Empty);
     }
 }
