@@ -36,6 +36,9 @@ public sealed class NpgsqlDialect : RwSplitDialect
     public override string SystemName => "postgresql";
 
     /// <inheritdoc />
+    public override bool PrepareCoordinatorStatements => true;
+
+    /// <inheritdoc />
     public override DbProviderFactory ProviderFactory => NpgsqlFactory.Instance;
 
     /// <summary>

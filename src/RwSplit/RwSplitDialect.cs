@@ -168,6 +168,13 @@ public abstract class RwSplitDialect
     /// <summary>Inserts a decision row; parameters <c>@gtrid</c>, <c>@outcome</c>, <c>@coordinator</c>. Fails on a duplicate key.</summary>
     public virtual string InsertDecisionSql => "INSERT INTO rwsplit_decisions (gtrid, outcome, coordinator) VALUES (@gtrid, @outcome, @coordinator)";
 
+    /// <summary>
+    /// Whether the coordinator prepares its decision insert (<see cref="System.Data.Common.DbCommand.Prepare"/>) on the
+    /// last resource's connection: worth it where the provider keeps prepared statements per pooled physical connection
+    /// and prepares without explicit parameter sizes (Npgsql). Default: <see langword="false"/>.
+    /// </summary>
+    public virtual bool PrepareCoordinatorStatements => false;
+
     /// <summary>Reads a decision; parameter <c>@gtrid</c>; one row with the outcome character, or none.</summary>
     public virtual string SelectDecisionSql => "SELECT outcome FROM rwsplit_decisions WHERE gtrid = @gtrid";
 

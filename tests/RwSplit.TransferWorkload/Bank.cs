@@ -5,6 +5,7 @@ using System.Threading.Tasks;
 using System.Transactions;
 using Npgsql;
 using RwSplit.PostgreSql;
+using RwSplit.Transactions;
 
 namespace RwSplit.TransferWorkload;
 
@@ -133,6 +134,24 @@ public sealed class Bank
         }
 
         scope.Complete();
+    }
+
+    /// <summary>One transfer through RwSplit's asynchronous API (no TransactionScope).</summary>
+    public static async Task TransferWithRwSplitApiAsync(RwSplitDataSource from, RwSplitDataSource to, int fromAccount, int toAccount, long amount)
+    {
+        await using var transaction = RwSplitDistributedTransaction.Begin(TimeSpan.FromSeconds(30));
+        foreach (var (dataSource, sql, account) in new[] { (from, "UPDATE bank_accounts SET balance = balance - @amount WHERE id = @id", fromAccount), (to, "UPDATE bank_accounts SET balance = balance + @amount WHERE id = @id", toAccount) })
+        {
+            await using var connection = await dataSource.OpenConnectionAsync();
+            connection.EnlistDistributedTransaction(transaction);
+            await using var command = connection.CreateCommand();
+            command.CommandText = sql;
+            command.Parameters.Add(new NpgsqlParameter("amount", amount));
+            command.Parameters.Add(new NpgsqlParameter("id", account));
+            await command.ExecuteNonQueryAsync();
+        }
+
+        await transaction.CommitAsync();
     }
 
     /// <summary>The same transfer with plain Npgsql connections enlisting in the TransactionScope (Npgsql's own two-phase commit).</summary>

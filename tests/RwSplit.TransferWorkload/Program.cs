@@ -4,6 +4,7 @@
 //   RwSplit.TransferWorkload run --mode rwsplit|npgsql --db1 <cs> --db2 <cs> [--fault <point>] [--seconds N]
 //   RwSplit.TransferWorkload compare [--kills N]     (side by side: RwSplit vs plain Npgsql, random kills, one table)
 //   RwSplit.TransferWorkload throughput [--seconds 8] [--workers 4] [--rounds 2]   (commit cost vs the baselines)
+//   RwSplit.TransferWorkload phases [--transfers 2000]   (where one distributed transfer's time goes, per protocol step)
 using System;
 using System.Diagnostics;
 using System.Linq;
@@ -23,6 +24,9 @@ if (command == "throughput")
         int.Parse(Arg("workers") ?? "4", System.Globalization.CultureInfo.InvariantCulture),
         int.Parse(Arg("rounds") ?? "2", System.Globalization.CultureInfo.InvariantCulture));
 }
+
+if (command == "phases")
+    return await Phases.RunAsync(int.Parse(Arg("transfers") ?? "2000", System.Globalization.CultureInfo.InvariantCulture));
 
 var mode = Arg("mode") ?? "rwsplit";
 var bank = new Bank(Arg("db1") ?? throw new ArgumentException("--db1 is required"), Arg("db2") ?? throw new ArgumentException("--db2 is required"));

@@ -13,12 +13,16 @@ namespace RwSplit.TransferWorkload;
 /// <summary>
 /// Transfer throughput, RwSplit against its baselines in one run (issue 5, part 4): a distributed commit across two
 /// servers through RwSplit vs Npgsql's own TransactionScope two-phase commit vs a local transaction in one database;
-/// and RwSplit's one-branch path (TransactionScope, one database) vs a raw local transaction.
+/// and RwSplit's one-branch path (TransactionScope, one database) vs a raw local transaction, with the baselines that
+/// separate the costs: Npgsql's own TransactionScope on one database, RwSplit's local transaction, RwSplit's async API.
+/// <c>RWSPLIT_THROUGHPUT_FILTER</c> keeps only the variants whose name contains it.
 /// </summary>
 public static class Throughput
 {
     public static async Task<int> RunAsync(int seconds, int workers, int rounds)
     {
+        if (int.TryParse(Environment.GetEnvironmentVariable("RWSPLIT_MIN_THREADS"), out var minThreads))
+            ThreadPool.SetMinThreads(minThreads, minThreads);
         await using var cluster = await LocalPgCluster.StartAsync(new LocalPgClusterOptions { BasePort = 55460, ReplicaCount = 0, StartSecondPrimary = true });
         var bank = new Bank(cluster.PrimaryConnectionString, cluster.SecondPrimaryConnectionString);
         await bank.ResetAsync();
@@ -32,7 +36,12 @@ public static class Throughput
                 ("Npgsql: TransactionScope across 2 servers (Enlist=true, its own 2PC)", r => Bank.TransferWithNpgsqlAsync(bank.Database1, bank.Database2, From(r), To(r), 1)),
                 ("Raw Npgsql: local transaction, both updates in 1 database", r => LocalTransferAsync(raw1, From(r), To(r))),
                 ("RwSplit: TransactionScope, both updates in 1 database (one branch, 1PC)", r => Bank.TransferAsync(first, first, From(r), To(r), 1)),
+                ("RwSplit: async API (RwSplitDistributedTransaction) across 2 servers", r => Bank.TransferWithRwSplitApiAsync(first, second, From(r), To(r), 1)),
+                ("Npgsql: TransactionScope, both updates in 1 database (Enlist=true, local commit)", r => Bank.TransferWithNpgsqlAsync(bank.Database1, bank.Database1, From(r), To(r), 1)),
+                ("RwSplit: local transaction, both updates in 1 database", r => LocalTransferAsync(first, From(r), To(r))),
             };
+            if (Environment.GetEnvironmentVariable("RWSPLIT_THROUGHPUT_FILTER") is { Length: > 0 } filter)
+                variants = variants.Where(v => v.Name.Contains(filter, StringComparison.OrdinalIgnoreCase)).ToArray();
 
             var results = variants.ToDictionary(v => v.Name, _ => new List<(double Ops, double P50, double P99)>());
             for (var round = 0; round < rounds; round++)
@@ -70,14 +79,21 @@ public static class Throughput
 
     private static int To(Random random) => random.Next((Bank.AccountsPerDatabase / 2) + 1, Bank.AccountsPerDatabase + 1);
 
-    private static async Task LocalTransferAsync(NpgsqlDataSource dataSource, int from, int to)
+    /// <summary>The same two parameterized updates as the other variants, in one local transaction (raw Npgsql or RwSplit).</summary>
+    private static async Task LocalTransferAsync(System.Data.Common.DbDataSource dataSource, int from, int to)
     {
         await using var connection = await dataSource.OpenConnectionAsync();
         await using var transaction = await connection.BeginTransactionAsync();
-        await using (var withdraw = new NpgsqlCommand($"UPDATE bank_accounts SET balance = balance - 1 WHERE id = {from}", connection, transaction))
-            await withdraw.ExecuteNonQueryAsync();
-        await using (var deposit = new NpgsqlCommand($"UPDATE bank_accounts SET balance = balance + 1 WHERE id = {to}", connection, transaction))
-            await deposit.ExecuteNonQueryAsync();
+        foreach (var (amount, id) in new[] { (-1L, from), (1L, to) })
+        {
+            await using var command = connection.CreateCommand();
+            command.Transaction = transaction;
+            command.CommandText = "UPDATE bank_accounts SET balance = balance + @amount WHERE id = @id";
+            command.Parameters.Add(new NpgsqlParameter("amount", amount));
+            command.Parameters.Add(new NpgsqlParameter("id", id));
+            await command.ExecuteNonQueryAsync();
+        }
+
         await transaction.CommitAsync();
     }
 

@@ -345,6 +345,15 @@ internal sealed class DistributedTransaction
             AddParameter(insert, "gtrid", id);
             AddParameter(insert, "outcome", outcome);
             AddParameter(insert, "coordinator", TransactionCoordinator.CoordinatorId);
+            if (branch.Dialect.PrepareCoordinatorStatements)
+            {
+                // A server-side prepared statement, kept by the provider per physical connection: later decisions on
+                // the same pooled connection skip parsing and planning.
+                if (async)
+                    await insert.PrepareAsync(cancellationToken).ConfigureAwait(false);
+                else
+                    insert.Prepare();
+            }
             _ = async ? await insert.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) : insert.ExecuteNonQuery();
         }
     }
