@@ -435,8 +435,13 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
             endpoint?.EndCommand();
         }
 
-        return select((await RecoverAsync(route, failure, operation, behavior, null, true, cancellationToken).ConfigureAwait(false)).Outcome);
+        // Awaited as a Task: the awaiter of RecoverAsync's ValueTask would hold its (Outcome, Route) result inline, and
+        // this state machine is the one object boxed whenever the provider really suspends.
+        return await RecoverToTaskAsync(route, failure, operation, behavior, select, cancellationToken).ConfigureAwait(false);
     }
+
+    private async Task<T> RecoverToTaskAsync<T>(Route route, Exception failure, Operation operation, CommandBehavior behavior, Func<Outcome, T> select, CancellationToken cancellationToken)
+        => select((await RecoverAsync(route, failure, operation, behavior, null, true, cancellationToken).ConfigureAwait(false)).Outcome);
 
     private Endpoint? BeginTracked(in Route route)
     {
