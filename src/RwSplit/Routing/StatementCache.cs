@@ -22,6 +22,9 @@ internal sealed class StatementCache
     private readonly IReadOnlySet<string> _readOnlyProcedures;
     private readonly int _capacity;
 
+    // ConcurrentDictionary.IsEmpty takes every lock when the map is empty, which it nearly always is: a flag instead.
+    private volatile bool _anyLearnedWrite;
+
     public StatementCache(RwSplitDialect dialect, IReadOnlySet<string> readOnlyProcedures, int capacity)
     {
         _dialect = dialect;
@@ -112,14 +115,17 @@ internal sealed class StatementCache
         return true;
     }
 
-    public bool IsLearnedWrite(string commandText) => !_learnedWrites.IsEmpty && _learnedWrites.ContainsKey(commandText);
+    public bool IsLearnedWrite(string commandText) => _anyLearnedWrite && _learnedWrites.ContainsKey(commandText);
 
     public void LearnWrite(string commandText)
     {
         if (_learnedWrites.Count >= _capacity)
             _learnedWrites.Clear();
         if (_learnedWrites.TryAdd(commandText, 0))
+        {
+            _anyLearnedWrite = true;
             Version++;
+        }
     }
 
     /// <summary>A classification and the text instance it was first stored with (see <see cref="_byReference"/>).</summary>
