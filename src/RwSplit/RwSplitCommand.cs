@@ -303,7 +303,7 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
         if (string.IsNullOrWhiteSpace(text))
             return false;
         var dataSource = connection.DataSourceOrThrow;
-        if (!TryGetFactsNow(dataSource, text, out var facts) || facts.SessionEffect != SessionEffect.None)
+        if (!TryGetFactsNow(dataSource, text, sync, out var facts) || facts.SessionEffect != SessionEffect.None)
             return false;
         var scope = RwSplitScope.Capture();
         if (scope.MaxStaleness is not null)
@@ -724,14 +724,16 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
     private ValueTask<StatementFacts> GetFactsAsync(RwSplitDataSource dataSource, bool async, CancellationToken cancellationToken)
     {
         var text = CommandText;
-        return TryGetFactsNow(dataSource, text, out var facts) ? new ValueTask<StatementFacts>(facts) : ResolveFactsAsync(dataSource, text, async, cancellationToken);
+        return TryGetFactsNow(dataSource, text, !async, out var facts) ? new ValueTask<StatementFacts>(facts) : ResolveFactsAsync(dataSource, text, async, cancellationToken);
     }
 
     /// <summary>
-    /// The facts of <paramref name="text"/> when they need no I/O: those cached on this command (re-executing the same
-    /// command skips even the cache lookup), else the statement cache's when the function catalog has no say.
+    /// The facts of <paramref name="text"/> without an async state machine of this command: those cached on this
+    /// command (re-executing the same command skips even the cache lookup), else the statement cache's when the function
+    /// catalog has no say; for a <paramref name="sync"/> caller, else the data source's, synchronously (as the general
+    /// path would). <see langword="false"/> when an asynchronous caller must await the function catalog.
     /// </summary>
-    private bool TryGetFactsNow(RwSplitDataSource dataSource, string text, out StatementFacts facts)
+    private bool TryGetFactsNow(RwSplitDataSource dataSource, string text, bool sync, out StatementFacts facts)
     {
         var type = CommandType;
         var version = dataSource.FactsVersion;
@@ -742,7 +744,12 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
         }
 
         if (!dataSource.Statements.TryResolveFacts(text, type, out facts))
-            return false;
+        {
+            if (!sync)
+                return false;
+            facts = dataSource.ResolveFactsAsync(text, type, false, default).GetAwaiter().GetResult();
+        }
+
         _facts = facts;
         _factsText = text;
         _factsType = type;
