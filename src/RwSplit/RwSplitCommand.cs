@@ -283,9 +283,10 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
 
     /// <summary>
     /// Routes this execution as <see cref="RouteAsync"/> would, without an async state machine, when nothing on the way
-    /// needs I/O, a wait, a session replay or a trace: facts known without the function catalog, no staleness bound, no
-    /// distributed transaction, no read-your-writes data to compute, no fallback slot, and the physical connection open
-    /// (a synchronous caller opens it here, synchronously). Otherwise <see langword="false"/>, and
+    /// needs I/O, a wait, a session replay or a trace: facts at hand, no staleness bound, no distributed transaction, no
+    /// read-your-writes data to compute, no fallback slot, and the physical connection open (a synchronous caller
+    /// resolves facts and opens the connection here, synchronously, as the general path would). Otherwise
+    /// <see langword="false"/>, and
     /// <see cref="ExecuteAsync"/> takes the execution; a balancer ticket drawn before that is handed on in
     /// <paramref name="ticket"/>, so round-robin still sees one draw per decision.
     /// </summary>
