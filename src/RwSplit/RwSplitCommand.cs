@@ -201,7 +201,7 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
 
     private async ValueTask PrepareAsync(bool async, CancellationToken cancellationToken)
     {
-        var route = await RouteAsync(async, cancellationToken).ConfigureAwait(false);
+        var route = await RouteAsync(null, async, cancellationToken).ConfigureAwait(false);
         try
         {
             Attach(route.Physical);
@@ -218,18 +218,28 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
     }
 
     /// <inheritdoc />
-    public override int ExecuteNonQuery() => ExecuteAsync(Operation.NonQuery, CommandBehavior.Default, false, default).GetAwaiter().GetResult().Rows;
+    public override int ExecuteNonQuery()
+        => TryRouteNow(sync: true, CommandBehavior.Default, out var route, out var ticket)
+            ? RunNow(route, Operation.NonQuery, CommandBehavior.Default).Rows
+            : ExecuteAsync(Operation.NonQuery, CommandBehavior.Default, ticket, false, default).GetAwaiter().GetResult().Rows;
 
     /// <inheritdoc />
-    public override async Task<int> ExecuteNonQueryAsync(CancellationToken cancellationToken)
-        => (await ExecuteAsync(Operation.NonQuery, CommandBehavior.Default, true, cancellationToken).ConfigureAwait(false)).Rows;
+    public override Task<int> ExecuteNonQueryAsync(CancellationToken cancellationToken)
+        => TryRouteNow(sync: false, CommandBehavior.Default, out var route, out var ticket)
+            ? RunNowAsync(route, Operation.NonQuery, CommandBehavior.Default, static (command, _, token) => command.ExecuteNonQueryAsync(token), static outcome => outcome.Rows, cancellationToken)
+            : ExecuteSlowAsync(Operation.NonQuery, CommandBehavior.Default, ticket, static outcome => outcome.Rows, cancellationToken);
 
     /// <inheritdoc />
-    public override object? ExecuteScalar() => ExecuteAsync(Operation.Scalar, CommandBehavior.Default, false, default).GetAwaiter().GetResult().Value;
+    public override object? ExecuteScalar()
+        => TryRouteNow(sync: true, CommandBehavior.Default, out var route, out var ticket)
+            ? RunNow(route, Operation.Scalar, CommandBehavior.Default).Value
+            : ExecuteAsync(Operation.Scalar, CommandBehavior.Default, ticket, false, default).GetAwaiter().GetResult().Value;
 
     /// <inheritdoc />
-    public override async Task<object?> ExecuteScalarAsync(CancellationToken cancellationToken)
-        => (await ExecuteAsync(Operation.Scalar, CommandBehavior.Default, true, cancellationToken).ConfigureAwait(false)).Value;
+    public override Task<object?> ExecuteScalarAsync(CancellationToken cancellationToken)
+        => TryRouteNow(sync: false, CommandBehavior.Default, out var route, out var ticket)
+            ? RunNowAsync(route, Operation.Scalar, CommandBehavior.Default, static (command, _, token) => command.ExecuteScalarAsync(token), static outcome => outcome.Value, cancellationToken)
+            : ExecuteSlowAsync(Operation.Scalar, CommandBehavior.Default, ticket, static outcome => outcome.Value, cancellationToken);
 
     /// <summary>Executes the command and returns the provider's own reader (wrapped only for <see cref="CommandBehavior.CloseConnection"/>).</summary>
     public new DbDataReader ExecuteReader() => ExecuteDbDataReader(CommandBehavior.Default);
@@ -240,11 +250,15 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
 
     /// <inheritdoc />
     protected override DbDataReader ExecuteDbDataReader(CommandBehavior behavior)
-        => ExecuteAsync(Operation.Reader, behavior, false, default).GetAwaiter().GetResult().Reader!;
+        => TryRouteNow(sync: true, behavior, out var route, out var ticket)
+            ? RunNow(route, Operation.Reader, behavior).Reader!
+            : ExecuteAsync(Operation.Reader, behavior, ticket, false, default).GetAwaiter().GetResult().Reader!;
 
     /// <inheritdoc />
-    protected override async Task<DbDataReader> ExecuteDbDataReaderAsync(CommandBehavior behavior, CancellationToken cancellationToken)
-        => (await ExecuteAsync(Operation.Reader, behavior, true, cancellationToken).ConfigureAwait(false)).Reader!;
+    protected override Task<DbDataReader> ExecuteDbDataReaderAsync(CommandBehavior behavior, CancellationToken cancellationToken)
+        => TryRouteNow(sync: false, behavior, out var route, out var ticket)
+            ? RunNowAsync(route, Operation.Reader, behavior, static (command, innerBehavior, token) => command.ExecuteReaderAsync(innerBehavior, token), static outcome => outcome.Reader!, cancellationToken)
+            : ExecuteSlowAsync(Operation.Reader, behavior, ticket, static outcome => outcome.Reader!, cancellationToken);
 
     private enum Operation
     {
@@ -253,11 +267,198 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
         Reader,
     }
 
+    /// <summary>What a failed execution on a replica allows: nothing, a retry on the primary, or a retry elsewhere.</summary>
+    private enum Recovery
+    {
+        None,
+        Misroute,
+        ReplicaFailure,
+    }
+
     private readonly record struct Outcome(int Rows, object? Value, DbDataReader? Reader);
 
     private readonly record struct Route(DbConnection Physical, RoutingDecision Decision, StatementFacts Facts, bool HoldsFallbackSlot = false);
 
-    private async ValueTask<Outcome> ExecuteAsync(Operation operation, CommandBehavior behavior, bool async, CancellationToken cancellationToken)
+    // ---- The fast path: routing that needs no I/O and no wait, and the provider's call, without async state machines ----
+
+    /// <summary>
+    /// Routes this execution as <see cref="RouteAsync"/> would, without an async state machine, when nothing on the way
+    /// needs I/O, a wait, a session replay or a trace: facts at hand, no staleness bound, no distributed transaction, no
+    /// read-your-writes data to compute, no fallback slot, and the physical connection open (a synchronous caller
+    /// resolves facts and opens the connection here, synchronously, as the general path would). Otherwise
+    /// <see langword="false"/>, and
+    /// <see cref="ExecuteAsync"/> takes the execution; a balancer ticket drawn before that is handed on in
+    /// <paramref name="ticket"/>, so round-robin still sees one draw per decision.
+    /// </summary>
+    private bool TryRouteNow(bool sync, CommandBehavior behavior, out Route route, out uint? ticket)
+    {
+        route = default;
+        ticket = null;
+        var connection = _connection;
+        if (connection is null || !connection.IsOpen || _ownedConnection is { State: ConnectionState.Closed }
+            || (_transaction is not null && !ReferenceEquals(_transaction, connection.CurrentTransaction))
+            || (!sync && (behavior & CommandBehavior.CloseConnection) != 0)
+            || _maxStaleness is not null || RwSplitTelemetry.Source.HasListeners())
+            return false;
+        var text = CommandText;
+        if (string.IsNullOrWhiteSpace(text))
+            return false;
+        var dataSource = connection.DataSourceOrThrow;
+        if (!TryGetFactsNow(dataSource, text, sync, out var facts) || facts.SessionEffect != SessionEffect.None)
+            return false;
+        var scope = RwSplitScope.Capture();
+        if (scope.MaxStaleness is not null)
+            return false;
+        var consistency = _consistency ?? connection.Consistency;
+        var session = connection.GetSessionState(_target, scope, out _);
+        if (session.InAmbientTransaction || (consistency == ReadConsistency.ReadYourWrites && session.HasWritten && MayRunOnReplica(facts, session)))
+            return false;
+
+        var topology = dataSource.Snapshot();
+        var drawn = session.CurrentReplica < 0 ? dataSource.NextBalancerTicket() : 0;
+        var decision = Router.Route(facts, session, consistency, topology, drawn);
+        uint? handedOn = session.CurrentReplica < 0 ? drawn : null;
+        if (decision.Target == RouteTarget.None || decision.Reason is RoutingReason.NoReplicaAvailable or RoutingReason.ReadYourWrites)
+        {
+            ticket = handedOn; // a refusal, a fallback slot or a wait: RouteAsync decides again with the same ticket
+            return false;
+        }
+
+        var physical = connection.TryGetOpenPhysical(decision);
+        if (physical is null)
+        {
+            if (!sync)
+            {
+                ticket = handedOn;
+                return false;
+            }
+
+            LastDecision = decision;
+            try
+            {
+                physical = connection.GetPhysicalAsync(decision, null, false, default).GetAwaiter().GetResult();
+            }
+            catch (ReplicaUnavailableException)
+            {
+                return false; // the replica is excluded now: RouteAsync routes again with a new ticket, as its own loop does
+            }
+        }
+
+        LastDecision = decision;
+        if (decision.Target == RouteTarget.Primary && facts.Kind != StatementKind.Read)
+            connection.MarkWritten();
+        Record(dataSource, decision, decision.Target == RouteTarget.Primary ? dataSource.CurrentPrimary : dataSource.Replicas[decision.ReplicaIndex]);
+        route = new Route(physical, decision, facts);
+        return true;
+    }
+
+    /// <summary>Runs a route of <see cref="TryRouteNow"/> with the provider's synchronous call; a failure on a replica recovers as in <see cref="ExecuteAsync"/>.</summary>
+    private Outcome RunNow(in Route route, Operation operation, CommandBehavior behavior)
+    {
+        var endpoint = BeginTracked(route);
+        Outcome outcome;
+        Exception? failure = null;
+        try
+        {
+            Attach(route.Physical);
+            outcome = operation switch
+            {
+                Operation.NonQuery => new Outcome(_inner.ExecuteNonQuery(), null, null),
+                Operation.Scalar => new Outcome(0, _inner.ExecuteScalar(), null),
+                _ => new Outcome(0, null, _inner.ExecuteReader(behavior & ~CommandBehavior.CloseConnection)),
+            };
+        }
+        catch (Exception ex) when (RecoveryFor(route, ex) != Recovery.None)
+        {
+            failure = ex;
+            outcome = default;
+        }
+        catch (Exception ex) when (!ClearPoolIfBroken(ex, route.Physical))
+        {
+            throw; // not reached: the filter only clears the pool
+        }
+        finally
+        {
+            endpoint?.EndCommand();
+        }
+
+        if (failure is not null)
+            outcome = RecoverAsync(route, failure, operation, behavior, null, false, default).GetAwaiter().GetResult().Outcome;
+        if (outcome.Reader is not null && (behavior & CommandBehavior.CloseConnection) != 0)
+            outcome = outcome with { Reader = new RwSplitDataReader(outcome.Reader, _connection!) };
+        return outcome;
+    }
+
+    /// <summary>
+    /// Runs a route of <see cref="TryRouteNow"/> with the provider's asynchronous call, and returns the provider's own
+    /// task when it completed successfully at once; else one small async method awaits it (one allocation when the
+    /// provider really suspends), ends the replica's outstanding count and recovers a failure as in <see cref="ExecuteAsync"/>.
+    /// </summary>
+    private Task<T> RunNowAsync<T>(in Route route, Operation operation, CommandBehavior behavior, Func<DbCommand, CommandBehavior, CancellationToken, Task<T>> start, Func<Outcome, T> select, CancellationToken cancellationToken)
+    {
+        var endpoint = BeginTracked(route);
+        Task<T> task;
+        try
+        {
+            Attach(route.Physical);
+            task = start(_inner, behavior, cancellationToken);
+        }
+#pragma warning disable CA1031 // Not swallowed: the task carries it to CompleteAsync, as an async method would.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            task = Task.FromException<T>(ex);
+        }
+
+        if (!task.IsCompletedSuccessfully)
+            return CompleteAsync(task, route, endpoint, operation, behavior, select, cancellationToken);
+        endpoint?.EndCommand();
+        return task;
+    }
+
+    private async Task<T> CompleteAsync<T>(Task<T> pending, Route route, Endpoint? endpoint, Operation operation, CommandBehavior behavior, Func<Outcome, T> select, CancellationToken cancellationToken)
+    {
+        Exception failure;
+        try
+        {
+            return await pending.ConfigureAwait(false);
+        }
+        catch (Exception ex) when (RecoveryFor(route, ex) != Recovery.None)
+        {
+            failure = ex;
+        }
+        catch (Exception ex) when (!ClearPoolIfBroken(ex, route.Physical))
+        {
+            throw; // not reached: the filter only clears the pool
+        }
+        finally
+        {
+            endpoint?.EndCommand();
+        }
+
+        // Awaited as a Task: the awaiter of RecoverAsync's ValueTask would hold its (Outcome, Route) result inline, and
+        // this state machine is the one object boxed whenever the provider really suspends.
+        return await RecoverToTaskAsync(route, failure, operation, behavior, select, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<T> RecoverToTaskAsync<T>(Route route, Exception failure, Operation operation, CommandBehavior behavior, Func<Outcome, T> select, CancellationToken cancellationToken)
+        => select((await RecoverAsync(route, failure, operation, behavior, null, true, cancellationToken).ConfigureAwait(false)).Outcome);
+
+    private Endpoint? BeginTracked(in Route route)
+    {
+        if (route.Decision.Target != RouteTarget.Replica)
+            return null;
+        var endpoint = _connection!.DataSourceOrThrow.Replicas[route.Decision.ReplicaIndex];
+        endpoint.BeginCommand();
+        return endpoint;
+    }
+
+    // ---- The general path ----
+
+    private async Task<T> ExecuteSlowAsync<T>(Operation operation, CommandBehavior behavior, uint? ticket, Func<Outcome, T> select, CancellationToken cancellationToken)
+        => select(await ExecuteAsync(operation, behavior, ticket, true, cancellationToken).ConfigureAwait(false));
+
+    private async ValueTask<Outcome> ExecuteAsync(Operation operation, CommandBehavior behavior, uint? ticket, bool async, CancellationToken cancellationToken)
     {
         var ownsOpen = false;
         if (_ownedConnection is { State: ConnectionState.Closed } owned)
@@ -274,37 +475,18 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
 
         try
         {
-            var route = await RouteAsync(async, cancellationToken).ConfigureAwait(false);
+            var route = await RouteAsync(ticket, async, cancellationToken).ConfigureAwait(false);
             var connection = _connection!;
             var dataSource = connection.DataSourceOrThrow;
             using var activity = StartActivity(route, dataSource);
             Outcome outcome;
             try
             {
-                while (true)
-                {
-                    try
-                    {
-                        outcome = await RunTrackedAsync(route, operation, behavior, async, cancellationToken).ConfigureAwait(false);
-                        break;
-                    }
-                    catch (Exception ex) when (route.Decision.Target == RouteTarget.Replica && dataSource.RetryMisroutedWrites && _dialect.IsReadOnlyViolation(ex))
-                    {
-                        // The replica refused the statement as a write, so it did nothing there: run it once on the primary.
-                        route = await RetryOnPrimaryAsync(route, ex, async, cancellationToken).ConfigureAwait(false);
-                        activity?.SetTag(TagNames.RouteReason, ReasonName(RoutingReason.MisrouteRetry));
-                        outcome = await RunTrackedAsync(route, operation, behavior, async, cancellationToken).ConfigureAwait(false);
-                        break;
-                    }
-                    catch (Exception ex) when (route.Decision.Target == RouteTarget.Replica && _dialect.IsConnectionFailure(ex, route.Physical))
-                    {
-                        // The replica failed before any row reached the caller (a reader that returned is never retried):
-                        // eject it and run the read on another replica, then on the primary.
-                        await connection.DiscardReplicaAsync(route.Decision.ReplicaIndex, ex, async).ConfigureAwait(false);
-                        route = await RouteAsync(async, cancellationToken).ConfigureAwait(false);
-                        activity?.SetTag(TagNames.RouteReason, ReasonName(route.Decision.Reason));
-                    }
-                }
+                outcome = await RunTrackedAsync(route, operation, behavior, async, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (RecoveryFor(route, ex) != Recovery.None)
+            {
+                (outcome, route) = await RecoverAsync(route, ex, operation, behavior, activity, async, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (ClearPoolIfBroken(ex, route.Physical) && activity is not null)
             {
@@ -340,6 +522,58 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
         }
     }
 
+    private Recovery RecoveryFor(in Route route, Exception exception)
+    {
+        if (route.Decision.Target != RouteTarget.Replica)
+            return Recovery.None;
+        if (_connection!.DataSourceOrThrow.RetryMisroutedWrites && _dialect.IsReadOnlyViolation(exception))
+            return Recovery.Misroute;
+        return _dialect.IsConnectionFailure(exception, route.Physical) ? Recovery.ReplicaFailure : Recovery.None;
+    }
+
+    /// <summary>
+    /// After the first attempt on a replica failed with <paramref name="failure"/> (<see cref="RecoveryFor"/> not
+    /// <see cref="Recovery.None"/>): a misroute runs once on the primary; a broken replica is ejected and the read runs
+    /// on another replica, then on the primary. Returns the outcome and the route that produced it.
+    /// </summary>
+    private async ValueTask<(Outcome Outcome, Route Route)> RecoverAsync(Route route, Exception failure, Operation operation, CommandBehavior behavior, Activity? activity, bool async, CancellationToken cancellationToken)
+    {
+        var connection = _connection!;
+        try
+        {
+            var recovery = RecoveryFor(route, failure);
+            while (true)
+            {
+                if (recovery == Recovery.Misroute)
+                {
+                    // The replica refused the statement as a write, so it did nothing there: run it once on the primary.
+                    route = await RetryOnPrimaryAsync(route, failure, async, cancellationToken).ConfigureAwait(false);
+                    activity?.SetTag(TagNames.RouteReason, ReasonName(RoutingReason.MisrouteRetry));
+                    return (await RunTrackedAsync(route, operation, behavior, async, cancellationToken).ConfigureAwait(false), route);
+                }
+
+                // The replica failed before any row reached the caller (a reader that returned is never retried):
+                // eject it and run the read on another replica, then on the primary.
+                await connection.DiscardReplicaAsync(route.Decision.ReplicaIndex, failure, async).ConfigureAwait(false);
+                route = await RouteAsync(null, async, cancellationToken).ConfigureAwait(false);
+                activity?.SetTag(TagNames.RouteReason, ReasonName(route.Decision.Reason));
+                try
+                {
+                    return (await RunTrackedAsync(route, operation, behavior, async, cancellationToken).ConfigureAwait(false), route);
+                }
+                catch (Exception ex) when ((recovery = RecoveryFor(route, ex)) != Recovery.None)
+                {
+                    failure = ex;
+                }
+            }
+        }
+        catch (Exception ex) when (ClearPoolIfBroken(ex, route.Physical) && activity is not null)
+        {
+            activity.SetStatus(ActivityStatusCode.Error, ex.Message);
+            throw;
+        }
+    }
+
     /// <summary>
     /// When a statement failed because its connection broke, the pool's other idle connections to that server are
     /// likely dead too (restart, terminated backends): clear them so the next open dials anew. Always true (a filter).
@@ -354,11 +588,22 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
     private async ValueTask<Outcome> RunTrackedAsync(Route route, Operation operation, CommandBehavior behavior, bool async, CancellationToken cancellationToken)
     {
         var dataSource = _connection!.DataSourceOrThrow;
-        var endpoint = route.Decision.Target == RouteTarget.Replica ? dataSource.Replicas[route.Decision.ReplicaIndex] : null;
-        endpoint?.BeginCommand();
+        var endpoint = BeginTracked(route);
         try
         {
-            return await RunAsync(route.Physical, operation, behavior, async, cancellationToken).ConfigureAwait(false);
+            Attach(route.Physical);
+            switch (operation)
+            {
+                case Operation.NonQuery:
+                    return new Outcome(async ? await _inner.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) : _inner.ExecuteNonQuery(), null, null);
+                case Operation.Scalar:
+                    return new Outcome(0, async ? await _inner.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) : _inner.ExecuteScalar(), null);
+                default:
+                    // CloseConnection must close the logical connection, not the physical one: handled by RwSplitDataReader.
+                    var innerBehavior = behavior & ~CommandBehavior.CloseConnection;
+                    var reader = async ? await _inner.ExecuteReaderAsync(innerBehavior, cancellationToken).ConfigureAwait(false) : _inner.ExecuteReader(innerBehavior);
+                    return new Outcome(0, null, reader);
+            }
         }
         finally
         {
@@ -368,30 +613,14 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
         }
     }
 
-    private async ValueTask<Outcome> RunAsync(DbConnection physical, Operation operation, CommandBehavior behavior, bool async, CancellationToken cancellationToken)
-    {
-        Attach(physical);
-        switch (operation)
-        {
-            case Operation.NonQuery:
-                return new Outcome(async ? await _inner.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) : _inner.ExecuteNonQuery(), null, null);
-            case Operation.Scalar:
-                return new Outcome(0, async ? await _inner.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) : _inner.ExecuteScalar(), null);
-            default:
-                // CloseConnection must close the logical connection, not the physical one: handled by RwSplitDataReader.
-                var innerBehavior = behavior & ~CommandBehavior.CloseConnection;
-                var reader = async ? await _inner.ExecuteReaderAsync(innerBehavior, cancellationToken).ConfigureAwait(false) : _inner.ExecuteReader(innerBehavior);
-                return new Outcome(0, null, reader);
-        }
-    }
-
     private void Attach(DbConnection physical)
     {
         _inner.Connection = physical;
         _inner.Transaction = _connection!.InnerTransactionFor(physical);
     }
 
-    private async ValueTask<Route> RouteAsync(bool async, CancellationToken cancellationToken)
+    /// <summary>Routes this execution. <paramref name="ticket"/>: a balancer ticket <see cref="TryRouteNow"/> drew for the first decision, if any.</summary>
+    private async ValueTask<Route> RouteAsync(uint? ticket, bool async, CancellationToken cancellationToken)
     {
         var connection = _connection ?? throw new InvalidOperationException("The command has no connection: set Connection to an open RwSplitConnection.");
         connection.ThrowIfNotOpen();
@@ -415,14 +644,15 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
         var waited = false;
         while (true)
         {
-            var session = connection.GetSessionState(_target, scope);
+            var session = connection.GetSessionState(_target, scope, out var ambient);
             var caughtUp = ulong.MaxValue;
             var readYourWrites = consistency == ReadConsistency.ReadYourWrites && session.HasWritten && MayRunOnReplica(facts, session);
             if (readYourWrites)
                 caughtUp = await connection.CaughtUpReplicasAsync(async, cancellationToken).ConfigureAwait(false);
             var topology = dataSource.Snapshot(caughtUp, fresh);
-            var ticket = session.CurrentReplica < 0 ? dataSource.NextBalancerTicket() : 0;
-            var decision = Router.Route(facts, session, consistency, topology, ticket);
+            var drawn = session.CurrentReplica < 0 ? ticket ?? dataSource.NextBalancerTicket() : 0;
+            ticket = null; // a ticket handed on serves the first decision only
+            var decision = Router.Route(facts, session, consistency, topology, drawn);
 
             if (decision.Reason == RoutingReason.ReadYourWrites && !waited)
             {
@@ -447,7 +677,7 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
             DbConnection physical;
             try
             {
-                physical = await connection.GetPhysicalAsync(decision, async, cancellationToken).ConfigureAwait(false);
+                physical = await connection.GetPhysicalAsync(decision, ambient, async, cancellationToken).ConfigureAwait(false);
             }
             catch (ReplicaUnavailableException)
             {
@@ -492,13 +722,46 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
         return new Route(physical, decision, new StatementFacts(StatementKind.Write, RoutingReason.LearnedWrite, failed.Facts.SessionEffect, failed.Facts.Hint));
     }
 
-    private async ValueTask<StatementFacts> GetFactsAsync(RwSplitDataSource dataSource, bool async, CancellationToken cancellationToken)
+    private ValueTask<StatementFacts> GetFactsAsync(RwSplitDataSource dataSource, bool async, CancellationToken cancellationToken)
     {
         var text = CommandText;
+        return TryGetFactsNow(dataSource, text, !async, out var facts) ? new ValueTask<StatementFacts>(facts) : ResolveFactsAsync(dataSource, text, async, cancellationToken);
+    }
+
+    /// <summary>
+    /// The facts of <paramref name="text"/> without an async state machine of this command: those cached on this
+    /// command (re-executing the same command skips even the cache lookup), else the statement cache's when the function
+    /// catalog has no say; for a <paramref name="sync"/> caller, else the data source's, synchronously (as the general
+    /// path would). <see langword="false"/> when an asynchronous caller must await the function catalog.
+    /// </summary>
+    private bool TryGetFactsNow(RwSplitDataSource dataSource, string text, bool sync, out StatementFacts facts)
+    {
         var type = CommandType;
         var version = dataSource.FactsVersion;
         if (ReferenceEquals(text, _factsText) && type == _factsType && version == _factsVersion)
-            return _facts;
+        {
+            facts = _facts;
+            return true;
+        }
+
+        if (!dataSource.Statements.TryResolveFacts(text, type, out facts))
+        {
+            if (!sync)
+                return false;
+            facts = dataSource.ResolveFactsAsync(text, type, false, default).GetAwaiter().GetResult();
+        }
+
+        _facts = facts;
+        _factsText = text;
+        _factsType = type;
+        _factsVersion = version;
+        return true;
+    }
+
+    private async ValueTask<StatementFacts> ResolveFactsAsync(RwSplitDataSource dataSource, string text, bool async, CancellationToken cancellationToken)
+    {
+        var type = CommandType;
+        var version = dataSource.FactsVersion;
         var facts = await dataSource.ResolveFactsAsync(text, type, async, cancellationToken).ConfigureAwait(false);
         _facts = facts;
         _factsText = text;

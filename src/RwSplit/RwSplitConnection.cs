@@ -361,14 +361,19 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
         _activeBranch = null;
     }
 
-    /// <summary>The distributed transaction commands of this connection run in now, if any.</summary>
-    private DistributedTransaction? CurrentDistributed()
+    /// <summary>
+    /// The distributed transaction commands of this connection run in now, if any. <paramref name="ambient"/> is
+    /// <see cref="AmbientTransaction"/>, read once by the caller.
+    /// </summary>
+    private DistributedTransaction? CurrentDistributed(Transaction? ambient)
     {
         if (_distributed is { } explicitTransaction)
             return explicitTransaction.IsCompleted ? null : explicitTransaction.Inner;
-        var ambient = _explicitEnlistment ?? Transaction.Current;
         return ambient is null ? null : TransactionCoordinator.ForAmbient(ambient);
     }
+
+    /// <summary>The System.Transactions transaction commands enlist in: the explicit enlistment, else <see cref="Transaction.Current"/>.</summary>
+    private Transaction? AmbientTransaction => _explicitEnlistment ?? Transaction.Current;
 
     /// <summary>Creates a command bound to this connection.</summary>
     public new RwSplitCommand CreateCommand() => new(Dialect) { Connection = this };
@@ -427,18 +432,32 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     // ---- Routing support, used by RwSplitCommand ----
 
     /// <summary>The session half of the routing input.</summary>
-    internal SessionState GetSessionState(RouteTarget commandTarget, in RwSplitScope.Snapshot scope) => new()
+    internal SessionState GetSessionState(RouteTarget commandTarget, in RwSplitScope.Snapshot scope) => GetSessionState(commandTarget, scope, out _);
+
+    /// <summary>
+    /// The session half of the routing input, and the ambient transaction it read (to hand to
+    /// <see cref="GetPhysicalAsync(RoutingDecision, Transaction?, bool, CancellationToken)"/>, so that a command reads
+    /// <see cref="Transaction.Current"/> once).
+    /// </summary>
+    internal SessionState GetSessionState(RouteTarget commandTarget, in RwSplitScope.Snapshot scope, out Transaction? ambient)
     {
-        InLocalTransaction = _transaction is not null,
-        InAmbientTransaction = _explicitEnlistment is not null || Transaction.Current is not null || _distributed is { IsCompleted: false },
-        Pinned = _pinDetail is not null,
-        HasWritten = _hasWritten,
-        CurrentReplica = _replica is null ? -1 : _replicaIndex,
-        ExcludedReplicas = _excludedReplicas,
-        CommandTarget = commandTarget,
-        ForcePrimaryScope = scope.ForcePrimary,
-        PreventWrites = scope.PreventWrites,
-    };
+        ambient = AmbientTransaction;
+        return new SessionState
+        {
+            InLocalTransaction = _transaction is not null,
+            InAmbientTransaction = ambient is not null || _distributed is { IsCompleted: false },
+            Pinned = _pinDetail is not null,
+            HasWritten = _hasWritten,
+            CurrentReplica = _replica is null ? -1 : _replicaIndex,
+            ExcludedReplicas = _excludedReplicas,
+            CommandTarget = commandTarget,
+            ForcePrimaryScope = scope.ForcePrimary,
+            PreventWrites = scope.PreventWrites,
+        };
+    }
+
+    /// <summary>Open, not disposed: what <see cref="ThrowIfNotOpen"/> checks, as a test.</summary>
+    internal bool IsOpen => _state == ConnectionState.Open && !_disposed;
 
     internal void Pin(string detail)
     {
@@ -542,25 +561,32 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     /// The replicas known to have replayed this session's writes (bit per replica). Positions when the dialect has them;
     /// else the time rule: a replica whose data, at its last probe, was newer than the last write.
     /// </summary>
-    internal async ValueTask<ulong> CaughtUpReplicasAsync(bool async, CancellationToken cancellationToken)
+    internal ValueTask<ulong> CaughtUpReplicasAsync(bool async, CancellationToken cancellationToken)
     {
         var dataSource = DataSourceOrThrow;
         if (!_hasWritten)
-            return ulong.MaxValue;
+            return new ValueTask<ulong>(ulong.MaxValue);
         if (!dataSource.HealthMonitoring)
-            return 0; // nothing is known of the replicas' progress
+            return new ValueTask<ulong>(0UL); // nothing is known of the replicas' progress
         if (_tokenIdentity != 0)
         {
             var identity = dataSource.IdentityHash;
             if (identity == 0)
-                return 0; // cannot check the token's origin yet: the primary is safe
+                return new ValueTask<ulong>(0UL); // cannot check the token's origin yet: the primary is safe
             if (identity != _tokenIdentity)
-                throw new RwSplitException(RwSplitError.InvalidConsistencyToken, $"The consistency token applied to this connection comes from another database cluster than data source '{dataSource.Name}' ({dataSource.PrimaryAddress}).");
+                return ValueTask.FromException<ulong>(new RwSplitException(RwSplitError.InvalidConsistencyToken, $"The consistency token applied to this connection comes from another database cluster than data source '{dataSource.Name}' ({dataSource.PrimaryAddress})."));
         }
 
-        if (_writeUnsynced && !await CaptureWritePositionAsync(openPrimary: false, async, cancellationToken).ConfigureAwait(false))
-            return 0;
+        // Only capturing the write position may need a round trip: the rest runs without an async state machine.
+        return _writeUnsynced ? CaughtUpAfterCaptureAsync(async, cancellationToken) : new ValueTask<ulong>(CaughtUpMask());
+    }
 
+    private async ValueTask<ulong> CaughtUpAfterCaptureAsync(bool async, CancellationToken cancellationToken)
+        => await CaptureWritePositionAsync(openPrimary: false, async, cancellationToken).ConfigureAwait(false) ? CaughtUpMask() : 0;
+
+    private ulong CaughtUpMask()
+    {
+        var dataSource = DataSourceOrThrow;
         ulong mask = 0;
         var replicas = dataSource.Replicas;
         for (var i = 0; i < replicas.Length; i++)
@@ -584,14 +610,19 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     /// Waits up to <see cref="RwSplitOptions.ReadYourWritesTimeout"/> for one available replica (this session's, else the
     /// most advanced) to replay this session's writes, polling its position. <see langword="true"/> if it did.
     /// </summary>
-    internal async ValueTask<bool> WaitForReplicaAsync(ulong available, bool async, CancellationToken cancellationToken)
+    internal ValueTask<bool> WaitForReplicaAsync(ulong available, bool async, CancellationToken cancellationToken)
     {
         var dataSource = DataSourceOrThrow;
         var query = Dialect.ReplayPositionQuery;
         available &= ~_excludedReplicas;
         if (query is null || _requiredPosition < 0 || available == 0 || dataSource.ReadYourWritesTimeout <= TimeSpan.Zero)
-            return false;
+            return new ValueTask<bool>(false); // nothing to wait for: no async state machine
+        return WaitForReplicaCoreAsync(available, query, async, cancellationToken);
+    }
 
+    private async ValueTask<bool> WaitForReplicaCoreAsync(ulong available, string query, bool async, CancellationToken cancellationToken)
+    {
+        var dataSource = DataSourceOrThrow;
         var replicas = dataSource.Replicas;
         var candidate = _replica is not null && (available & (1UL << _replicaIndex)) != 0 ? _replicaIndex : -1;
         if (candidate < 0)
@@ -670,7 +701,41 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     /// The physical connection for a decision, opened on first use with the session's database and replayed commands.
     /// A replica that cannot be opened throws <see cref="ReplicaUnavailableException"/> so the caller can route again.
     /// </summary>
-    internal async ValueTask<DbConnection> GetPhysicalAsync(RoutingDecision decision, bool async, CancellationToken cancellationToken)
+    internal ValueTask<DbConnection> GetPhysicalAsync(RoutingDecision decision, bool async, CancellationToken cancellationToken)
+        => GetPhysicalAsync(decision, decision.Target == RouteTarget.Primary && _distributed is null ? AmbientTransaction : null, async, cancellationToken);
+
+    /// <inheritdoc cref="GetPhysicalAsync(RoutingDecision, bool, CancellationToken)"/>
+    /// <param name="decision">Where the statement goes.</param>
+    /// <param name="ambient">The <see cref="AmbientTransaction"/> the caller read (see <see cref="GetSessionState(RouteTarget, in RwSplitScope.Snapshot, out Transaction?)"/>).</param>
+    /// <param name="async">Whether to open asynchronously.</param>
+    /// <param name="cancellationToken">Cancels the open.</param>
+    internal ValueTask<DbConnection> GetPhysicalAsync(RoutingDecision decision, Transaction? ambient, bool async, CancellationToken cancellationToken)
+    {
+        // The common case without an async state machine: the connection is open already.
+        if (ambient is null && _distributed is null or { IsCompleted: true } && TryGetOpenPhysical(decision) is { } open)
+            return new ValueTask<DbConnection>(open);
+        return GetPhysicalCoreAsync(decision, ambient, async, cancellationToken);
+    }
+
+    /// <summary>
+    /// The physical connection for a decision when it is open already and no distributed transaction is involved (the
+    /// caller checked), else <see langword="null"/>: <see cref="GetPhysicalAsync(RoutingDecision, Transaction?, bool, CancellationToken)"/>
+    /// without opening, waiting or throwing.
+    /// </summary>
+    internal DbConnection? TryGetOpenPhysical(RoutingDecision decision)
+    {
+        if (decision.Target == RouteTarget.Primary)
+        {
+            if (_primary is null || !ReferenceEquals(_primaryEndpoint, DataSourceOrThrow.CurrentPrimary))
+                return null;
+            _activeBranch = null;
+            return _primary;
+        }
+
+        return _replica is not null && _replicaIndex == decision.ReplicaIndex ? _replica : null;
+    }
+
+    private async ValueTask<DbConnection> GetPhysicalCoreAsync(RoutingDecision decision, Transaction? ambient, bool async, CancellationToken cancellationToken)
     {
         var dataSource = DataSourceOrThrow;
         DbConnection physical;
@@ -678,7 +743,7 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
         {
             // Inside a distributed transaction: the transaction's branch for this database, shared by every logical
             // connection of the transaction (opened with Enlist=false: RwSplit is the one durable participant).
-            if (CurrentDistributed() is { } distributed)
+            if (CurrentDistributed(ambient) is { } distributed)
             {
                 var branch = await distributed.GetBranchAsync(dataSource, async, cancellationToken).ConfigureAwait(false);
                 await branch.UseDatabaseAsync(_database ?? dataSource.PrimaryAddress.Database, async, cancellationToken).ConfigureAwait(false);

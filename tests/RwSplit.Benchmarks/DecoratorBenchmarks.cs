@@ -62,6 +62,8 @@ public class DecoratorBenchmarks
         Expect(_read, RouteTarget.Replica, RoutingReason.Read);
         Expect(_write, RouteTarget.Primary, RoutingReason.Write);
         Expect(_readAfterWrite, RouteTarget.Primary, RoutingReason.ReadYourWrites);
+        Expect(RwSplit_NewCommandPerCall_ShortRead_Command(), RouteTarget.Replica, RoutingReason.Read);
+        Expect(RwSplit_NewCommandPerCall_LongRead_Command(), RouteTarget.Replica, RoutingReason.Read);
 
         _rawYielding = new InMemoryConnection("primary", completesAsynchronously: true);
         _rawYielding.Open();
@@ -133,6 +135,47 @@ public class DecoratorBenchmarks
 
     [Benchmark, BenchmarkCategory("ExecuteScalarAsync, provider yields")]
     public Task<object?> RwSplit_ExecuteScalarAsync_Yielding_Replica() => _yieldingRead.ExecuteScalarAsync();
+
+    // ---- A new command per call on an open connection (Dapper, most repositories): facts from the statement cache ----
+
+    [Benchmark(Baseline = true), BenchmarkCategory("NewCommandPerCall")]
+    public object? Raw_NewCommandPerCall_LongRead()
+    {
+        using var command = _raw.CreateCommand();
+        command.CommandText = Statements.PgLongRead;
+        return command.ExecuteScalar();
+    }
+
+    [Benchmark, BenchmarkCategory("NewCommandPerCall")]
+    public object? RwSplit_NewCommandPerCall_ShortRead()
+    {
+        using var command = _readConnection.CreateCommand();
+        command.CommandText = Statements.PgShortRead;
+        return command.ExecuteScalar();
+    }
+
+    /// <summary>A 1.5 KB reporting query (it calls functions: the facts need the data source's resolution, not only the cache).</summary>
+    [Benchmark, BenchmarkCategory("NewCommandPerCall")]
+    public object? RwSplit_NewCommandPerCall_LongRead()
+    {
+        using var command = _readConnection.CreateCommand();
+        command.CommandText = Statements.PgLongRead;
+        return command.ExecuteScalar();
+    }
+
+    private RwSplitCommand RwSplit_NewCommandPerCall_ShortRead_Command()
+    {
+        var command = Command(_readConnection, Statements.PgShortRead);
+        command.ExecuteScalar();
+        return command;
+    }
+
+    private RwSplitCommand RwSplit_NewCommandPerCall_LongRead_Command()
+    {
+        var command = Command(_readConnection, Statements.PgLongRead);
+        command.ExecuteScalar();
+        return command;
+    }
 
     // ---- One unit of work as an application writes it: open, create the command, execute, close ----
 

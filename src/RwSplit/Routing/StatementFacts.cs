@@ -28,5 +28,14 @@ internal readonly struct StatementFacts
 
     public static StatementFacts Write { get; } = new(StatementKind.Write, RoutingReason.Write);
 
+    /// <summary>The facts of a classification, with the cause to report for a read and for a write.</summary>
+    public static StatementFacts From(StatementClassification classification, RoutingReason readCause, RoutingReason writeCause)
+        => new(classification.Kind, classification.Kind switch
+        {
+            StatementKind.Read => readCause,
+            StatementKind.Write => writeCause,
+            _ => RoutingReason.UnknownStatement,
+        }, classification.SessionEffect, classification.Hint);
+
     public override string ToString() => $"{Kind}/{Cause}/{SessionEffect}/{Hint}";
 }

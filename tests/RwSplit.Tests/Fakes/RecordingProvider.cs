@@ -45,6 +45,12 @@ public sealed class FakeServer
     /// <summary>Throw this from Open (the server is down).</summary>
     public Exception? OpenFailure { get; set; }
 
+    /// <summary>Thrown by every statement this server runs (e.g. an <see cref="System.IO.IOException"/>: the connection broke).</summary>
+    public Exception? ExecuteFailure { get; set; }
+
+    /// <summary>Async executions yield before running, as a network round trip does (the caller's await really suspends).</summary>
+    public bool CompletesAsynchronously { get; set; }
+
     /// <summary>Statements (by exact text) that this server rejects as writes.</summary>
     public HashSet<string> RejectsAsWrite { get; } = new();
 
@@ -315,6 +321,7 @@ public sealed class FakeTransaction : DbTransaction
 public sealed class FakeCommand : DbCommand
 {
     private readonly FakeParameterCollection _parameters = new();
+    private int _yielding; // inside AfterYield: run at once
 
     [AllowNull]
     public override string CommandText { get; set; } = "";
@@ -351,6 +358,8 @@ public sealed class FakeCommand : DbCommand
         if (DbTransaction is not null && DbTransaction.Connection != connection)
             throw new InvalidOperationException("Transaction belongs to another connection (the decorator did not unwrap it).");
         Server.Record(operation, CommandText, async, token);
+        if (Server.ExecuteFailure is { } failure)
+            throw failure;
         if (Server.RejectsAsWrite.Contains(CommandText))
             throw new ReadOnlyViolationException();
         if (Server.UniqueViolations.Contains(CommandText))
@@ -365,6 +374,8 @@ public sealed class FakeCommand : DbCommand
 
     public override Task<int> ExecuteNonQueryAsync(CancellationToken cancellationToken)
     {
+        if (Server.CompletesAsynchronously && _yielding == 0)
+            return AfterYield(() => ExecuteNonQueryAsync(cancellationToken));
         Run("NonQuery", true, cancellationToken);
         return Task.FromResult(1);
     }
@@ -377,6 +388,8 @@ public sealed class FakeCommand : DbCommand
 
     public override Task<object?> ExecuteScalarAsync(CancellationToken cancellationToken)
     {
+        if (Server.CompletesAsynchronously && _yielding == 0)
+            return AfterYield(() => ExecuteScalarAsync(cancellationToken));
         Run("Scalar", true, cancellationToken);
         return Task.FromResult(ScalarResult());
     }
@@ -397,8 +410,25 @@ public sealed class FakeCommand : DbCommand
 
     protected override Task<DbDataReader> ExecuteDbDataReaderAsync(CommandBehavior behavior, CancellationToken cancellationToken)
     {
+        if (Server.CompletesAsynchronously && _yielding == 0)
+            return AfterYield(() => ExecuteDbDataReaderAsync(behavior, cancellationToken));
         Run("Reader:" + behavior, true, cancellationToken);
         return Task.FromResult<DbDataReader>(CreateReader());
+    }
+
+    /// <summary>Yields, then runs the execution as a server that answers at once would (which throws synchronously).</summary>
+    private async Task<T> AfterYield<T>(Func<Task<T>> execute)
+    {
+        await Task.Yield();
+        _yielding++;
+        try
+        {
+            return await execute();
+        }
+        finally
+        {
+            _yielding--;
+        }
     }
 
     private DataTableReader CreateReader()
