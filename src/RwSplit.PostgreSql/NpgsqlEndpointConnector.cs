@@ -32,6 +32,29 @@ internal sealed class NpgsqlEndpointConnector : EndpointConnector
 
     public override DbConnection CreateMonitorConnection() => _monitorDataSource.Value.CreateConnection();
 
+    /// <summary>
+    /// Clears this endpoint's <see cref="NpgsqlDataSource"/> pool (or the monitor's). <c>NpgsqlConnection.ClearPool</c>
+    /// only reaches pools made from connection strings, never a data source's.
+    /// </summary>
+    public override bool ClearPool(DbConnection connection)
+    {
+        if (connection is not NpgsqlConnection npgsql)
+            return false;
+        if (string.Equals(npgsql.ConnectionString, _dataSource.ConnectionString, StringComparison.Ordinal))
+        {
+            _dataSource.Clear();
+            return true;
+        }
+
+        if (_monitorDataSource.IsValueCreated && string.Equals(npgsql.ConnectionString, _monitorDataSource.Value.ConnectionString, StringComparison.Ordinal))
+        {
+            _monitorDataSource.Value.Clear();
+            return true;
+        }
+
+        return false;
+    }
+
     protected override void Dispose(bool disposing)
     {
         if (disposing)

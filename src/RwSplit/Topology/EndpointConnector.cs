@@ -38,6 +38,15 @@ public abstract class EndpointConnector : IAsyncDisposable, IDisposable
     /// </summary>
     public virtual DbConnection CreateMonitorConnection() => CreateConnection();
 
+    /// <summary>
+    /// Empties the provider pool that <paramref name="connection"/> came from, if it came from this connector, after a
+    /// connection to the endpoint failed: its idle siblings are likely dead too (server restart, terminated sessions).
+    /// Returns whether it did. The default does nothing (providers pooled by connection string are cleared by
+    /// <see cref="RwSplitDialect.ClearPool"/>).
+    /// </summary>
+    /// <param name="connection">A connection that failed (open or not).</param>
+    public virtual bool ClearPool(DbConnection connection) => false;
+
     /// <inheritdoc />
     public void Dispose()
     {

@@ -47,6 +47,14 @@ internal static class ProviderCalls
         try
         {
             dataSource.Dialect.ClearPool(connection);
+            if (!dataSource.Primary.Connector.ClearPool(connection))
+            {
+                foreach (var replica in dataSource.Replicas)
+                {
+                    if (replica.Connector.ClearPool(connection))
+                        break;
+                }
+            }
         }
 #pragma warning disable CA1031 // Clearing is an optimisation; failing to clear changes nothing else.
         catch (Exception)

@@ -57,6 +57,54 @@ public sealed class ErrorTests
     }
 
     [Test]
+    public async Task After_terminated_sessions_one_write_fails_and_the_pool_is_emptied_so_the_next_one_works([Values] bool async)
+    {
+        var application = "rwsplit-pool-clear-" + async;
+        await using var dataSource = RwSplitDataSource.Create(o =>
+        {
+            o.UseNpgsql();
+            o.Primary = new NpgsqlConnectionStringBuilder(Cluster.PrimaryConnectionString) { ApplicationName = application }.ConnectionString;
+            o.HealthMonitoring = false;
+        });
+
+        // Three physical connections to the primary, idle in RwSplit's pool.
+        var open = new RwSplitConnection[3];
+        for (var i = 0; i < open.Length; i++)
+        {
+            open[i] = await dataSource.OpenConnectionAsync();
+            await using var command = open[i].CreateCommand();
+            command.CommandText = "INSERT INTO audit(note) VALUES ('pool')";
+            await command.ExecuteNonQueryAsync();
+        }
+
+        foreach (var connection in open)
+            await connection.DisposeAsync();
+
+        await using (var admin = new NpgsqlConnection(Cluster.PrimaryConnectionString))
+        {
+            await admin.OpenAsync();
+            await using var terminate = new NpgsqlCommand("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = @app", admin);
+            terminate.Parameters.AddWithValue("app", application);
+            Assert.That(await terminate.ExecuteScalarAsync(), Is.EqualTo(3L));
+        }
+
+        async Task<int> WriteAsync()
+        {
+            await using var connection = async ? await dataSource.OpenConnectionAsync() : dataSource.OpenConnection();
+            await using var command = connection.CreateCommand();
+            command.CommandText = "INSERT INTO audit(note) VALUES ('after')";
+            return async ? await command.ExecuteNonQueryAsync() : command.ExecuteNonQuery();
+        }
+
+        // A write is never replayed: the first one meets a dead pooled session and fails. The pool is then emptied (by
+        // Npgsql for this error, and by RwSplit for any connection failure), so the next write dials anew instead of
+        // meeting the two other dead sessions.
+        Assert.CatchAsync<Exception>(WriteAsync);
+        Assert.That(await WriteAsync(), Is.EqualTo(1));
+        Assert.That(await WriteAsync(), Is.EqualTo(1));
+    }
+
+    [Test]
     public void Invalid_options_list_every_problem_with_its_fix()
     {
         var ex = Assert.Throws<OptionsValidationException>(() => RwSplitDataSource.Create(o =>

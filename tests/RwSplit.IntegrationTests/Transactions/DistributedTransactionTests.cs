@@ -272,8 +272,10 @@ public sealed class DistributedTransactionTests
         finally
         {
             // pg_terminate_backend also killed idle pooled connections: like any pool, Npgsql hands one out once more and
-            // its first command fails (RwSplit then clears the pool). The next test must not inherit them.
+            // its first command fails (RwSplit then clears the pool). The next test must not inherit them: clear the
+            // connection-string pools and RwSplit's own (one NpgsqlDataSource per endpoint, which ClearAllPools skips).
             Npgsql.NpgsqlConnection.ClearAllPools();
+            TransactionTestSupport.ClearPools(_first, _second);
         }
     }
 
@@ -333,6 +335,16 @@ internal static class TransactionTestSupport
         }
 
         return new Bank(cluster.PrimaryConnectionString, second);
+    }
+
+    /// <summary>Empties the pools of the data sources' primaries (what RwSplit itself does after a connection failure).</summary>
+    public static void ClearPools(params RwSplitDataSource[] dataSources)
+    {
+        foreach (var dataSource in dataSources)
+        {
+            using var connection = dataSource.CurrentPrimary.Connector.CreateConnection();
+            ProviderCalls.ClearPool(dataSource, connection);
+        }
     }
 
     /// <summary>Cuts every connection of an application on both primaries (pg_terminate_backend).</summary>

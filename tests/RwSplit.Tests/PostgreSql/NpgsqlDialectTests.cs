@@ -23,6 +23,22 @@ public sealed class NpgsqlDialectTests
             Throws.ArgumentException.With.Message.Contains(expected).IgnoreCase.And.Message.Not.Contains("TopSecret"));
 
     [Test]
+    public void Connector_clears_only_the_pool_its_connections_come_from()
+    {
+        using var primary = NpgsqlDialect.Instance.CreateConnector("Host=pg-a;Database=app;Username=app;Password=x", EndpointRole.Primary);
+        using var replica = NpgsqlDialect.Instance.CreateConnector("Host=pg-b;Database=app;Username=app;Password=x", EndpointRole.Replica);
+        using var fromPrimary = primary.CreateConnection();
+        using var fromMonitor = primary.CreateMonitorConnection();
+        using var foreign = new NpgsqlConnection("Host=pg-a;Database=app;Username=app;Password=x");
+
+        // NpgsqlConnection.ClearPool reaches only connection-string pools; each connector owns an NpgsqlDataSource.
+        Assert.That(primary.ClearPool(fromPrimary), Is.True);
+        Assert.That(replica.ClearPool(fromPrimary), Is.False);
+        Assert.That(primary.ClearPool(fromMonitor), Is.True, "the monitor's own pool");
+        Assert.That(primary.ClearPool(foreign), Is.False, "not one of its data sources' connections");
+    }
+
+    [Test]
     public void Connector_forces_enlist_off_and_redacts()
     {
         using var connector = NpgsqlDialect.Instance.CreateConnector("Host=pg1;Database=app;Password=TopSecret;Enlist=true", EndpointRole.Primary);
