@@ -747,6 +747,8 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
             {
                 var branch = await distributed.GetBranchAsync(dataSource, async, cancellationToken).ConfigureAwait(false);
                 await branch.UseDatabaseAsync(_database ?? dataSource.PrimaryAddress.Database, async, cancellationToken).ConfigureAwait(false);
+                if (_replay is not null)
+                    await branch.ApplySessionAsync(_replay, async, cancellationToken).ConfigureAwait(false); // this session's SETs, as on its own connections
                 _activeBranch = branch;
                 return branch.Connection;
             }
@@ -873,9 +875,12 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     /// </summary>
     internal async ValueTask ReplaySessionCommandAsync(DbConnection ranOn, string text, bool async, CancellationToken cancellationToken)
     {
-        var other = ReferenceEquals(ranOn, _primary) ? _replica : _primary;
-        if (other is not null)
-            await ExecuteSessionCommandAsync(other, text, async, cancellationToken).ConfigureAwait(false);
+        // Ran on a distributed transaction's branch: the connection's own primary and replica need it too.
+        var onBranch = _activeBranch is { } branch && ReferenceEquals(ranOn, branch.Connection);
+        if (_primary is not null && !ReferenceEquals(ranOn, _primary))
+            await ExecuteSessionCommandAsync(_primary, text, async, cancellationToken).ConfigureAwait(false);
+        if (_replica is not null && !ReferenceEquals(ranOn, _replica))
+            await ExecuteSessionCommandAsync(_replica, text, async, cancellationToken).ConfigureAwait(false);
         _replay ??= new List<string>();
         if (!_replay.Contains(text))
         {
@@ -887,6 +892,9 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
 
             _replay.Add(text);
         }
+
+        if (onBranch)
+            _activeBranch!.MarkSessionApplied(_replay);
     }
 
     /// <summary>The inner transaction to give a provider command that runs on <paramref name="physical"/>.</summary>

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Data.Common;
 using System.Threading;
 using System.Threading.Tasks;
@@ -53,6 +54,9 @@ internal sealed class Branch
 
     public string CurrentDatabase { get; private set; }
 
+    private List<string>? _sessionList;
+    private int _sessionApplied;
+
     /// <summary>The database of <see cref="DataSource"/>: the one whose key and decision table the protocol uses.</summary>
     public string HomeDatabase { get; }
 
@@ -70,6 +74,38 @@ internal sealed class Branch
         else
             Connection.ChangeDatabase(database);
         CurrentDatabase = database;
+    }
+
+    /// <summary>
+    /// Brings the shared connection's session up to a logical connection's replayed session commands (<c>SET</c>),
+    /// inside the branch's transaction: every command of that list when another logical connection (another list) used
+    /// the branch last, else only the commands added since.
+    /// </summary>
+    public async ValueTask ApplySessionAsync(List<string> replay, bool async, CancellationToken cancellationToken)
+    {
+        var from = ReferenceEquals(_sessionList, replay) ? _sessionApplied : 0;
+        for (var i = from; i < replay.Count; i++)
+        {
+            var command = Connection.CreateCommand();
+            await using (command.ConfigureAwait(false))
+            {
+                command.CommandText = replay[i];
+                command.Transaction = Transaction;
+                if (async)
+                    await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                else
+                    command.ExecuteNonQuery();
+            }
+        }
+
+        MarkSessionApplied(replay);
+    }
+
+    /// <summary>Records that the session holds <paramref name="replay"/> (a session command just ran on the branch itself).</summary>
+    public void MarkSessionApplied(List<string> replay)
+    {
+        _sessionList = replay;
+        _sessionApplied = replay.Count;
     }
 
     public override string ToString() => $"branch {Index} ({Key}, {State}{(Wrote ? ", wrote" : "")})";

@@ -233,6 +233,47 @@ public sealed class DistributedTransactionTests
     }
 
     [Test]
+    public async Task Session_SET_commands_reach_the_branch_and_come_back_from_it([Values] bool setInsideTheScope)
+    {
+        await using (var setup = new NpgsqlConnection(_bank.Database1))
+        {
+            await setup.OpenAsync();
+            await using var create = new NpgsqlCommand("CREATE SCHEMA IF NOT EXISTS rwsplit_session; DROP TABLE IF EXISTS rwsplit_session.session_probe; CREATE TABLE rwsplit_session.session_probe (x int)", setup);
+            await create.ExecuteNonQueryAsync();
+        }
+
+        await using var connection = await _first.OpenConnectionAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SET search_path = rwsplit_session, public";
+        if (!setInsideTheScope)
+            await command.ExecuteNonQueryAsync(); // replayed on every physical connection the session opens
+
+        using (var scope = new TransactionScope(TransactionScopeAsyncFlowOption.Enabled))
+        {
+            if (setInsideTheScope)
+                await command.ExecuteNonQueryAsync(); // runs on the transaction's branch
+            command.CommandText = "INSERT INTO session_probe VALUES (1)"; // unqualified: found through the session's search_path
+            await command.ExecuteNonQueryAsync();
+            await using (var other = await _second.OpenConnectionAsync())
+            await using (var write = other.CreateCommand())
+            {
+                write.CommandText = "UPDATE bank_accounts SET balance = balance WHERE id = 1"; // a second branch: two-phase commit
+                await write.ExecuteNonQueryAsync();
+            }
+
+            scope.Complete();
+        }
+
+        // After the transaction the session still has its search_path, on its own connections.
+        command.CommandText = "SELECT count(*) FROM session_probe";
+        Assert.That(await command.ExecuteScalarAsync(), Is.EqualTo(1L));
+        await using var check = new NpgsqlConnection(_bank.Database1);
+        await check.OpenAsync();
+        await using var count = new NpgsqlCommand("SELECT count(*) FROM rwsplit_session.session_probe", check);
+        Assert.That(await count.ExecuteScalarAsync(), Is.EqualTo(1L), "the insert committed with the transaction");
+    }
+
+    [Test]
     public async Task A_lost_reply_to_the_decision_commit_is_in_doubt_and_recovery_commits()
     {
         FaultInjection.Hook = (p, _) =>
