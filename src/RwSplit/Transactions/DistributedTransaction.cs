@@ -278,7 +278,7 @@ internal sealed class DistributedTransaction
             {
                 (heuristicFailures ??= []).Add($"{participant.DataSource.CurrentPrimaryAddress} ({ex.GetType().Name}: {ex.Message})");
                 Log.HeuristicCommitFailed(TransactionCoordinator.Logger, Gtrid, participant.DataSource.CurrentPrimaryAddress, ex);
-                RwSplitTelemetry.RecoveryActions.Add(1, new KeyValuePair<string, object?>("rwsplit.recovery.action", "heuristic_hazard"));
+                RwSplitTelemetry.RecoveryActions.Add(1, new KeyValuePair<string, object?>("rwsplit.recovery.action", "heuristic_commit_failed")); // recovery counts the hazard itself once it sees it
             }
         }
 
