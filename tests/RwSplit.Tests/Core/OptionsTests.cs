@@ -48,6 +48,11 @@ public sealed class OptionsTests
             Assert.That(options.StatementCacheSize, Is.EqualTo(10_000));
             Assert.That(options.FunctionCatalogRefreshInterval, Is.EqualTo(TimeSpan.FromMinutes(5)));
             Assert.That(options.ReplicaRetryDelay, Is.EqualTo(TimeSpan.FromSeconds(5)));
+            Assert.That(options.DistributedTransactions, Is.True);
+            Assert.That(options.AutoCreateDecisionTable, Is.True);
+            Assert.That(options.AllowHeuristicCommit, Is.False, "heuristic commit is opt-in");
+            Assert.That(options.RecoveryGracePeriod, Is.EqualTo(TimeSpan.FromMinutes(1)));
+            Assert.That(options.RecoveryInterval, Is.EqualTo(TimeSpan.FromSeconds(30)));
             Assert.That(options.RetryMisroutedWrites, Is.True);
             Assert.That(options.LoggerFactory, Is.Null);
             Assert.That(options.Name, Is.EqualTo("default"));
