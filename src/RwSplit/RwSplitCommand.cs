@@ -282,7 +282,7 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
     // ---- The fast path: routing that needs no I/O and no wait, and the provider's call, without async state machines ----
 
     /// <summary>
-    /// Routes this execution as <see cref="RouteAsync"/> would, without an async state machine, when nothing on the way
+    /// Routes this execution as <see cref="RouteAsync(uint?, bool, CancellationToken)"/> would, without an async state machine, when nothing on the way
     /// needs I/O, a wait, a session replay or a trace: facts at hand, no staleness bound, no distributed transaction, no
     /// read-your-writes data to compute, no fallback slot, and the physical connection open (a synchronous caller
     /// resolves facts and opens the connection here, synchronously, as the general path would). Otherwise
@@ -629,8 +629,28 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
         if (_transaction is not null && !ReferenceEquals(_transaction, connection.CurrentTransaction))
             throw new InvalidOperationException("The command's transaction is not the current transaction of its connection (it completed, or belongs to another connection).");
 
+        var facts = await GetFactsAsync(connection.DataSourceOrThrow, async, cancellationToken).ConfigureAwait(false);
+        return await RouteAsync(connection, facts, ticket, async, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Routes a batch of <see cref="RwSplitBatch"/> whose combined <paramref name="facts"/> the batch worked out: the
+    /// same decision, physical connection and session effects (pin, written mark, fallback slot) as an execution of
+    /// this command. <see cref="CommandText"/> is the batch's most demanding statement (named in messages).
+    /// </summary>
+    internal async ValueTask<(DbConnection Physical, RoutingDecision Decision, bool HoldsFallbackSlot)> RouteBatchAsync(StatementFacts facts, bool async, CancellationToken cancellationToken)
+    {
+        var connection = _connection ?? throw new InvalidOperationException("The batch has no connection: set Connection to an open RwSplitConnection.");
+        connection.ThrowIfNotOpen();
+        if (_transaction is not null && !ReferenceEquals(_transaction, connection.CurrentTransaction))
+            throw new InvalidOperationException("The batch's transaction is not the current transaction of its connection (it completed, or belongs to another connection).");
+        var route = await RouteAsync(connection, facts, null, async, cancellationToken).ConfigureAwait(false);
+        return (route.Physical, route.Decision, route.HoldsFallbackSlot);
+    }
+
+    private async ValueTask<Route> RouteAsync(RwSplitConnection connection, StatementFacts facts, uint? ticket, bool async, CancellationToken cancellationToken)
+    {
         var dataSource = connection.DataSourceOrThrow;
-        var facts = await GetFactsAsync(dataSource, async, cancellationToken).ConfigureAwait(false);
         var consistency = _consistency ?? connection.Consistency;
         var scope = RwSplitScope.Capture();
         var staleness = _maxStaleness ?? scope.MaxStaleness;

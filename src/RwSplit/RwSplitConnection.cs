@@ -381,6 +381,17 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     /// <inheritdoc />
     protected override DbCommand CreateDbCommand() => CreateCommand();
 
+    /// <summary>Whether the provider can batch statements (Npgsql and SqlClient on .NET 6 and later can): then <see cref="CreateBatch"/> works.</summary>
+    public override bool CanCreateBatch => Dialect.ProviderFactory.CanCreateBatch;
+
+    /// <summary>Creates a batch bound to this connection; routed as a whole (see <see cref="RwSplitBatch"/>).</summary>
+    /// <returns>The batch.</returns>
+    /// <exception cref="NotSupportedException">The provider cannot batch (<see cref="CanCreateBatch"/> is false).</exception>
+    public new RwSplitBatch CreateBatch() => new(Dialect) { Connection = this };
+
+    /// <inheritdoc />
+    protected override DbBatch CreateDbBatch() => CreateBatch();
+
     /// <inheritdoc />
     public override DataTable GetSchema() => GetPrimary().GetSchema();
 

@@ -56,6 +56,19 @@ public sealed class RwSplitProviderFactory : DbProviderFactory
     /// <inheritdoc />
     public override DbCommand CreateCommand() => new RwSplitCommand(Dialect);
 
+    /// <summary>Whether the provider can batch statements: then <see cref="CreateBatch"/> and <see cref="CreateBatchCommand"/> work.</summary>
+    public override bool CanCreateBatch => Dialect.ProviderFactory.CanCreateBatch;
+
+    /// <summary>Creates a batch without a connection; set its <see cref="RwSplitBatch.Connection"/> before executing.</summary>
+    /// <returns>The batch.</returns>
+    /// <exception cref="NotSupportedException">The provider cannot batch (<see cref="CanCreateBatch"/> is false).</exception>
+    public override DbBatch CreateBatch() => new RwSplitBatch(Dialect);
+
+    /// <summary>Creates a batch statement whose parameters are the provider's.</summary>
+    /// <returns>The statement.</returns>
+    /// <exception cref="NotSupportedException">The provider cannot batch (<see cref="CanCreateBatch"/> is false).</exception>
+    public override DbBatchCommand CreateBatchCommand() => new RwSplitBatchCommand(Dialect);
+
     /// <summary>Creates a parameter of the provider's own type.</summary>
     public override DbParameter CreateParameter()
         => Dialect.ProviderFactory.CreateParameter() ?? throw new NotSupportedException($"The {Dialect.SystemName} provider cannot create parameters.");
