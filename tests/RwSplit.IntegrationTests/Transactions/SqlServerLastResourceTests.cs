@@ -94,7 +94,7 @@ public sealed class SqlServerLastResourceTests
     private RwSplitDataSource CreateSqlDataSource(string database) => RwSplitDataSource.Create(o =>
     {
         o.UseSqlServer();
-        o.Primary = _sql.ConnectionString(database) + ";Application Name=rwsplit-sql-last-resource;Connect Timeout=1"; // refused connections fail fast
+        o.Primary = _sql.ConnectionString(database) + ";Application Name=rwsplit-sql-last-resource;Connect Timeout=3"; // refused connections fail fast enough; logins under CI load have time
         o.Name = "sql-" + database;
         o.HealthMonitoring = false;
         o.RecoveryInterval = TimeSpan.FromDays(1);
