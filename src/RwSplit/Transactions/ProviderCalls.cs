@@ -66,20 +66,14 @@ internal static class ProviderCalls
     }
 
     public static ValueTask<object?> ScalarAsync(RwSplitDataSource dataSource, string sql, bool async, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
-        => RunAsync(dataSource, async (connection, isAsync, token) =>
-        {
-            var command = connection.CreateCommand();
-            await using (command.ConfigureAwait(false))
-            {
-                command.CommandText = sql;
-                foreach (var (name, value) in parameters)
-                    DistributedTransaction.AddParameter(command, name, value);
-                return isAsync ? await command.ExecuteScalarAsync(token).ConfigureAwait(false) : command.ExecuteScalar();
-            }
-        }, async, cancellationToken);
+        => CommandAsync(dataSource, sql, parameters, static async (command, isAsync, token) => isAsync ? await command.ExecuteScalarAsync(token).ConfigureAwait(false) : command.ExecuteScalar(), async, cancellationToken);
 
     /// <summary>Runs a statement; returns the rows it affected.</summary>
     public static ValueTask<int> NonQueryAsync(RwSplitDataSource dataSource, string sql, bool async, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
+        => CommandAsync(dataSource, sql, parameters, static async (command, isAsync, token) => isAsync ? await command.ExecuteNonQueryAsync(token).ConfigureAwait(false) : command.ExecuteNonQuery(), async, cancellationToken);
+
+    /// <summary>One parameterized command on a fresh connection (<see cref="RunAsync{T}"/>), executed by <paramref name="execute"/>.</summary>
+    private static ValueTask<T> CommandAsync<T>(RwSplitDataSource dataSource, string sql, (string Name, object Value)[] parameters, Func<DbCommand, bool, CancellationToken, Task<T>> execute, bool async, CancellationToken cancellationToken)
         => RunAsync(dataSource, async (connection, isAsync, token) =>
         {
             var command = connection.CreateCommand();
@@ -88,7 +82,7 @@ internal static class ProviderCalls
                 command.CommandText = sql;
                 foreach (var (name, value) in parameters)
                     DistributedTransaction.AddParameter(command, name, value);
-                return isAsync ? await command.ExecuteNonQueryAsync(token).ConfigureAwait(false) : command.ExecuteNonQuery();
+                return await execute(command, isAsync, token).ConfigureAwait(false);
             }
         }, async, cancellationToken);
 }
