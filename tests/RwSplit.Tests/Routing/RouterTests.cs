@@ -34,7 +34,7 @@ public sealed class RouterTests
     private static TestCaseData Case(string name, StatementFacts facts, SessionState session, ReadConsistency consistency, TopologySnapshot topology, RoutingDecision expected, uint ticket = 0)
         => new TestCaseData(facts, session, consistency, topology, ticket).Returns(expected).SetName(name);
 
-    public static IEnumerable<TestCaseData> Cases()
+    private static IEnumerable<TestCaseData> Cases()
     {
         const ReadConsistency E = ReadConsistency.Eventual;
         const ReadConsistency RYW = ReadConsistency.ReadYourWrites;
