@@ -62,8 +62,21 @@ public sealed class NpgsqlDialect : RwSplitDialect
                (SELECT system_identifier::text FROM pg_control_system())
         """;
 
-    /// <inheritdoc />
-    public override string? WritePositionQuery => "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint";
+    /// <summary>
+    /// The WAL <em>insert</em> position (<c>pg_current_wal_insert_lsn()</c>), as bytes: the end of every record this
+    /// session's commits wrote, whatever <c>synchronous_commit</c> says. The write position (<c>pg_current_wal_lsn()</c>)
+    /// is not enough: an asynchronous commit (<c>synchronous_commit = off</c>, per server, session or <c>SET LOCAL</c>)
+    /// returns while its commit record is still in WAL buffers, so a replica can replay up to the write position without
+    /// having replayed the commit. At a WAL page boundary the insert position points past the next page's header, where
+    /// a replica's replay position (the end of the last record) stops at the boundary itself; the header is subtracted
+    /// (24 bytes, 40 on a segment's first page) so that a caught-up replica compares equal and serves the read.
+    /// </summary>
+    public override string? WritePositionQuery => """
+        SELECT CASE WHEN p % s = 40 THEN p - 40 WHEN p % b = 24 THEN p - 24 ELSE p END
+        FROM (SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint AS p,
+                     current_setting('wal_block_size')::bigint AS b,
+                     pg_size_bytes(current_setting('wal_segment_size')) AS s) AS wal
+        """;
 
     /// <inheritdoc />
     public override string? ReplayPositionQuery => "SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint";

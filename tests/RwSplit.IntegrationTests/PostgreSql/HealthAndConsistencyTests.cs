@@ -63,6 +63,8 @@ public sealed class HealthAndConsistencyTests
             await replica.ResumeReplayAsync();
         }
 
+        await _cluster.Primary.ResetConfigAsync("synchronous_commit");
+
         await _cluster.WaitForReplicasToCatchUpAsync(TimeSpan.FromSeconds(30));
     }
 
@@ -320,6 +322,101 @@ public sealed class HealthAndConsistencyTests
         await using var foreignConnection = await mainCluster.OpenConnectionAsync();
         var foreign = Assert.Throws<RwSplitException>(() => foreignConnection.ApplyConsistencyToken(token));
         Assert.That(foreign!.Message, Does.Contain("another database cluster"));
+    }
+
+    /// <summary>How a write-then-read pair commits its write.</summary>
+    public enum CommitSetting
+    {
+        /// <summary>The primary's <c>synchronous_commit</c> is <c>off</c> for every session (ALTER SYSTEM).</summary>
+        ServerOff,
+
+        /// <summary>The primary's <c>synchronous_commit</c> is <c>local</c>.</summary>
+        ServerLocal,
+
+        /// <summary>The default, <c>on</c>.</summary>
+        ServerOn,
+
+        /// <summary>A transaction with <c>SET LOCAL synchronous_commit = off</c> (server default <c>on</c>).</summary>
+        SetLocalOff,
+
+        /// <summary>The session sets <c>synchronous_commit = off</c> through RwSplit (replayed session state).</summary>
+        SessionOff,
+    }
+
+    /// <summary>
+    /// Defect: the write position was <c>pg_current_wal_lsn()</c> (WAL written), which precedes an asynchronous commit's
+    /// record while it sits in WAL buffers: a replica that had replayed "up to the position" had not replayed the commit,
+    /// and 49 of 240 reads were stale. The position is now the WAL insert position.
+    /// </summary>
+    [Test]
+    [Order(5)]
+    [CancelAfter(120_000)]
+    public async Task Read_your_writes_holds_under_every_synchronous_commit_setting_and_replicas_serve_once_caught_up([Values] CommitSetting setting)
+    {
+        if (setting is CommitSetting.ServerOff or CommitSetting.ServerLocal)
+            await _cluster.Primary.SetConfigAsync("synchronous_commit", setting == CommitSetting.ServerOff ? "off" : "local");
+        foreach (var replica in _cluster.Replicas)
+            await replica.SetConfigAsync("recovery_min_apply_delay", "300ms");
+        await using var dataSource = Create(o =>
+        {
+            o.MaxReplicaLag = TimeSpan.FromSeconds(60); // only read-your-writes keeps a read off a replica
+            o.ReadYourWritesTimeout = TimeSpan.FromSeconds(3); // longer than the delay: reads wait for a replica
+        }, app: "rwsplit-async-commit");
+        await dataSource.RefreshTopologyAsync();
+        await using (var check = await dataSource.OpenConnectionAsync())
+        {
+            await using var show = check.CreateCommand();
+            show.CommandText = "SHOW synchronous_commit";
+            show.Target = RouteTarget.Primary;
+            TestContext.Out.WriteLine($"primary synchronous_commit = {await show.ExecuteScalarAsync()}");
+        }
+
+        var stale = 0;
+        var reads = 0;
+        var onReplica = 0;
+        var workers = Enumerable.Range(0, 6).Select(worker => Task.Run(async () =>
+        {
+            await using var connection = await dataSource.OpenConnectionAsync();
+            if (setting == CommitSetting.SessionOff)
+            {
+                await using var set = connection.CreateCommand();
+                set.CommandText = "SET synchronous_commit = off";
+                await set.ExecuteNonQueryAsync();
+            }
+
+            for (var i = 0; i < 20; i++)
+            {
+                var id = Interlocked.Increment(ref _nextId);
+                if (setting == CommitSetting.SetLocalOff)
+                {
+                    await using var transaction = await connection.BeginTransactionAsync();
+                    await using var local = connection.CreateCommand();
+                    local.CommandText = $"SET LOCAL synchronous_commit = off; INSERT INTO rows (id, worker) VALUES ({id}, {worker})";
+                    await local.ExecuteNonQueryAsync();
+                    await transaction.CommitAsync();
+                }
+                else
+                {
+                    await using var insert = connection.CreateCommand();
+                    insert.CommandText = $"INSERT INTO rows (id, worker) VALUES ({id}, {worker})";
+                    await insert.ExecuteNonQueryAsync();
+                }
+
+                await using var read = connection.CreateCommand();
+                read.CommandText = $"SELECT inet_server_port() FROM rows WHERE id = {id}";
+                var port = await read.ExecuteScalarAsync();
+                Interlocked.Increment(ref reads);
+                if (port is null)
+                    Interlocked.Increment(ref stale);
+                else if ((int)port != _primaryPort)
+                    Interlocked.Increment(ref onReplica);
+            }
+        })).ToArray();
+        await Task.WhenAll(workers);
+
+        TestContext.Out.WriteLine($"{setting}: reads {reads}, stale {stale}, served by a replica {onReplica}");
+        Assert.That(stale, Is.Zero, "no read missed its own write");
+        Assert.That(onReplica, Is.GreaterThan(reads / 2), "replicas still serve the reads once they have replayed the write");
     }
 
     [Test]
