@@ -10,6 +10,9 @@ namespace RwSplit.Transactions;
 internal enum BranchState
 {
     Active,
+
+    /// <summary>PREPARE TRANSACTION was sent and did not come back with success: the branch may or may not be prepared.</summary>
+    PrepareSent,
     Prepared,
     Committed,
     RolledBack,

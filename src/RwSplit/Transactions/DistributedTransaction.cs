@@ -33,6 +33,8 @@ internal sealed class DistributedTransaction
     private readonly long _deadline;
     private State _state;
     private bool _decided;
+    private bool _fenced;
+    private RwSplitDataSource? _decisionSource;
 
     public DistributedTransaction(TimeSpan timeout)
     {
@@ -173,9 +175,12 @@ internal sealed class DistributedTransaction
         }
         catch (Exception ex)
         {
+            // Before the decision: presumed abort. The rollback runs whatever the caller's token says.
             _state = State.RolledBack;
             outcome = "aborted";
             await RollbackAllAsync(async).ConfigureAwait(false);
+            if (ex is OperationCanceledException && cancellationToken.IsCancellationRequested)
+                throw new OperationCanceledException("The distributed commit was cancelled before its decision: every branch was rolled back, nothing was committed.", ex, cancellationToken);
             if (ex is TransactionAbortedException)
                 throw;
             throw new TransactionAbortedException($"The distributed transaction was rolled back: {ex.Message}", ex);
@@ -202,7 +207,7 @@ internal sealed class DistributedTransaction
         if (writers.Count == 1)
         {
             // One writing branch: a plain local commit, nothing logged.
-            await CommitLastResourceAsync(writers[0], async, cancellationToken).ConfigureAwait(false);
+            await CommitLastResourceAsync(writers[0], async).ConfigureAwait(false);
             return "one_phase";
         }
 
@@ -235,6 +240,8 @@ internal sealed class DistributedTransaction
         {
             FaultInjection.Hit(FaultInjection.BeforePrepare, branch);
             branch.Gid = BranchId(decisionKey, branch.Index);
+            _decisionSource = last.DataSource;
+            branch.State = BranchState.PrepareSent; // from here on, a failure (a cancelled token, a lost reply) may leave it prepared
             await ExecuteAsync(branch.Connection, branch.Dialect.PrepareTransactionSql(branch.Gid), branch.Transaction, async, cancellationToken).ConfigureAwait(false);
             DisposeLocalTransaction(branch); // PREPARE TRANSACTION ended the session's transaction
             branch.State = BranchState.Prepared;
@@ -258,7 +265,11 @@ internal sealed class DistributedTransaction
             await InsertDecisionRowAsync(last, HeuristicId(Gtrid, "expect", key), "h", async, cancellationToken).ConfigureAwait(false);
 
         FaultInjection.Hit(FaultInjection.AfterDecisionInsert, last);
-        await CommitLastResourceAsync(last, async, cancellationToken).ConfigureAwait(false);
+
+        // The decision's COMMIT is the point of no return: from here on the caller's token no longer applies. A COMMIT
+        // cancelled in flight could have committed on the server while the client saw OperationCanceledException, and
+        // rolling the prepared branches back then would break atomicity.
+        await CommitLastResourceAsync(last, async).ConfigureAwait(false);
         _decided = true;
         FaultInjection.Hit(FaultInjection.AfterDecisionCommit, last);
 
@@ -270,7 +281,7 @@ internal sealed class DistributedTransaction
             try
             {
                 FaultInjection.Hit(FaultInjection.BeforeHeuristicCommit, participant);
-                await FinishLocalAsync(participant, commit: true, async, cancellationToken).ConfigureAwait(false);
+                await FinishLocalAsync(participant, commit: true, async, CancellationToken.None).ConfigureAwait(false);
             }
 #pragma warning disable CA1031 // The decision is durable: the remaining branches still commit; the caller learns of the hazard below.
             catch (Exception ex)
@@ -282,21 +293,11 @@ internal sealed class DistributedTransaction
             }
         }
 
-        // Phase 3: the decision is durable; finishing the prepared branches can no longer change the outcome.
+        // Phase 3: the decision is durable; finishing the prepared branches can no longer change the outcome, and no
+        // token cancels it: a prepared branch left behind would hold its row locks until recovery's next pass.
         foreach (var branch in toPrepare)
         {
-            try
-            {
-                await ExecuteAsync(branch.Connection, branch.Dialect.CommitPreparedSql(branch.Gid!), null, async, cancellationToken).ConfigureAwait(false);
-                branch.State = BranchState.Committed;
-            }
-#pragma warning disable CA1031 // The outcome is decided: recovery commits this branch later; the caller's commit succeeded.
-            catch (Exception ex)
-#pragma warning restore CA1031
-            {
-                Log.CommitPreparedDeferred(TransactionCoordinator.Logger, branch.Gid!, branch.DataSource.CurrentPrimaryAddress, ex);
-            }
-
+            await FinishPreparedAsync(branch, commit: true, async).ConfigureAwait(false);
             FaultInjection.Hit(FaultInjection.BetweenCommitPrepared, branch);
         }
 
@@ -358,14 +359,18 @@ internal sealed class DistributedTransaction
         }
     }
 
-    /// <summary>Commits the branch's local transaction; an unknown outcome (connection lost during COMMIT) is in-doubt.</summary>
-    private async ValueTask CommitLastResourceAsync(Branch branch, bool async, CancellationToken cancellationToken)
+    /// <summary>
+    /// Commits the branch's local transaction — the decision, or the only writing branch — never cancelled: once the
+    /// COMMIT is sent only the server knows whether it committed. An unknown outcome (connection lost during COMMIT) is
+    /// in-doubt.
+    /// </summary>
+    private async ValueTask CommitLastResourceAsync(Branch branch, bool async)
     {
         var transaction = branch.Transaction ?? throw new InvalidOperationException("The branch has no local transaction.");
         try
         {
             if (async)
-                await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
             else
                 transaction.Commit();
             FaultInjection.Hit(FaultInjection.DecisionCommitReplyLost, branch);
@@ -409,7 +414,10 @@ internal sealed class DistributedTransaction
 
     private async ValueTask RollbackAllAsync(bool async)
     {
-        foreach (var branch in Branches)
+        // Local transactions first: the last resource's may hold an inserted, uncommitted decision row,
+        // which an abort fence written below would wait for.
+        var branches = Branches.OrderBy(b => b.State == BranchState.Active ? 0 : 1).ToArray();
+        foreach (var branch in branches)
         {
             try
             {
@@ -418,18 +426,138 @@ internal sealed class DistributedTransaction
                     case BranchState.Active:
                         await FinishLocalAsync(branch, commit: false, async, CancellationToken.None).ConfigureAwait(false);
                         break;
+                    case BranchState.PrepareSent:
+                        // The PREPARE may have gone through (its reply lost, or its cancellation too late): end the
+                        // session's transaction if it is still open, then roll back the prepared one if it exists.
+                        await FinishLocalAsync(branch, commit: false, async, CancellationToken.None).ConfigureAwait(false);
+                        await FinishPreparedAsync(branch, commit: false, async).ConfigureAwait(false);
+                        break;
                     case BranchState.Prepared:
-                        await ExecuteAsync(branch.Connection, branch.Dialect.RollbackPreparedSql(branch.Gid!), null, async, CancellationToken.None).ConfigureAwait(false);
-                        branch.State = BranchState.RolledBack;
+                        await FinishPreparedAsync(branch, commit: false, async).ConfigureAwait(false);
                         break;
                 }
             }
-#pragma warning disable CA1031 // Best effort: a prepared branch left behind is rolled back by recovery (no decision: presumed abort).
+#pragma warning disable CA1031 // Best effort: the local transaction ends with its connection; prepared ones are handled above.
             catch (Exception ex)
 #pragma warning restore CA1031
             {
                 Log.RollbackDeferred(TransactionCoordinator.Logger, branch.Gid ?? Gtrid, branch.DataSource.CurrentPrimaryAddress, ex);
             }
+        }
+    }
+
+    /// <summary>
+    /// COMMIT PREPARED or ROLLBACK PREPARED of a branch, uncancellable: on the branch's own connection, else (it broke,
+    /// or the statement failed) on a fresh connection to the branch's database. A branch that cannot be finished now is
+    /// left to recovery with its answer written down: the decision row says commit; for a rollback an abort fence is
+    /// written into the decision database (best effort), so that recovery rolls it back on its next pass, which is
+    /// requested at once, instead of waiting for <see cref="RwSplitOptions.RecoveryGracePeriod"/>.
+    /// </summary>
+    private async ValueTask FinishPreparedAsync(Branch branch, bool commit, bool async)
+    {
+        var sql = commit ? branch.Dialect.CommitPreparedSql(branch.Gid!) : branch.Dialect.RollbackPreparedSql(branch.Gid!);
+        Exception? failure = null;
+        if (branch.Connection.State == System.Data.ConnectionState.Open)
+        {
+            try
+            {
+                await ExecuteAsync(branch.Connection, sql, null, async, CancellationToken.None).ConfigureAwait(false);
+                branch.State = commit ? BranchState.Committed : BranchState.RolledBack;
+                return;
+            }
+#pragma warning disable CA1031 // Tried again below on a fresh connection.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                failure = ex;
+            }
+        }
+
+        try
+        {
+            if (branch.State == BranchState.PrepareSent || failure is not null)
+            {
+                // Only an id the server lists is finished: "not prepared" (the PREPARE never happened, or recovery
+                // or an operator finished it meanwhile) is no failure.
+                if (!await IsPreparedAsync(branch, async).ConfigureAwait(false))
+                {
+                    branch.State = commit ? BranchState.Committed : BranchState.RolledBack;
+                    return;
+                }
+            }
+
+            await ProviderCalls.NonQueryAsync(branch.DataSource, sql, async, CancellationToken.None).ConfigureAwait(false);
+            branch.State = commit ? BranchState.Committed : BranchState.RolledBack;
+            return;
+        }
+#pragma warning disable CA1031 // Left to recovery below, with its answer written down.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            failure = ex;
+        }
+
+        if (commit)
+        {
+            Log.CommitPreparedDeferred(TransactionCoordinator.Logger, branch.Gid!, branch.DataSource.CurrentPrimaryAddress, failure);
+        }
+        else
+        {
+            Log.RollbackDeferred(TransactionCoordinator.Logger, branch.Gid!, branch.DataSource.CurrentPrimaryAddress, failure);
+            await FenceAsync(async).ConfigureAwait(false);
+        }
+
+        RwSplitRecovery.RequestPass();
+    }
+
+    private static async ValueTask<bool> IsPreparedAsync(Branch branch, bool async)
+    {
+        var list = branch.Dialect.ListPreparedTransactionsSql;
+        if (list is null)
+            return true;
+        return await ProviderCalls.RunAsync(branch.DataSource, async (connection, isAsync, token) =>
+        {
+            var command = connection.CreateCommand();
+            await using (command.ConfigureAwait(false))
+            {
+                command.CommandText = list;
+                var reader = isAsync ? await command.ExecuteReaderAsync(token).ConfigureAwait(false) : command.ExecuteReader();
+                await using (reader.ConfigureAwait(false))
+                {
+                    while (isAsync ? await reader.ReadAsync(token).ConfigureAwait(false) : reader.Read())
+                    {
+                        if (string.Equals(reader.GetString(0), branch.Gid, StringComparison.Ordinal))
+                            return true;
+                    }
+                }
+            }
+
+            return false;
+        }, async, CancellationToken.None).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Writes this transaction's abort decision (the fence recovery writes after the grace period) into the decision
+    /// database, before any decision was committed: recovery then rolls back whatever is left prepared without waiting.
+    /// A duplicate key means a fence is there already.
+    /// </summary>
+    private async ValueTask FenceAsync(bool async)
+    {
+        var decisionSource = _decisionSource;
+        if (decisionSource is null || _fenced)
+            return;
+        try
+        {
+            await ProviderCalls.NonQueryAsync(decisionSource, decisionSource.Dialect.InsertDecisionSql, async, CancellationToken.None, ("gtrid", Gtrid), ("outcome", "a"), ("coordinator", TransactionCoordinator.CoordinatorId)).ConfigureAwait(false);
+            _fenced = true;
+        }
+#pragma warning disable CA1031 // Unreachable too: recovery falls back to the grace period.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            _fenced = decisionSource.Dialect.IsUniqueViolation(ex);
+            if (!_fenced)
+                Log.RollbackDeferred(TransactionCoordinator.Logger, Gtrid, decisionSource.CurrentPrimaryAddress, ex);
         }
     }
 

@@ -82,6 +82,20 @@ public static class RwSplitRecovery
         }
     }
 
+    /// <summary>
+    /// Asks for a pass soon (a coordinator left a branch it could not finish, with its answer written down), instead of
+    /// at the next <see cref="RwSplitOptions.RecoveryInterval"/>.
+    /// </summary>
+    internal static void RequestPass()
+    {
+        lock (TimerGate)
+        {
+            if (_timer is null || Registered.IsEmpty)
+                return;
+            _timer.Change(TimeSpan.FromMilliseconds(500), Registered.Keys.Min(d => d.Transactions.RecoveryInterval));
+        }
+    }
+
     internal static void Unregister(RwSplitDataSource dataSource)
     {
         Registered.TryRemove(dataSource, out _);
