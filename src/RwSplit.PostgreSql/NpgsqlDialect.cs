@@ -38,6 +38,9 @@ public sealed class NpgsqlDialect : RwSplitDialect
     /// <inheritdoc />
     public override bool PrepareCoordinatorStatements => true;
 
+    /// <summary>PostgreSQL undoes a <c>SET</c> (not only <c>SET LOCAL</c>) of a transaction that rolls back.</summary>
+    public override bool RevertsSessionCommandsOnRollback => true;
+
     /// <inheritdoc />
     public override DbProviderFactory ProviderFactory => NpgsqlFactory.Instance;
 

@@ -46,6 +46,7 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     private Branch? _activeBranch;
     private ulong _excludedReplicas;
     private List<string>? _replay;
+    private List<string>? _pendingReplay;
     private string? _database;
     private Transaction? _explicitEnlistment;
     private bool _disposed;
@@ -235,6 +236,7 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
         _pinDetail = null;
         _excludedReplicas = 0;
         _replay = null;
+        _pendingReplay = null;
         _database = null;
         _explicitEnlistment = null;
         _distributed = null;
@@ -334,7 +336,10 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     internal void OnTransactionEnded(RwSplitTransaction transaction)
     {
         if (ReferenceEquals(_transaction, transaction))
+        {
             _transaction = null;
+            _pendingReplay = null; // rolled back (a commit took them first): the server reverted them
+        }
     }
 
     /// <summary>
@@ -888,24 +893,76 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     {
         // Ran on a distributed transaction's branch: the connection's own primary and replica need it too.
         var onBranch = _activeBranch is { } branch && ReferenceEquals(ranOn, branch.Connection);
+        if (!onBranch && _transaction is not null && Dialect.RevertsSessionCommandsOnRollback)
+        {
+            // PostgreSQL undoes a SET of a transaction that rolls back: it becomes the session's only if the
+            // transaction commits (OnTransactionCommittedAsync); until then it is on the primary alone.
+            AddLastWins(_pendingReplay ??= new List<string>(), text);
+            return;
+        }
+
         if (_primary is not null && !ReferenceEquals(ranOn, _primary))
             await ExecuteSessionCommandAsync(_primary, text, async, cancellationToken).ConfigureAwait(false);
         if (_replica is not null && !ReferenceEquals(ranOn, _replica))
             await ExecuteSessionCommandAsync(_replica, text, async, cancellationToken).ConfigureAwait(false);
-        _replay ??= new List<string>();
-        if (!_replay.Contains(text))
-        {
-            if (_replay.Count >= MaxReplayedCommands)
-            {
-                Pin($"more than {MaxReplayedCommands} distinct session commands to replay");
-                return;
-            }
+        Remember(text);
+        if (onBranch && _replay is not null)
+            _activeBranch!.MarkSessionApplied(_replay);
+    }
 
-            _replay.Add(text);
+    /// <summary>Adds a session command to the replay list; pins the session when the list is full.</summary>
+    private void Remember(string text)
+    {
+        _replay ??= new List<string>();
+        if (!_replay.Contains(text) && _replay.Count >= MaxReplayedCommands)
+        {
+            Pin($"more than {MaxReplayedCommands} distinct session commands to replay");
+            return;
         }
 
-        if (onBranch)
-            _activeBranch!.MarkSessionApplied(_replay);
+        AddLastWins(_replay, text);
+    }
+
+    /// <summary>
+    /// Appends <paramref name="text"/>, removing an earlier identical command first: replaying the list in order then
+    /// ends where the session ended (<c>SET x = 1; SET x = 2; SET x = 1</c> replays as <c>x = 2, x = 1</c>).
+    /// </summary>
+    private static void AddLastWins(List<string> list, string text)
+    {
+        list.Remove(text);
+        list.Add(text);
+    }
+
+    /// <summary>
+    /// The local transaction committed: the session commands it ran (on the primary) become the session's, so the
+    /// replica's connection gets them now and later physical connections by replay. A replica that cannot take them is
+    /// let go (the next read opens one with the whole list).
+    /// </summary>
+    internal async ValueTask OnTransactionCommittedAsync(bool async)
+    {
+        var pending = _pendingReplay;
+        _pendingReplay = null;
+        if (pending is null)
+            return;
+        foreach (var text in pending)
+        {
+            if (_replica is not null)
+            {
+                try
+                {
+                    await ExecuteSessionCommandAsync(_replica, text, async, CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is DbException or InvalidOperationException)
+                {
+                    var replica = _replica;
+                    _replica = null;
+                    _replicaIndex = -1;
+                    await DisposePhysicalAsync(replica, async).ConfigureAwait(false);
+                }
+            }
+
+            Remember(text);
+        }
     }
 
     /// <summary>The inner transaction to give a provider command that runs on <paramref name="physical"/>.</summary>

@@ -126,6 +126,13 @@ public abstract class RwSplitDialect
                || exception.InnerException is TimeoutException or System.IO.IOException or System.Net.Sockets.SocketException;
     }
 
+    /// <summary>
+    /// Whether a session command (<c>SET</c>) run inside a transaction is undone when the transaction rolls back
+    /// (PostgreSQL: yes; SQL Server: no). When <see langword="true"/>, RwSplit replays such a command on the session's
+    /// other physical connections only once the transaction commits. Default: <see langword="false"/>.
+    /// </summary>
+    public virtual bool RevertsSessionCommandsOnRollback => false;
+
     // ---- Distributed transactions ----
 
     /// <summary>

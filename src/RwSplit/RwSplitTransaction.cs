@@ -40,6 +40,7 @@ public sealed class RwSplitTransaction : DbTransaction
     public override void Commit()
     {
         InnerTransaction.Commit();
+        _connection.OnTransactionCommittedAsync(async: false).GetAwaiter().GetResult();
         Complete();
     }
 
@@ -47,6 +48,7 @@ public sealed class RwSplitTransaction : DbTransaction
     public override async Task CommitAsync(CancellationToken cancellationToken = default)
     {
         await InnerTransaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        await _connection.OnTransactionCommittedAsync(async: true).ConfigureAwait(false);
         Complete();
     }
 

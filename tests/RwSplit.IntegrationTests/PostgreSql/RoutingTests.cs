@@ -230,6 +230,53 @@ public sealed class RoutingTests
         Assert.That(await ScalarAsync(connection, "SELECT v FROM scratch2", async), Is.EqualTo(5));
     }
 
+    /// <summary>Defect: the replay list kept the first position of a repeated SET, so SET 1, SET 2, SET 1 replayed 2.</summary>
+    [Test]
+    public async Task Replayed_settings_keep_the_last_value_written([Values] bool async)
+    {
+        await using var connection = await OpenAsync(async);
+        connection.Consistency = ReadConsistency.Eventual;
+        await ScalarAsync(connection, "SET statement_timeout = '11s'", async);
+        await ScalarAsync(connection, "SET statement_timeout = '12s'", async);
+        await ScalarAsync(connection, "SET statement_timeout = '11s'", async);
+        Assert.That(await ScalarAsync(connection, "SHOW statement_timeout", async), Is.EqualTo("11s"), "the replica that ran them");
+
+        // The primary opens now: it gets the session replayed, and must end where the session ended.
+        Assert.That(await ScalarAsync(connection, "SHOW statement_timeout /* rwsplit:primary */", async), Is.EqualTo("11s"), "a physical connection opened later");
+    }
+
+    /// <summary>
+    /// Defect: PostgreSQL reverts a SET made in a transaction that rolls back, but RwSplit replayed it anyway (and ran
+    /// it at once on the replica). The server is the oracle: what the primary shows after the rollback is what every
+    /// other physical connection must show.
+    /// </summary>
+    [Test]
+    public async Task A_set_in_a_rolled_back_transaction_is_not_replayed_and_a_committed_one_is([Values] bool async)
+    {
+        await using var connection = await OpenAsync(async);
+        connection.Consistency = ReadConsistency.Eventual;
+        Assert.That(await ScalarAsync(connection, "SHOW statement_timeout", async), Is.EqualTo("0"), "replica open, default");
+
+        var rolledBack = async ? await connection.BeginTransactionAsync() : connection.BeginTransaction();
+        await ScalarAsync(connection, "SET statement_timeout = '21s'", async);
+        if (async)
+            await rolledBack.RollbackAsync();
+        else
+            rolledBack.Rollback();
+        var onPrimary = await ScalarAsync(connection, "SHOW statement_timeout /* rwsplit:primary */", async);
+        Assert.That(onPrimary, Is.EqualTo("0"), "the server reverted the SET");
+        Assert.That(await ScalarAsync(connection, "SHOW statement_timeout", async), Is.EqualTo(onPrimary), "the replica agrees with the primary");
+
+        var committed = async ? await connection.BeginTransactionAsync() : connection.BeginTransaction();
+        await ScalarAsync(connection, "SET statement_timeout = '22s'", async);
+        if (async)
+            await committed.CommitAsync();
+        else
+            committed.Commit();
+        Assert.That(await ScalarAsync(connection, "SHOW statement_timeout /* rwsplit:primary */", async), Is.EqualTo("22s"));
+        Assert.That(await ScalarAsync(connection, "SHOW statement_timeout", async), Is.EqualTo("22s"), "the replica gets the committed SET");
+    }
+
     [Test]
     public async Task Set_commands_reach_every_physical_connection([Values] bool async)
     {
