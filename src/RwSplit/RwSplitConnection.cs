@@ -409,8 +409,11 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     /// <summary>
     /// The escape hatch: opens (if needed) and returns the provider's own connection to the primary, for APIs that need
     /// the provider type (<c>SqlBulkCopy</c>, <c>NpgsqlBinaryImporter</c>). The logical connection is pinned to the
-    /// primary from then on, since RwSplit cannot see what runs on it.
+    /// primary from then on, since RwSplit cannot see what runs on it. In a distributed transaction it is the branch's
+    /// connection, and the branch counts as written (it commits atomically with the others). Refused inside
+    /// <see cref="RwSplitScope.PreventWrites"/>.
     /// </summary>
+    /// <exception cref="RwSplitException">Inside a PreventWrites scope (<see cref="RwSplitError.WriteBlocked"/>).</exception>
     public DbConnection GetPrimaryConnection() => GetPrimaryConnectionAsync(false, default).GetAwaiter().GetResult();
 
     /// <inheritdoc cref="GetPrimaryConnection"/>
@@ -421,9 +424,19 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     private async ValueTask<DbConnection> GetPrimaryConnectionAsync(bool async, CancellationToken cancellationToken)
     {
         ThrowIfNotOpen();
+        if (RwSplitScope.IsPreventWrites)
+        {
+            throw new RwSplitException(
+                RwSplitError.WriteBlocked,
+                "A PreventWrites scope refused the provider connection to the primary: whatever runs on it (COPY, bulk copy, any command) cannot be checked. Get it outside the scope.");
+        }
+
         var primary = await GetPhysicalAsync(RoutingDecision.ToPrimary(RoutingReason.PinnedSession), async, cancellationToken).ConfigureAwait(false);
         Pin("the provider connection to the primary was handed to the application");
-        _hasWritten = true;
+
+        // Anything may be written through it: in a distributed transaction it is the branch's connection, whose branch
+        // then takes part in the atomic commit as a writer; outside one, read-your-writes covers it.
+        MarkWritten();
         return primary;
     }
 

@@ -5,6 +5,7 @@ using System.Threading.Tasks;
 using System.Transactions;
 using Npgsql;
 using NUnit.Framework;
+using RwSplit.Routing;
 using RwSplit.Transactions;
 using RwSplit.TransferWorkload;
 
@@ -98,6 +99,87 @@ public sealed class DistributedTransactionTests
         Assert.That(await BalanceAsync(_bank.Database1, 1), Is.EqualTo(Bank.InitialBalance - 100));
         Assert.That(await BalanceAsync(_bank.Database2, 2), Is.EqualTo(Bank.InitialBalance + 100));
         Assert.That(await DecisionsAsync() - before, Is.EqualTo(10), "one decision row per two-phase transfer, in the last resource");
+    }
+
+    /// <summary>
+    /// Defect: the escape hatch handed out the branch connection without marking the branch as written, so a write made
+    /// through it (COPY, bulk copy, a raw provider command) committed first, as a read-only branch, outside the atomic
+    /// protocol. Here the other branch fails at commit (a deferred no-overdraft rule): nothing may be committed.
+    /// </summary>
+    [Test]
+    public async Task A_write_through_the_escape_hatch_is_part_of_the_atomic_commit([Values] bool throughApi)
+    {
+        await using (var setup = new NpgsqlConnection(_bank.Database1))
+        {
+            await setup.OpenAsync();
+            await using var rule = new NpgsqlCommand(
+                """
+                CREATE OR REPLACE FUNCTION bank_no_overdraft() RETURNS trigger LANGUAGE plpgsql AS
+                  $$ BEGIN RAISE EXCEPTION 'account % overdrawn', NEW.id; END $$;
+                CREATE CONSTRAINT TRIGGER bank_no_overdraft AFTER UPDATE ON bank_accounts DEFERRABLE INITIALLY DEFERRED
+                  FOR EACH ROW WHEN (NEW.balance < 0) EXECUTE FUNCTION bank_no_overdraft();
+                """, setup);
+            await rule.ExecuteNonQueryAsync();
+        }
+
+        async Task TransferAsync(RwSplitConnection from, RwSplitConnection to)
+        {
+            await using (var withdraw = from.CreateCommand())
+            {
+                withdraw.CommandText = $"UPDATE bank_accounts SET balance = balance - {Bank.InitialBalance + 1} WHERE id = 5"; // overdraws: fails at commit
+                await withdraw.ExecuteNonQueryAsync();
+            }
+
+            var raw = await to.GetPrimaryConnectionAsync(); // the escape hatch, as for COPY or bulk copy
+            await using var deposit = raw.CreateCommand();
+            deposit.CommandText = $"UPDATE bank_accounts SET balance = balance + {Bank.InitialBalance + 1} WHERE id = 6";
+            await deposit.ExecuteNonQueryAsync();
+        }
+
+        Exception? thrown = null;
+        try
+        {
+            if (throughApi)
+            {
+                await using var transaction = RwSplitDistributedTransaction.Begin();
+                await using var a = await _first.OpenConnectionAsync();
+                await using var b = await _second.OpenConnectionAsync();
+                a.EnlistDistributedTransaction(transaction);
+                b.EnlistDistributedTransaction(transaction);
+                await TransferAsync(a, b);
+                await transaction.CommitAsync();
+            }
+            else
+            {
+                using var scope = new TransactionScope(TransactionScopeAsyncFlowOption.Enabled);
+                await using (var a = await _first.OpenConnectionAsync())
+                await using (var b = await _second.OpenConnectionAsync())
+                    await TransferAsync(a, b);
+                scope.Complete();
+            }
+        }
+        catch (TransactionException ex)
+        {
+            thrown = ex;
+        }
+
+        Assert.That(thrown, Is.InstanceOf<TransactionAbortedException>(), "the overdraft rule refused the commit");
+        Assert.That(await BalanceAsync(_bank.Database2, 6), Is.EqualTo(Bank.InitialBalance), "the escape hatch's write was rolled back with the rest");
+        Assert.That(await BalanceAsync(_bank.Database1, 5), Is.EqualTo(Bank.InitialBalance));
+    }
+
+    [Test]
+    public async Task The_escape_hatch_is_refused_inside_a_PreventWrites_scope()
+    {
+        await using var connection = await _first.OpenConnectionAsync();
+        using (RwSplitScope.PreventWrites())
+        {
+            var ex = Assert.ThrowsAsync<RwSplitException>(async () => await connection.GetPrimaryConnectionAsync());
+            Assert.That(ex!.Error, Is.EqualTo(RwSplitError.WriteBlocked));
+            Assert.Throws<RwSplitException>(() => connection.GetPrimaryConnection());
+        }
+
+        Assert.That(await connection.GetPrimaryConnectionAsync(), Is.Not.Null, "outside the scope it is handed out");
     }
 
     [Test]
