@@ -46,9 +46,20 @@ public sealed class NpgsqlDialect : RwSplitDialect
 
     /// <summary>
     /// Lists every function name with its most volatile overload's volatility (<c>pg_proc.provolatile</c>: <c>i</c> &lt;
-    /// <c>s</c> &lt; <c>v</c>, so <c>max</c> picks the most volatile).
+    /// <c>s</c> &lt; <c>v</c>, so <c>max</c> picks the most volatile), and every type name as stable (a function-style
+    /// cast such as <c>regclass('t')</c> runs the type's input function, which never writes). Functions whose catalog
+    /// volatility understates their effect count as volatile: <c>txid_current()</c> and <c>pg_current_xact_id()</c> are
+    /// marked stable but assign a transaction id, which a hot standby refuses.
     /// </summary>
-    public override string? FunctionCatalogQuery => "SELECT proname::text, max(provolatile::text) FROM pg_catalog.pg_proc GROUP BY proname";
+    public override string? FunctionCatalogQuery => """
+        SELECT name, max(volatility) FROM (
+            SELECT proname::text AS name,
+                   CASE WHEN proname IN ('txid_current', 'pg_current_xact_id') THEN 'v' ELSE provolatile::text END AS volatility
+            FROM pg_catalog.pg_proc
+            UNION ALL
+            SELECT typname::text, 's' FROM pg_catalog.pg_type WHERE typtype NOT IN ('c', 'p')) AS catalog
+        GROUP BY name
+        """;
 
     /// <inheritdoc />
     public override IReadOnlyCollection<string> ReadOnlyVolatileFunctions => VolatileButReadOnly;
@@ -120,9 +131,17 @@ public sealed class NpgsqlDialect : RwSplitDialect
     public override StatementClassification Classify(string commandText, IReadOnlySet<string> readOnlyProcedures)
         => PgStatementClassifier.Classify(commandText);
 
-    /// <inheritdoc />
+    /// <summary>
+    /// A hot standby's refusals: SQLSTATE 25006 (read-only transaction), and the refusals PostgreSQL words as "… during
+    /// recovery" under other codes — 0A000 (<c>cannot set transaction read-write mode during recovery</c>), XX000
+    /// (<c>cannot assign TransactionIds during recovery</c>, e.g. <c>txid_current()</c> inside a view) and 55000. The
+    /// statement did nothing on the standby, so it can run again on the primary.
+    /// </summary>
+    /// <param name="exception">The exception thrown by the provider.</param>
     public override bool IsReadOnlyViolation(Exception exception)
-        => exception is PostgresException { SqlState: PostgresErrorCodes.ReadOnlySqlTransaction };
+        => exception is PostgresException { SqlState: PostgresErrorCodes.ReadOnlySqlTransaction }
+           || exception is PostgresException { SqlState: PostgresErrorCodes.FeatureNotSupported or PostgresErrorCodes.InternalError or PostgresErrorCodes.ObjectNotInPrerequisiteState } pg
+              && pg.MessageText.Contains("during recovery", StringComparison.Ordinal);
 
     /// <inheritdoc />
     public override bool SupportsTwoPhaseCommit => true;

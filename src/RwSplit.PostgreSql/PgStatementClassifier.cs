@@ -247,6 +247,12 @@ internal static class PgStatementClassifier
             functions.RemoveRange(known, functions.Count - known);
         }
 
+        if (inner.Detail is TemporaryTable or TemporaryObject)
+        {
+            // Planning CREATE TEMP TABLE ... AS creates the session's temporary schema, which a hot standby refuses.
+            return StatementFacts.Write("EXPLAIN of a temporary object");
+        }
+
         return inner.Kind == StatementKind.Unknown ? inner : StatementFacts.Read("EXPLAIN");
     }
 
@@ -349,7 +355,9 @@ internal static class PgStatementClassifier
             case Keyword.Transaction:
                 return RestNamesStrongIsolation(peek)
                     ? StatementFacts.Pinned(StatementKind.Unknown, StrongIsolation)
-                    : StatementFacts.Read("SET TRANSACTION");
+                    : RestNamesReadWrite(peek)
+                        ? StatementFacts.Write(ReadWriteTransaction) // a hot standby refuses read-write mode
+                        : StatementFacts.Read("SET TRANSACTION");
             case Keyword.Constraints:
                 return StatementFacts.Read("SET CONSTRAINTS");
             case Keyword.Session:
@@ -386,6 +394,30 @@ internal static class PgStatementClassifier
         }
 
         return new StatementFacts(StatementKind.Read, SessionEffect.Replay, "SET");
+    }
+
+    private const string ReadWriteTransaction = "SET TRANSACTION READ WRITE";
+
+    /// <summary>Whether the rest of the statement names READ WRITE.</summary>
+    private static bool RestNamesReadWrite(Lexer peek)
+    {
+        bool afterRead = false;
+        while (true)
+        {
+            Token token = peek.Next();
+            if (token.Kind is TokenKind.End or TokenKind.Error or TokenKind.Semicolon)
+            {
+                return false;
+            }
+
+            bool isWord = token.Kind == TokenKind.Word;
+            if (afterRead && isWord && peek.Text(token).Equals("write", StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
+
+            afterRead = isWord && peek.Text(token).Equals("read", StringComparison.OrdinalIgnoreCase);
+        }
     }
 
     /// <summary>Whether the rest of the statement names REPEATABLE READ or SERIALIZABLE (as a keyword or a string).</summary>
@@ -502,6 +534,9 @@ internal static class PgStatementClassifier
 
         // The token before the current (possibly schema-qualified) name, and whether the name was qualified.
         private Token nameContext;
+
+        // The token before nameContext: FROM in FROM t x(a, b).
+        private Token tableContext;
         private bool nameQualified;
         private bool nameFollowsCallOrSubquery;
 
@@ -632,6 +667,7 @@ internal static class PgStatementClassifier
                 return;
             }
 
+            tableContext = nameContext;
             nameContext = previous;
             nameQualified = false;
             nameFollowsCallOrSubquery = previous.Kind == TokenKind.CloseParen && lastCloseWasCallOrSubquery;
@@ -805,7 +841,9 @@ internal static class PgStatementClassifier
         {
             if (name.Kind == TokenKind.Word)
             {
-                if (!nameQualified && name.Keyword >= Keyword.FirstSyntaxWord)
+                // SET is an unreserved word: "set(" outside UPDATE ... SET (a, b) = ... (a write anyway) is a user
+                // function named set, which the catalog must judge.
+                if (!nameQualified && name.Keyword >= Keyword.FirstSyntaxWord && name.Keyword != Keyword.Set)
                 {
                     return false; // IN (...), EXISTS (...), CAST (...), OVER (...), numeric(10, 2) ...
                 }
@@ -833,6 +871,27 @@ internal static class PgStatementClassifier
                 return false; // generate_series(1, 3) g(i), (SELECT ...) s(a, b)
             }
 
+            if (name.Keyword == Keyword.Repeatable && nameContext.Kind == TokenKind.CloseParen)
+            {
+                return false; // TABLESAMPLE BERNOULLI (5) REPEATABLE (7): the seed
+            }
+
+            if (nameContext.Kind == TokenKind.String)
+            {
+                return false; // interval '1' second(2): a field with its precision
+            }
+
+            if (nameContext.Kind == TokenKind.Word && lexer.Text(nameContext).Equals("tablesample", StringComparison.OrdinalIgnoreCase))
+            {
+                return false; // TABLESAMPLE SYSTEM (10): a sampling method, run on any server
+            }
+
+            if (IsPlainName(nameContext) && tableContext.Kind is TokenKind.Comma or TokenKind.Word
+                && (tableContext.Kind == TokenKind.Comma || tableContext.Keyword is Keyword.From or Keyword.Join or Keyword.Only))
+            {
+                return false; // FROM t x(a, b): a table alias with a column list
+            }
+
             if (mode == ScanMode.Copy && (depth == 0 || copyAfterTo))
             {
                 return false; // COPY t (a, b) TO ..., COPY ... WITH (FORCE_QUOTE (a))
@@ -840,6 +899,10 @@ internal static class PgStatementClassifier
 
             return nameContext.Kind != TokenKind.Comma || !IsCteColumnList(lexer);
         }
+
+        /// <summary>An identifier that is no keyword the rules know (a table name, say).</summary>
+        private static bool IsPlainName(Token token)
+            => (token.Kind == TokenKind.Word && token.Keyword == Keyword.None) || token.Kind == TokenKind.QuotedIdentifier;
 
         /// <summary>After <c>, name (</c>: whether the parentheses are followed by <c>AS (</c>, making name a CTE.</summary>
         private static bool IsCteColumnList(Lexer peek)
