@@ -318,7 +318,8 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
         var drawn = session.CurrentReplica < 0 ? dataSource.NextBalancerTicket() : 0;
         var decision = Router.Route(facts, session, consistency, topology, drawn);
         uint? handedOn = session.CurrentReplica < 0 ? drawn : null;
-        if (decision.Target == RouteTarget.None || decision.Reason is RoutingReason.NoReplicaAvailable or RoutingReason.ReadYourWrites)
+        if (decision.Target == RouteTarget.None || decision.Reason is RoutingReason.NoReplicaAvailable or RoutingReason.ReadYourWrites
+            || (decision.Target == RouteTarget.Replica && consistency == ReadConsistency.ReadYourWrites && connection.WouldReadOlderData(decision.ReplicaIndex)))
         {
             ticket = handedOn; // a refusal, a fallback slot or a wait: RouteAsync decides again with the same ticket
             return false;
@@ -347,6 +348,8 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
         LastDecision = decision;
         if (decision.Target == RouteTarget.Primary && facts.Kind != StatementKind.Read)
             connection.MarkWritten();
+        else
+            connection.NoteRead(decision);
         Record(dataSource, decision, decision.Target == RouteTarget.Primary ? dataSource.CurrentPrimary : dataSource.Replicas[decision.ReplicaIndex]);
         route = new Route(physical, decision, facts);
         return true;
@@ -682,6 +685,13 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
                     continue;
             }
 
+            if (decision.Target == RouteTarget.Replica && consistency == ReadConsistency.ReadYourWrites && connection.WouldReadOlderData(decision.ReplicaIndex))
+            {
+                // Monotonic reads: moving to another server must not show older data than the session has seen.
+                connection.RequireReadFloor();
+                continue;
+            }
+
             LastDecision = decision;
 
             if (decision.Target == RouteTarget.None)
@@ -712,6 +722,8 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
                 connection.Pin(dataSource.Statements.Classify(CommandText).Detail ?? "session state that cannot be replayed");
             if (decision.Target == RouteTarget.Primary && facts.Kind != StatementKind.Read)
                 connection.MarkWritten();
+            else
+                connection.NoteRead(decision);
 
             Record(dataSource, decision, decision.Target == RouteTarget.Primary ? dataSource.CurrentPrimary : dataSource.Replicas[decision.ReplicaIndex]);
             return new Route(physical, decision, facts, slot);

@@ -47,6 +47,12 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     private ulong _excludedReplicas;
     private List<string>? _replay;
     private List<string>? _pendingReplay;
+
+    // Monotonic reads: the server the session's last read ran on (a replica's index, ReadOnPrimary, or NoReadYet).
+    private const int NoReadYet = -1;
+    private const int ReadOnPrimary = -2;
+    private int _lastReadServer = NoReadYet;
+    private long _lastReadTimestamp;
     private string? _database;
     private Transaction? _explicitEnlistment;
     private bool _disposed;
@@ -233,6 +239,7 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
         _primaryEndpoint = null;
         _replica = null;
         _replicaIndex = -1;
+        _lastReadServer = NoReadYet;
         _pinDetail = null;
         _excludedReplicas = 0;
         _replay = null;
@@ -502,6 +509,38 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
         _hasWritten = true;
         _writeUnsynced = true;
         _lastWriteUtc = DateTimeOffset.UtcNow;
+    }
+
+    // ---- Monotonic reads ----
+
+    /// <summary>Records where a read ran: the data it saw is the floor of the session's next reads.</summary>
+    internal void NoteRead(in RoutingDecision decision)
+    {
+        _lastReadServer = decision.Target == RouteTarget.Replica ? decision.ReplicaIndex : ReadOnPrimary;
+        _lastReadTimestamp = Stopwatch.GetTimestamp();
+    }
+
+    /// <summary>
+    /// Whether a read on replica <paramref name="index"/> could go back in time: the session's last read ran on another
+    /// server (another replica, which may be ahead of this one, or the primary, which is ahead of every replica).
+    /// </summary>
+    internal bool WouldReadOlderData(int index) => _lastReadServer != NoReadYet && _lastReadServer != index;
+
+    /// <summary>
+    /// Before a read moves to another server: everything the session's reads may have seen so far becomes a floor, as
+    /// a write would (the primary's position now is at least the position of any data read before), so read-your-writes
+    /// then only uses a replica that has replayed up to it.
+    /// </summary>
+    internal void RequireReadFloor()
+    {
+        _lastReadServer = NoReadYet;
+        _hasWritten = true;
+        _writeUnsynced = true;
+
+        // Without positions the time rule applies: the data read last was at most as new as the moment of that read.
+        var readAt = DateTimeOffset.UtcNow - Stopwatch.GetElapsedTime(_lastReadTimestamp);
+        if (readAt > _lastWriteUtc)
+            _lastWriteUtc = readAt;
     }
 
     // ---- Read-your-writes ----

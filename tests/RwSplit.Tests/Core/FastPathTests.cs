@@ -149,6 +149,7 @@ public sealed class FastPathTests
     {
         Yielding(yielding);
         await using var connection = _dataSource.OpenConnection();
+        connection.Consistency = ReadConsistency.Eventual; // under read-your-writes the move is a question of monotonic reads (below)
         await using var command = connection.CreateCommand();
         command.CommandText = "SELECT 1";
         var first = ServerNamed(reader ? await ReadServerAsync(command) : await ScalarAsync(command));
@@ -160,6 +161,27 @@ public sealed class FastPathTests
         Assert.That(connection.CurrentReplicaConnection, Is.Not.Null);
         Assert.That(first.OpenConnections, Is.EqualTo(0), "the broken replica connection was dropped");
         Assert.That(await ScalarAsync(command), Is.EqualTo(other.Name), "and the read stays on the other replica");
+        AssertNothingOutstanding();
+    }
+
+    /// <summary>
+    /// Monotonic reads: a read-your-writes session whose replica broke must not read older data than it already saw.
+    /// Nothing proves the other replica is as far (no positions without health monitoring), so the read goes to the
+    /// primary, never to a replica that may be behind.
+    /// </summary>
+    [Test]
+    public async Task A_read_your_writes_session_that_loses_its_replica_never_reads_older_data([Values] bool yielding)
+    {
+        Yielding(yielding);
+        await using var connection = _dataSource.OpenConnection();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT 1";
+        var first = ServerNamed(await ScalarAsync(command));
+        Assert.That(first, Is.Not.EqualTo(_primary));
+
+        first.ExecuteFailure = new IOException("connection reset by peer");
+        Assert.That(await ScalarAsync(command), Is.EqualTo(_primary.Name), "the other replica may be behind what the session read");
+        Assert.That(command.LastDecision?.Reason, Is.EqualTo(RoutingReason.ReadYourWrites));
         AssertNothingOutstanding();
     }
 
