@@ -719,7 +719,18 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
         var delay = 1;
         while (true)
         {
-            var position = await QueryPositionAsync(physical, query, async, cancellationToken).ConfigureAwait(false);
+            long? position;
+            try
+            {
+                position = await QueryPositionAsync(physical, query, async, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is DbException or InvalidOperationException && Dialect.IsConnectionFailure(ex, physical))
+            {
+                // The replica's session died while waiting (terminated, restarted): drop it; the read routes again.
+                await DiscardReplicaAsync(candidate, ex, async).ConfigureAwait(false);
+                return false;
+            }
+
             if (position is { } p)
             {
                 replicas[candidate].ObservePosition(p);
