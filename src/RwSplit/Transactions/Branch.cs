@@ -31,8 +31,7 @@ internal sealed class Branch
         Index = index;
         Connection = connection;
         Transaction = transaction;
-        CurrentDatabase = connection.Database;
-        HomeDatabase = CurrentDatabase;
+        HomeDatabase = connection.Database;
     }
 
     /// <summary>The data source that opened the branch (the first of its key).</summary>
@@ -55,7 +54,11 @@ internal sealed class Branch
     /// <summary>The prepared-transaction id, once prepared.</summary>
     public string? Gid { get; set; }
 
-    public string CurrentDatabase { get; private set; }
+    /// <summary>
+    /// The database the shared connection is in now, as the provider tracks it (SqlClient follows the server's
+    /// ENVCHANGE, so a <c>USE</c> the application ran is seen too): never a cached copy.
+    /// </summary>
+    public string CurrentDatabase => Connection.Database;
 
     private List<string>? _sessionList;
     private int _sessionApplied;
@@ -76,7 +79,6 @@ internal sealed class Branch
             await Connection.ChangeDatabaseAsync(database, cancellationToken).ConfigureAwait(false);
         else
             Connection.ChangeDatabase(database);
-        CurrentDatabase = database;
     }
 
     /// <summary>

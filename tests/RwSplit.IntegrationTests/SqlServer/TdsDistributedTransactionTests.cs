@@ -215,6 +215,43 @@ public sealed class TdsDistributedTransactionTests : TdsTestBase
         Assert.That(participant[^1].GlobalSequence, Is.GreaterThan(decisionCommit));
     }
 
+    /// <summary>
+    /// Defect: the branch cached its current database, so a <c>USE other</c> the application ran inside the transaction
+    /// made the decision row land in the other database (where recovery, looking in the home database, would not find
+    /// it, fence, and roll back work that SQL Server committed). The live database of the connection (SqlClient tracks
+    /// the server's ENVCHANGE) is what the branch switches back from.
+    /// </summary>
+    [Test]
+    public async Task A_USE_run_inside_the_transaction_cannot_move_the_decision_row([Values] bool async)
+    {
+        ScriptCoordinator(Primary);
+        ScriptCoordinator(_second);
+        var first = CreateDataSource(Primary, "app");                           // the last resource
+        var second = CreateDataSource(_second, "app", allowHeuristic: true);
+
+        using (var scope = Scope())
+        {
+            await WriteAsync(second, Update, async);
+            await using (var connection = await OpenAsync(first, async))
+            {
+                await using var update = connection.CreateCommand();
+                update.CommandText = Update;
+                update.Parameters.Add(new SqlParameter("@id", 1));
+                await NonQueryAsync(update, async);
+                await using var use = connection.CreateCommand();
+                use.CommandText = "USE [billing]";
+                await NonQueryAsync(use, async);
+            }
+
+            scope.Complete();
+        }
+
+        var last = BranchRequests(Primary);
+        var decision = last.Single(r => r.Text == Dialect.InsertDecisionSql && (string)r.Parameter("@outcome")! == "c");
+        Assert.That(decision.Database, Is.EqualTo("app"), "the decision row is in the last resource's own database" + Environment.NewLine + Primary.Dump());
+        Assert.That(last.Select(Describe), Has.Some.EqualTo("billing: USE [app]"), "switched back before the decision");
+    }
+
     [Test]
     public async Task Heuristic_participant_lost_at_commit_is_reported_in_doubt_then_listed_by_recovery_until_acknowledged([Values] bool async)
     {
