@@ -914,8 +914,18 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
                 await ChangePhysicalDatabaseAsync(connection, _database, async, cancellationToken).ConfigureAwait(false);
             if (_replay is not null)
             {
-                foreach (var text in _replay)
-                    await ExecuteSessionCommandAsync(connection, text, async, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    foreach (var text in _replay)
+                        await ExecuteSessionCommandAsync(connection, text, async, cancellationToken).ConfigureAwait(false);
+                }
+                catch (DbException ex)
+                {
+                    // The session's state cannot be rebuilt on this server (a role or setting gone since): the command
+                    // fails, naming the server; the log names neither the command nor its values.
+                    Log.ReplayFailed(dataSource.Logger, endpoint.Address, ex);
+                    throw;
+                }
             }
         }
         catch

@@ -102,6 +102,42 @@ public sealed class DistributedTransactionTests
     }
 
     /// <summary>
+    /// An operator's heuristic decision: a prepared branch whose decision database is gone for good (its key names no
+    /// registered database) is committed or rolled back by hand, and it is gone from <c>pg_prepared_xacts</c> after.
+    /// </summary>
+    [Test]
+    public async Task ForceResolve_commits_or_rolls_back_a_branch_recovery_cannot_decide([Values] bool commit)
+    {
+        var gid = $"rws:operator:{Guid.NewGuid():N}:0000000000000000:0";
+        await using (var connection = new NpgsqlConnection(_bank.Database2))
+        {
+            await connection.OpenAsync();
+            await using var prepare = new NpgsqlCommand($"BEGIN; UPDATE bank_accounts SET balance = balance + 0 WHERE id = 7; UPDATE bank_accounts SET balance = balance - 5 WHERE id = 8; PREPARE TRANSACTION '{gid}'", connection);
+            await prepare.ExecuteNonQueryAsync();
+        }
+
+        var pass = await RwSplitRecovery.RecoverAsync(TimeSpan.Zero, default);
+        Assert.That(pass.Unresolved.Select(u => u.BranchId), Does.Contain(gid), "recovery cannot decide without the decision database");
+        Assert.That(RwSplitRecovery.Unresolved.Select(u => u.BranchId), Does.Contain(gid));
+
+        await RwSplitRecovery.ForceResolveAsync(gid, commit);
+        Assert.That(await _bank.PreparedAsync(), Has.None.Contains(gid));
+        Assert.That(RwSplitRecovery.Unresolved.Select(u => u.BranchId), Has.None.EqualTo(gid), "no longer listed");
+        Assert.That(await BalanceAsync(_bank.Database2, 8), Is.EqualTo(commit ? Bank.InitialBalance - 5 : Bank.InitialBalance));
+        if (commit)
+        {
+            // the money left account 8 by hand: put it back so that the invariant of the teardown holds
+            await using var connection = new NpgsqlConnection(_bank.Database2);
+            await connection.OpenAsync();
+            await using var restore = new NpgsqlCommand("UPDATE bank_accounts SET balance = balance + 5 WHERE id = 8", connection);
+            await restore.ExecuteNonQueryAsync();
+        }
+
+        var unknown = Assert.ThrowsAsync<InvalidOperationException>(() => RwSplitRecovery.ForceResolveAsync(gid, commit));
+        Assert.That(unknown!.Message, Does.Contain(gid));
+    }
+
+    /// <summary>
     /// Defect: the escape hatch handed out the branch connection without marking the branch as written, so a write made
     /// through it (COPY, bulk copy, a raw provider command) committed first, as a read-only branch, outside the atomic
     /// protocol. Here the other branch fails at commit (a deferred no-overdraft rule): nothing may be committed.
