@@ -5,6 +5,7 @@ using System.Data;
 using System.Data.Common;
 using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
+using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
 using RwSplit.Diagnostics;
@@ -552,7 +553,7 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
                     // The replica refused the statement as a write, so it did nothing there: run it once on the primary.
                     route = await RetryOnPrimaryAsync(route, failure, async, cancellationToken).ConfigureAwait(false);
                     activity?.SetTag(TagNames.RouteReason, ReasonName(RoutingReason.MisrouteRetry));
-                    return (await RunTrackedAsync(route, operation, behavior, async, cancellationToken).ConfigureAwait(false), route);
+                    return (await RunTrackedAsync(route, operation, behavior, async, cancellationToken, retry: true).ConfigureAwait(false), route);
                 }
 
                 // The replica failed before any row reached the caller (a reader that returned is never retried):
@@ -562,7 +563,7 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
                 activity?.SetTag(TagNames.RouteReason, ReasonName(route.Decision.Reason));
                 try
                 {
-                    return (await RunTrackedAsync(route, operation, behavior, async, cancellationToken).ConfigureAwait(false), route);
+                    return (await RunTrackedAsync(route, operation, behavior, async, cancellationToken, retry: true).ConfigureAwait(false), route);
                 }
                 catch (Exception ex) when ((recovery = RecoveryFor(route, ex)) != Recovery.None)
                 {
@@ -588,38 +589,73 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
         return true;
     }
 
-    private async ValueTask<Outcome> RunTrackedAsync(Route route, Operation operation, CommandBehavior behavior, bool async, CancellationToken cancellationToken)
+    private async ValueTask<Outcome> RunTrackedAsync(Route route, Operation operation, CommandBehavior behavior, bool async, CancellationToken cancellationToken, bool retry = false)
     {
         var dataSource = _connection!.DataSourceOrThrow;
         var endpoint = BeginTracked(route);
+        var command = _inner;
         try
         {
-            Attach(route.Physical);
+            command = Attach(route.Physical, retry);
             switch (operation)
             {
                 case Operation.NonQuery:
-                    return new Outcome(async ? await _inner.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) : _inner.ExecuteNonQuery(), null, null);
+                    return new Outcome(async ? await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) : command.ExecuteNonQuery(), null, null);
                 case Operation.Scalar:
-                    return new Outcome(0, async ? await _inner.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) : _inner.ExecuteScalar(), null);
+                    return new Outcome(0, async ? await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) : command.ExecuteScalar(), null);
                 default:
                     // CloseConnection must close the logical connection, not the physical one: handled by RwSplitDataReader.
                     var innerBehavior = behavior & ~CommandBehavior.CloseConnection;
-                    var reader = async ? await _inner.ExecuteReaderAsync(innerBehavior, cancellationToken).ConfigureAwait(false) : _inner.ExecuteReader(innerBehavior);
+                    var reader = async ? await command.ExecuteReaderAsync(innerBehavior, cancellationToken).ConfigureAwait(false) : command.ExecuteReader(innerBehavior);
                     return new Outcome(0, null, reader);
             }
         }
         finally
         {
+            if (!ReferenceEquals(command, _inner))
+                CopyOutputs(command);
             endpoint?.EndCommand();
             if (route.HoldsFallbackSlot)
                 dataSource.ExitFallback();
         }
     }
 
-    private void Attach(DbConnection physical)
+    /// <summary>
+    /// Points the provider command at <paramref name="physical"/>. On a retry after a connection broke under the first
+    /// attempt, the provider may still count that attempt's reader as open (Npgsql, when closing it failed on the dead
+    /// connection) and refuse a new connection: the retry then runs on a copy of the command (text, type, timeout and
+    /// cloned parameters; output values are copied back).
+    /// </summary>
+    private DbCommand Attach(DbConnection physical, bool retry = false)
     {
-        _inner.Connection = physical;
+        try
+        {
+            _inner.Connection = physical;
+        }
+        catch (InvalidOperationException) when (retry && _inner.Parameters.Cast<DbParameter>().All(p => p is ICloneable))
+        {
+            var copy = _dialect.ProviderFactory.CreateCommand()!;
+            copy.CommandText = _inner.CommandText;
+            copy.CommandType = _inner.CommandType;
+            copy.CommandTimeout = _inner.CommandTimeout;
+            foreach (DbParameter parameter in _inner.Parameters)
+                copy.Parameters.Add(((ICloneable)parameter).Clone());
+            copy.Connection = physical;
+            copy.Transaction = _connection!.InnerTransactionFor(physical);
+            return copy;
+        }
+
         _inner.Transaction = _connection!.InnerTransactionFor(physical);
+        return _inner;
+    }
+
+    private void CopyOutputs(DbCommand copy)
+    {
+        for (var i = 0; i < copy.Parameters.Count && i < _inner.Parameters.Count; i++)
+        {
+            if (_inner.Parameters[i].Direction != ParameterDirection.Input)
+                _inner.Parameters[i].Value = copy.Parameters[i].Value;
+        }
     }
 
     /// <summary>Routes this execution. <paramref name="ticket"/>: a balancer ticket <see cref="TryRouteNow"/> drew for the first decision, if any.</summary>
