@@ -114,6 +114,22 @@ public sealed class CancellationTests
     public async Task Cancelled_at_each_point_of_the_protocol_is_all_or_nothing_without_recovery([ValueSource(nameof(PointNames))] string point)
     {
         var commits = Points.Single(p => p.Point == point).Commits;
+        var outcomes = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == "RwSplit" && instrument.Name == "rwsplit.transactions")
+                l.EnableMeasurementEvents(instrument);
+        };
+        listener.SetMeasurementEventCallback<long>((_, _, tags, _) =>
+        {
+            foreach (var tag in tags)
+            {
+                if (tag.Key == "rwsplit.transaction.outcome")
+                    outcomes.Enqueue((string)tag.Value!);
+            }
+        });
+        listener.Start();
         using var cts = new CancellationTokenSource();
         FaultInjection.Hook = (at, _) =>
         {
@@ -154,6 +170,7 @@ public sealed class CancellationTests
 
         Assert.That(await _bank.PreparedAsync(), Is.Empty, "rolled back or committed at once, not left to recovery");
         Assert.That(transaction.IsCompleted);
+        Assert.That(outcomes, Is.EqualTo(new[] { commits ? "committed" : "aborted" }), "rwsplit.transactions counts the outcome once");
     }
 
     /// <summary>
