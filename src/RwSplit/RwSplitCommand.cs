@@ -320,7 +320,7 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
         var decision = Router.Route(facts, session, consistency, topology, drawn);
         uint? handedOn = session.CurrentReplica < 0 ? drawn : null;
         if (decision.Target == RouteTarget.None || decision.Reason is RoutingReason.NoReplicaAvailable or RoutingReason.ReadYourWrites
-            || (decision.Target == RouteTarget.Replica && consistency == ReadConsistency.ReadYourWrites && connection.WouldReadOlderData(decision.ReplicaIndex)))
+            || connection.WouldReadOlderData(decision, consistency))
         {
             ticket = handedOn; // a refusal, a fallback slot or a wait: RouteAsync decides again with the same ticket
             return false;
@@ -721,7 +721,7 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
                     continue;
             }
 
-            if (decision.Target == RouteTarget.Replica && consistency == ReadConsistency.ReadYourWrites && connection.WouldReadOlderData(decision.ReplicaIndex))
+            if (connection.WouldReadOlderData(decision, consistency))
             {
                 // Monotonic reads: moving to another server must not show older data than the session has seen.
                 connection.RequireReadFloor();

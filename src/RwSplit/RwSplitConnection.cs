@@ -345,7 +345,7 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
         if (ReferenceEquals(_transaction, transaction))
         {
             _transaction = null;
-            _pendingReplay = null; // rolled back (a commit took them first): the server reverted them
+            _pendingReplay = null; // rolled back, so the server reverted them (after a commit they were taken already)
         }
     }
 
@@ -521,10 +521,13 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     }
 
     /// <summary>
-    /// Whether a read on replica <paramref name="index"/> could go back in time: the session's last read ran on another
-    /// server (another replica, which may be ahead of this one, or the primary, which is ahead of every replica).
+    /// Whether <paramref name="decision"/> could make a read-your-writes session go back in time: it sends the read to a
+    /// replica other than the server of the session's last read (another replica, which may be ahead of this one, or
+    /// the primary, which is ahead of every replica). Then <see cref="RequireReadFloor"/> comes first.
     /// </summary>
-    internal bool WouldReadOlderData(int index) => _lastReadServer != NoReadYet && _lastReadServer != index;
+    internal bool WouldReadOlderData(in RoutingDecision decision, ReadConsistency consistency)
+        => decision.Target == RouteTarget.Replica && consistency == ReadConsistency.ReadYourWrites
+           && _lastReadServer != NoReadYet && _lastReadServer != decision.ReplicaIndex;
 
     /// <summary>
     /// Before a read moves to another server: everything the session's reads may have seen so far becomes a floor, as

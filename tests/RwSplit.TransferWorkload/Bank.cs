@@ -89,6 +89,15 @@ public sealed class Bank
         return gids.Count;
     }
 
+    /// <summary>One account's balance.</summary>
+    public static async Task<long> BalanceAsync(string cs, int account)
+    {
+        await using var connection = new NpgsqlConnection(cs);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand($"SELECT balance FROM bank_accounts WHERE id = {account}", connection);
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+
     private static async Task<long> SumAsync(string cs)
     {
         await using var connection = new NpgsqlConnection(cs);

@@ -511,30 +511,8 @@ internal sealed class DistributedTransaction
     }
 
     private static async ValueTask<bool> IsPreparedAsync(Branch branch, bool async)
-    {
-        var list = branch.Dialect.ListPreparedTransactionsSql;
-        if (list is null)
-            return true;
-        return await ProviderCalls.RunAsync(branch.DataSource, async (connection, isAsync, token) =>
-        {
-            var command = connection.CreateCommand();
-            await using (command.ConfigureAwait(false))
-            {
-                command.CommandText = list;
-                var reader = isAsync ? await command.ExecuteReaderAsync(token).ConfigureAwait(false) : command.ExecuteReader();
-                await using (reader.ConfigureAwait(false))
-                {
-                    while (isAsync ? await reader.ReadAsync(token).ConfigureAwait(false) : reader.Read())
-                    {
-                        if (string.Equals(reader.GetString(0), branch.Gid, StringComparison.Ordinal))
-                            return true;
-                    }
-                }
-            }
-
-            return false;
-        }, async, CancellationToken.None).ConfigureAwait(false);
-    }
+        => branch.Dialect.ListPreparedTransactionsSql is null
+           || (await RwSplitRecovery.ListPreparedAsync(branch.DataSource, CancellationToken.None, async).ConfigureAwait(false)).Exists(p => p.Id == branch.Gid);
 
     /// <summary>
     /// Writes this transaction's abort decision (the fence recovery writes after the grace period) into the decision
@@ -548,16 +526,15 @@ internal sealed class DistributedTransaction
             return;
         try
         {
-            await ProviderCalls.NonQueryAsync(decisionSource, decisionSource.Dialect.InsertDecisionSql, async, CancellationToken.None, ("gtrid", Gtrid), ("outcome", "a"), ("coordinator", TransactionCoordinator.CoordinatorId)).ConfigureAwait(false);
+            // false: a fence is there already; either way the answer is written down
+            await RwSplitRecovery.TryFenceAsync(decisionSource, Gtrid, CancellationToken.None, TransactionCoordinator.CoordinatorId, async).ConfigureAwait(false);
             _fenced = true;
         }
 #pragma warning disable CA1031 // Unreachable too: recovery falls back to the grace period.
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            _fenced = decisionSource.Dialect.IsUniqueViolation(ex);
-            if (!_fenced)
-                Log.RollbackDeferred(TransactionCoordinator.Logger, Gtrid, decisionSource.CurrentPrimaryAddress, ex);
+            Log.RollbackDeferred(TransactionCoordinator.Logger, Gtrid, decisionSource.CurrentPrimaryAddress, ex);
         }
     }
 

@@ -418,24 +418,24 @@ public static class RwSplitRecovery
         throw new InvalidOperationException($"No registered data source holds the heuristic outcome '{id}' (already acknowledged, or its decision database is not registered in this process).");
     }
 
-    private static async Task<List<(string Id, double Age)>> ListRowsAsync(RwSplitDataSource dataSource, string sql, CancellationToken cancellationToken)
-        => await ProviderCalls.RunAsync(dataSource, async (connection, _, token) =>
+    private static async Task<List<(string Id, double Age)>> ListRowsAsync(RwSplitDataSource dataSource, string sql, CancellationToken cancellationToken, bool async = true)
+        => await ProviderCalls.RunAsync(dataSource, async (connection, isAsync, token) =>
         {
             var result = new List<(string, double)>();
             var command = connection.CreateCommand();
             await using (command.ConfigureAwait(false))
             {
                 command.CommandText = sql;
-                var reader = await command.ExecuteReaderAsync(token).ConfigureAwait(false);
+                var reader = isAsync ? await command.ExecuteReaderAsync(token).ConfigureAwait(false) : command.ExecuteReader();
                 await using (reader.ConfigureAwait(false))
                 {
-                    while (await reader.ReadAsync(token).ConfigureAwait(false))
+                    while (isAsync ? await reader.ReadAsync(token).ConfigureAwait(false) : reader.Read())
                         result.Add((reader.GetString(0), Convert.ToDouble(reader.GetValue(1), CultureInfo.InvariantCulture)));
                 }
             }
 
             return result;
-        }, true, cancellationToken).ConfigureAwait(false);
+        }, async, cancellationToken).ConfigureAwait(false);
 
     private static bool IsMissingDecisionTable(DbException ex) => ex.Message.Contains("rwsplit_decisions", StringComparison.Ordinal);
 
@@ -448,18 +448,23 @@ public static class RwSplitRecovery
         return value is null or DBNull ? null : Convert.ToString(value, CultureInfo.InvariantCulture)?.Trim();
     }
 
-    private static async Task<bool> TryFenceAsync(RwSplitDataSource dataSource, string gtrid, CancellationToken cancellationToken)
+    /// <summary>
+    /// Inserts an abort fence for <paramref name="gtrid"/> in its decision database: <see langword="true"/> if it was
+    /// written, <see langword="false"/> if a decision or fence was there already. Written by recovery after the grace
+    /// period, and by a coordinator that rolled back but could not finish a prepared branch.
+    /// </summary>
+    internal static async Task<bool> TryFenceAsync(RwSplitDataSource dataSource, string gtrid, CancellationToken cancellationToken, string? coordinator = null, bool async = true)
     {
         try
         {
             await ProviderCalls.ScalarAsync(
                 dataSource,
                 dataSource.Dialect.InsertDecisionSql,
-                true,
+                async,
                 cancellationToken,
                 ("gtrid", gtrid),
                 ("outcome", "a"),
-                ("coordinator", "recovery:" + TransactionCoordinator.CoordinatorId)).ConfigureAwait(false);
+                ("coordinator", coordinator ?? "recovery:" + TransactionCoordinator.CoordinatorId)).ConfigureAwait(false);
             return true;
         }
         catch (Exception ex) when (dataSource.Dialect.IsUniqueViolation(ex))
@@ -468,8 +473,9 @@ public static class RwSplitRecovery
         }
     }
 
-    private static Task<List<(string Id, double Age)>> ListPreparedAsync(RwSplitDataSource dataSource, CancellationToken cancellationToken)
-        => ListRowsAsync(dataSource, dataSource.Dialect.ListPreparedTransactionsSql!, cancellationToken);
+    /// <summary>RwSplit's prepared transactions of the data source's database: (branch id, seconds since prepared).</summary>
+    internal static Task<List<(string Id, double Age)>> ListPreparedAsync(RwSplitDataSource dataSource, CancellationToken cancellationToken, bool async = true)
+        => ListRowsAsync(dataSource, dataSource.Dialect.ListPreparedTransactionsSql!, cancellationToken, async);
 
     private static async Task ExecuteAsync(RwSplitDataSource dataSource, string sql, CancellationToken cancellationToken)
         => await ProviderCalls.ScalarAsync(dataSource, sql, true, cancellationToken).ConfigureAwait(false);

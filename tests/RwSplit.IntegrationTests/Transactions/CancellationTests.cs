@@ -69,14 +69,6 @@ public sealed class CancellationTests
         Assert.That(await _bank.TotalAsync(), Is.EqualTo(Bank.ExpectedTotal), "no money lost or created");
     }
 
-    private async Task<long> BalanceAsync(string cs, int account)
-    {
-        await using var connection = new NpgsqlConnection(cs);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand($"SELECT balance FROM bank_accounts WHERE id = {account}", connection);
-        return (long)(await command.ExecuteScalarAsync())!;
-    }
-
     private static async Task<RwSplitDistributedTransaction> StartTransferAsync(RwSplitDataSource from, RwSplitDataSource to, int fromAccount, int toAccount, long amount)
     {
         var transaction = RwSplitDistributedTransaction.Begin(TimeSpan.FromSeconds(30));
@@ -157,15 +149,15 @@ public sealed class CancellationTests
         if (commits)
         {
             Assert.That(thrown, Is.Null, "past the decision, a cancellation does not apply: the commit completes");
-            Assert.That(await BalanceAsync(_bank.Database1, 1), Is.EqualTo(Bank.InitialBalance - 10));
-            Assert.That(await BalanceAsync(_bank.Database2, 2), Is.EqualTo(Bank.InitialBalance + 10));
+            Assert.That(await Bank.BalanceAsync(_bank.Database1, 1), Is.EqualTo(Bank.InitialBalance - 10));
+            Assert.That(await Bank.BalanceAsync(_bank.Database2, 2), Is.EqualTo(Bank.InitialBalance + 10));
         }
         else
         {
             Assert.That(thrown, Is.InstanceOf<OperationCanceledException>(), "before the decision, a cancelled commit reports the cancellation");
             Assert.That(((OperationCanceledException)thrown!).CancellationToken, Is.EqualTo(cts.Token));
-            Assert.That(await BalanceAsync(_bank.Database1, 1), Is.EqualTo(Bank.InitialBalance));
-            Assert.That(await BalanceAsync(_bank.Database2, 2), Is.EqualTo(Bank.InitialBalance));
+            Assert.That(await Bank.BalanceAsync(_bank.Database1, 1), Is.EqualTo(Bank.InitialBalance));
+            Assert.That(await Bank.BalanceAsync(_bank.Database2, 2), Is.EqualTo(Bank.InitialBalance));
         }
 
         Assert.That(await _bank.PreparedAsync(), Is.Empty, "rolled back or committed at once, not left to recovery");

@@ -67,14 +67,6 @@ public sealed class DistributedTransactionTests
         Assert.That(await _bank.PreparedAsync(), Is.Empty, "no prepared transaction left behind");
     }
 
-    private async Task<long> BalanceAsync(string cs, int account)
-    {
-        await using var connection = new NpgsqlConnection(cs);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand($"SELECT balance FROM bank_accounts WHERE id = {account}", connection);
-        return (long)(await command.ExecuteScalarAsync())!;
-    }
-
     private async Task<long> DecisionsAsync()
     {
         await using var connection = new NpgsqlConnection(_bank.Database1);
@@ -96,8 +88,8 @@ public sealed class DistributedTransactionTests
         var before = await DecisionsAsync();
         for (var i = 0; i < 10; i++)
             await Bank.TransferAsync(_first, _second, 1, 2, 10);
-        Assert.That(await BalanceAsync(_bank.Database1, 1), Is.EqualTo(Bank.InitialBalance - 100));
-        Assert.That(await BalanceAsync(_bank.Database2, 2), Is.EqualTo(Bank.InitialBalance + 100));
+        Assert.That(await Bank.BalanceAsync(_bank.Database1, 1), Is.EqualTo(Bank.InitialBalance - 100));
+        Assert.That(await Bank.BalanceAsync(_bank.Database2, 2), Is.EqualTo(Bank.InitialBalance + 100));
         Assert.That(await DecisionsAsync() - before, Is.EqualTo(10), "one decision row per two-phase transfer, in the last resource");
     }
 
@@ -123,7 +115,7 @@ public sealed class DistributedTransactionTests
         await RwSplitRecovery.ForceResolveAsync(gid, commit);
         Assert.That(await _bank.PreparedAsync(), Has.None.Contains(gid));
         Assert.That(RwSplitRecovery.Unresolved.Select(u => u.BranchId), Has.None.EqualTo(gid), "no longer listed");
-        Assert.That(await BalanceAsync(_bank.Database2, 8), Is.EqualTo(commit ? Bank.InitialBalance - 5 : Bank.InitialBalance));
+        Assert.That(await Bank.BalanceAsync(_bank.Database2, 8), Is.EqualTo(commit ? Bank.InitialBalance - 5 : Bank.InitialBalance));
         if (commit)
         {
             // the money left account 8 by hand: put it back so that the invariant of the teardown holds
@@ -200,8 +192,8 @@ public sealed class DistributedTransactionTests
         }
 
         Assert.That(thrown, Is.InstanceOf<TransactionAbortedException>(), "the overdraft rule refused the commit");
-        Assert.That(await BalanceAsync(_bank.Database2, 6), Is.EqualTo(Bank.InitialBalance), "the escape hatch's write was rolled back with the rest");
-        Assert.That(await BalanceAsync(_bank.Database1, 5), Is.EqualTo(Bank.InitialBalance));
+        Assert.That(await Bank.BalanceAsync(_bank.Database2, 6), Is.EqualTo(Bank.InitialBalance), "the escape hatch's write was rolled back with the rest");
+        Assert.That(await Bank.BalanceAsync(_bank.Database1, 5), Is.EqualTo(Bank.InitialBalance));
     }
 
     [Test]
@@ -241,7 +233,7 @@ public sealed class DistributedTransactionTests
             scope.Complete();
         }
 
-        Assert.That(BalanceAsync(_bank.Database2, 4).GetAwaiter().GetResult(), Is.EqualTo(Bank.InitialBalance + 35));
+        Assert.That(Bank.BalanceAsync(_bank.Database2, 4).GetAwaiter().GetResult(), Is.EqualTo(Bank.InitialBalance + 35));
     }
 
     [Test]
@@ -255,7 +247,7 @@ public sealed class DistributedTransactionTests
             await command.ExecuteNonQueryAsync();
         }
 
-        Assert.That(await BalanceAsync(_bank.Database1, 1), Is.EqualTo(Bank.InitialBalance));
+        Assert.That(await Bank.BalanceAsync(_bank.Database1, 1), Is.EqualTo(Bank.InitialBalance));
     }
 
     [Test]
@@ -282,7 +274,7 @@ public sealed class DistributedTransactionTests
             await transaction.CommitAsync();
         }
 
-        Assert.That(await BalanceAsync(_bank.Database2, 5), Is.EqualTo(Bank.InitialBalance + 5));
+        Assert.That(await Bank.BalanceAsync(_bank.Database2, 5), Is.EqualTo(Bank.InitialBalance + 5));
 
         await using (var transaction = RwSplitDistributedTransaction.Begin())
         {
@@ -294,7 +286,7 @@ public sealed class DistributedTransactionTests
             await transaction.RollbackAsync();
         }
 
-        Assert.That(await BalanceAsync(_bank.Database1, 1), Is.EqualTo(Bank.InitialBalance));
+        Assert.That(await Bank.BalanceAsync(_bank.Database1, 1), Is.EqualTo(Bank.InitialBalance));
     }
 
     [Test]
@@ -347,7 +339,7 @@ public sealed class DistributedTransactionTests
         Assert.That(caught is null, Is.EqualTo(commits), $"{point}: {(commits ? "after the decision the transfer commits" : "before the decision it aborts")}");
         FaultInjection.Hook = null;
         await RwSplitRecovery.RecoverAsync(TimeSpan.Zero, default);
-        Assert.That(await BalanceAsync(_bank.Database2, 1), Is.EqualTo(Bank.InitialBalance + (commits ? 100 : 0)));
+        Assert.That(await Bank.BalanceAsync(_bank.Database2, 1), Is.EqualTo(Bank.InitialBalance + (commits ? 100 : 0)));
     }
 
     [Test]
@@ -404,7 +396,7 @@ public sealed class DistributedTransactionTests
         Assert.That(await _bank.PreparedAsync(), Has.Count.EqualTo(1), "the other branch waits, prepared, for recovery");
         var result = await RwSplitRecovery.RecoverAsync(TimeSpan.Zero, default);
         Assert.That(result.Committed, Is.GreaterThanOrEqualTo(1));
-        Assert.That(await BalanceAsync(_bank.Database2, 2), Is.EqualTo(Bank.InitialBalance + 50), "the decision said commit");
+        Assert.That(await Bank.BalanceAsync(_bank.Database2, 2), Is.EqualTo(Bank.InitialBalance + 50), "the decision said commit");
     }
 
     [TestCase(FaultInjection.BeforePrepare)]
@@ -450,7 +442,7 @@ public sealed class DistributedTransactionTests
         var ex = Assert.ThrowsAsync<TransactionAbortedException>(() => Bank.TransferAsync(_first, _second, 4, 4, 40));
         Assert.That(ex!.ToString(), Does.Contain("fenced"));
         Assert.That(recovery!.Fenced, Is.EqualTo(1), "recovery won with an abort fence");
-        Assert.That(await BalanceAsync(_bank.Database2, 4), Is.EqualTo(Bank.InitialBalance));
+        Assert.That(await Bank.BalanceAsync(_bank.Database2, 4), Is.EqualTo(Bank.InitialBalance));
     }
 
     [Test]
@@ -464,7 +456,7 @@ public sealed class DistributedTransactionTests
         };
         await Bank.TransferAsync(_first, _second, 4, 4, 40);
         Assert.That(recovery!.Committed, Is.EqualTo(1), "recovery committed the prepared branch, as the decision says");
-        Assert.That(await BalanceAsync(_bank.Database2, 4), Is.EqualTo(Bank.InitialBalance + 40));
+        Assert.That(await Bank.BalanceAsync(_bank.Database2, 4), Is.EqualTo(Bank.InitialBalance + 40));
     }
 }
 
