@@ -624,7 +624,7 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
             command.CommandText = query;
             command.Transaction = InnerTransactionFor(physical);
             var value = async ? await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) : command.ExecuteScalar();
-            return value is null or DBNull ? null : Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture);
+            return value is null or DBNull ? null : Dialect.ToPosition(value);
         }
     }
 

@@ -98,18 +98,28 @@ public abstract class RwSplitDialect
     /// <summary>
     /// The health probe the topology monitor runs on every endpoint, or <see langword="null"/> to only check that a
     /// connection opens. One row of four columns: (0) <c>bool</c> whether the server is a read-only replica; (1)
-    /// <c>bigint</c> its replication position, comparable across the replica set and increasing (on a replica the
-    /// replayed position, on the primary the written one), or null; (2) <c>double</c> seconds since the last replayed
-    /// commit on a replica, or null; (3) text identifying the replica set (the same on the primary and every replica,
+    /// its replication position (a <c>bigint</c>, or what <see cref="ToPosition"/> maps), comparable across the replica
+    /// set and increasing (on a replica the replayed position, on the primary the written one), or null; (2)
+    /// <c>double</c> seconds since the last replayed commit on a replica, or null; (3) text identifying the replica set (the same on the primary and every replica,
     /// different for another cluster), or null.
     /// </summary>
     public virtual string? HealthProbeQuery => null;
 
-    /// <summary>One <c>bigint</c>: the primary's current write position (read-your-writes watermark), or null if unknown.</summary>
+    /// <summary>One value (see <see cref="ToPosition"/>): the primary's current write position (read-your-writes watermark), or null if unknown.</summary>
     public virtual string? WritePositionQuery => null;
 
-    /// <summary>One <c>bigint</c>: a replica's replayed position, polled while a read waits for a replica to catch up.</summary>
+    /// <summary>One value (see <see cref="ToPosition"/>): a replica's replayed position, polled while a read waits for a replica to catch up.</summary>
     public virtual string? ReplayPositionQuery => null;
+
+    /// <summary>
+    /// The position a value of the probe's position column or of a position query denotes (see
+    /// <see cref="HealthProbeQuery"/>), or <see langword="null"/> if it denotes none. The default converts an integer;
+    /// a dialect whose engine reports positions in another form (SQL Server's <c>numeric(25,0)</c> LSNs) maps them here,
+    /// keeping their order.
+    /// </summary>
+    /// <param name="value">The value the server returned (never <see cref="DBNull"/>).</param>
+    public virtual long? ToPosition(object? value)
+        => value is null or DBNull ? null : Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>
     /// Whether <paramref name="exception"/>, thrown by <paramref name="connection"/>, means the connection or its server

@@ -22,10 +22,42 @@ public enum TdsServerRole
 }
 
 /// <summary>
-/// Availability-group state as a login with <c>VIEW SERVER STATE</c> sees it: the database's last commit, in microseconds
-/// since 2000 (the dialect's position), the secondary's lag in seconds, and the group database id (the replica set's identity).
+/// The database's local row of <c>sys.dm_hadr_database_replica_states</c> as a login with <c>VIEW SERVER STATE</c> sees
+/// it. <see cref="LastCommitLsn"/>: on the primary its last commit; on a secondary the last commit it has received and
+/// hardened, and <see cref="LastCommitTime"/> that commit's time on the primary's clock. <see cref="LastRedoneLsn"/>: on a
+/// secondary the last log record redo has applied, which is what its readers see (<see langword="null"/>: redo has caught
+/// up with hardening; on the primary always null). <see cref="LagSeconds"/> is what the probe's lag column reports.
 /// </summary>
-public sealed record TdsReplicationState(long Position, double? LagSeconds = null, string GroupDatabaseId = "7d6c2bd9-0a44-4a8f-9a77-5f8e3c1b2a10");
+public sealed record TdsReplicationState(
+    decimal LastCommitLsn,
+    decimal? LastRedoneLsn = null,
+    double? LagSeconds = null,
+    DateTime? LastCommitTime = null,
+    string GroupDatabaseId = "7d6c2bd9-0a44-4a8f-9a77-5f8e3c1b2a10")
+{
+    /// <summary>An LSN as the DMVs show it: <c>numeric(25,0)</c> = VLF sequence × 10^15 + log block × 10^5 + slot.</summary>
+    public static decimal Lsn(long vlf, long block, int slot) => (vlf * 1_000_000_000_000_000m) + (block * 100_000m) + slot;
+
+    /// <summary>
+    /// The position column of a query over the view, by the column it reads (a secondary's query reading
+    /// <c>last_redone_lsn</c> gets redo's position; else <c>last_commit_lsn</c>; a query reading only
+    /// <c>last_commit_time</c> gets <c>DATEDIFF_BIG(microsecond, '20000101', last_commit_time)</c>).
+    /// </summary>
+    internal (TdsType Type, object? Value) PositionFor(string query, bool secondary)
+    {
+        if (secondary && query.Contains("last_redone_lsn", StringComparison.Ordinal))
+            return (TdsType.Decimal(25, 0), LastRedoneLsn ?? LastCommitLsn);
+        if (query.Contains("last_commit_lsn", StringComparison.Ordinal))
+            return (TdsType.Decimal(25, 0), LastCommitLsn);
+        if (query.Contains("last_commit_time", StringComparison.Ordinal))
+        {
+            var time = LastCommitTime ?? new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc);
+            return (TdsType.BigInt, (time - new DateTime(2000, 1, 1, 0, 0, 0, DateTimeKind.Utc)).Ticks / 10);
+        }
+
+        return (TdsType.BigInt, null);
+    }
+}
 
 /// <summary>
 /// A scripted SQL Server for tests: a TDS 7.4 endpoint on 127.0.0.1 (any free port) that the real
@@ -354,7 +386,8 @@ public sealed class TdsServer : IAsyncDisposable
             if (string.Equals(text, dialect.WritePositionQuery, StringComparison.Ordinal) || string.Equals(text, dialect.ReplayPositionQuery, StringComparison.Ordinal))
             {
                 request.Outcome = "built-in: position";
-                return TdsReply.Scalar(TdsType.BigInt, Replication?.Position);
+                var (type, value) = Replication?.PositionFor(text, Role == TdsServerRole.Secondary) ?? (TdsType.Decimal(25, 0), null);
+                return TdsReply.Scalar(type, value);
             }
 
             if (UseQuery.Match(text) is { Success: true } use)
@@ -381,7 +414,7 @@ public sealed class TdsServer : IAsyncDisposable
     }
 
     /// <summary>
-    /// The dialect's probe row: (bit is_replica, bigint position, lag, nvarchar(36) identity). Without VIEW SERVER STATE
+    /// The dialect's probe row: (bit is_replica, position by <see cref="TdsReplicationState.PositionFor"/>, lag, nvarchar(36) identity). Without VIEW SERVER STATE
     /// the probe's ELSE branch: NULL position, float lag and identity. With it: the AG view's values, the lag as the
     /// numeric(26,6) that <c>DATEDIFF_BIG(...) / 1000.0</c> yields (NULL on the primary).
     /// </summary>
@@ -391,13 +424,14 @@ public sealed class TdsServer : IAsyncDisposable
         if (Replication is not { } state)
         {
             return TdsReply.Rows(new TdsResultSet(
-                    new TdsColumn("", TdsType.Bit), new TdsColumn("", TdsType.BigInt), new TdsColumn("", TdsType.Float), new TdsColumn("", TdsType.NVarChar(36)))
+                    new TdsColumn("", TdsType.Bit), new TdsColumn("", TdsType.Decimal(25, 0)), new TdsColumn("", TdsType.Float), new TdsColumn("", TdsType.NVarChar(36)))
                 .Row(replica, null, null, null));
         }
 
+        var (positionType, position) = state.PositionFor(SqlServerDialect.Instance.HealthProbeQuery!, replica);
         return TdsReply.Rows(new TdsResultSet(
-                new TdsColumn("", TdsType.Bit), new TdsColumn("", TdsType.BigInt), new TdsColumn("", TdsType.Decimal(26, 6)), new TdsColumn("", TdsType.NVarChar(36)))
-            .Row(replica, state.Position, replica ? (object?)(decimal?)state.LagSeconds : null, state.GroupDatabaseId));
+                new TdsColumn("", TdsType.Bit), new TdsColumn("", positionType), new TdsColumn("", TdsType.Decimal(26, 6)), new TdsColumn("", TdsType.NVarChar(36)))
+            .Row(replica, position, replica ? (object?)(decimal?)state.LagSeconds : null, state.GroupDatabaseId));
     }
 
     public async ValueTask DisposeAsync()

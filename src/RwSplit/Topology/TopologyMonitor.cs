@@ -245,7 +245,7 @@ internal sealed class TopologyMonitor : IAsyncDisposable
                     return new ProbeResult(
                         true,
                         Convert.ToBoolean(reader.GetValue(0), System.Globalization.CultureInfo.InvariantCulture),
-                        reader.IsDBNull(1) ? null : Convert.ToInt64(reader.GetValue(1), System.Globalization.CultureInfo.InvariantCulture),
+                        reader.IsDBNull(1) ? null : _dataSource.Dialect.ToPosition(reader.GetValue(1)),
                         reader.IsDBNull(2) ? null : Convert.ToDouble(reader.GetValue(2), System.Globalization.CultureInfo.InvariantCulture),
                         reader.IsDBNull(3) ? null : Convert.ToString(reader.GetValue(3), System.Globalization.CultureInfo.InvariantCulture),
                         Elapsed(started),

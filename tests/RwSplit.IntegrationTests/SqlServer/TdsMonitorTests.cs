@@ -6,6 +6,7 @@ using RwSplit.Routing;
 using RwSplit.SqlServer;
 using RwSplit.Tds;
 using RwSplit.Topology;
+using static RwSplit.Tds.TdsReplicationState;
 
 namespace RwSplit.TdsTests;
 
@@ -41,9 +42,9 @@ public sealed class TdsMonitorTests : TdsTestBase
     [Test]
     public async Task Monitor_reads_positions_and_lag_and_ejects_a_lagging_secondary([Values] bool async)
     {
-        Primary.Replication = new TdsReplicationState(Position: 5_000_000);
-        Replica1.Replication = new TdsReplicationState(Position: 5_000_000, LagSeconds: 0.25);
-        Replica2.Replication = new TdsReplicationState(Position: 1_000_000, LagSeconds: 42.5);
+        Primary.Replication = new TdsReplicationState(Lsn(40, 5_000, 2));
+        Replica1.Replication = new TdsReplicationState(Lsn(40, 5_000, 2), LagSeconds: 0.25);
+        Replica2.Replication = new TdsReplicationState(Lsn(40, 5_000, 2), LastRedoneLsn: Lsn(39, 1_000, 7), LagSeconds: 42.5);
         var dataSource = CreateDataSource(o =>
         {
             o.Consistency = ReadConsistency.Eventual;
@@ -52,9 +53,9 @@ public sealed class TdsMonitorTests : TdsTestBase
         await dataSource.RefreshTopologyAsync();
         var topology = dataSource.GetTopology();
 
-        Assert.That(topology[0].Position, Is.EqualTo(5_000_000));
+        Assert.That(topology[0].Position, Is.EqualTo(SqlServerDialect.Instance.ToPosition(Lsn(40, 5_000, 2))));
         Assert.That((topology[1].IsAvailable, topology[1].PositionLag, topology[1].ReplicationLag), Is.EqualTo((true, (long?)0, (TimeSpan?)TimeSpan.Zero)), topology[1].ToString());
-        Assert.That((topology[2].IsAvailable, topology[2].PositionLag, topology[2].ReplicationLag), Is.EqualTo((false, (long?)4_000_000, (TimeSpan?)TimeSpan.FromSeconds(42.5))), topology[2].ToString());
+        Assert.That((topology[2].IsAvailable, topology[2].PositionLag > 0, topology[2].ReplicationLag), Is.EqualTo((false, true, (TimeSpan?)TimeSpan.FromSeconds(42.5))), topology[2].ToString());
 
         await using var connection = await OpenAsync(dataSource, async);
         await using var command = connection.CreateCommand();
@@ -66,9 +67,9 @@ public sealed class TdsMonitorTests : TdsTestBase
     [Test]
     public async Task Read_after_write_goes_to_a_secondary_that_replayed_it([Values] bool async)
     {
-        Primary.Replication = new TdsReplicationState(Position: 7_000);
-        Replica1.Replication = new TdsReplicationState(Position: 6_999, LagSeconds: 1);
-        Replica2.Replication = new TdsReplicationState(Position: 7_000, LagSeconds: 0);
+        Primary.Replication = new TdsReplicationState(Lsn(41, 7_000, 3));
+        Replica1.Replication = new TdsReplicationState(Lsn(41, 6_999, 9), LagSeconds: 1);
+        Replica2.Replication = new TdsReplicationState(Lsn(41, 7_000, 3), LagSeconds: 0);
         Primary.OnText("INSERT dbo.orders (id) VALUES (1)", TdsReply.Affected(1));
         var dataSource = CreateDataSource(); // ReadYourWrites, the default
         await dataSource.RefreshTopologyAsync();
@@ -84,6 +85,74 @@ public sealed class TdsMonitorTests : TdsTestBase
         // RwSplit asked the primary for its position right after the write, on the application's connection.
         Assert.That(Ran(Primary), Is.EqualTo(new[] { "INSERT dbo.orders (id) VALUES (1)", SqlServerDialect.Instance.WritePositionQuery }));
         Assert.That(Ran(Replica1), Is.Empty);
+    }
+
+    /// <summary>
+    /// A synchronous-commit secondary has hardened the write (its <c>last_commit_lsn</c> and <c>last_commit_time</c> are the
+    /// primary's) but redo has not applied it: its readers would not see it. Only redo's position may count. Old code
+    /// compared <c>last_commit_time</c> and sent the read to a secondary that had not redone the write.
+    /// </summary>
+    [Test]
+    public async Task Read_after_write_waits_for_redo_not_for_hardening([Values] bool async)
+    {
+        var committedAt = new DateTime(2026, 12, 2, 10, 0, 0, DateTimeKind.Utc);
+        var write = Lsn(41, 7_000, 3);
+        Primary.Replication = new TdsReplicationState(write, LastCommitTime: committedAt);
+        Replica1.Replication = new TdsReplicationState(write, LastRedoneLsn: Lsn(41, 6_990, 1), LagSeconds: 0.2, LastCommitTime: committedAt);
+        Replica2.Replication = new TdsReplicationState(write, LastRedoneLsn: Lsn(41, 7_000, 2), LagSeconds: 0.2, LastCommitTime: committedAt);
+        Primary.OnText("INSERT dbo.orders (id) VALUES (1)", TdsReply.Affected(1));
+        var dataSource = CreateDataSource(o => o.ReadYourWritesTimeout = TimeSpan.FromMilliseconds(200));
+        await dataSource.RefreshTopologyAsync();
+
+        await using var connection = await OpenAsync(dataSource, async);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "INSERT dbo.orders (id) VALUES (1)";
+        await NonQueryAsync(command, async);
+        command.CommandText = "SELECT @@SERVERNAME";
+        for (var i = 0; i < 4; i++)
+        {
+            Assert.That(await ScalarAsync(command, async), Is.EqualTo("sql-primary"), "both secondaries hardened the write; neither redid its commit record (slot 3)");
+            Assert.That(command.LastDecision?.Reason, Is.EqualTo(RoutingReason.ReadYourWrites));
+        }
+
+        // Redo on the second secondary applies the commit record: from its next probe on, it serves the reads.
+        Replica2.Replication = Replica2.Replication! with { LastRedoneLsn = write };
+        await dataSource.RefreshTopologyAsync();
+        Assert.That(await ScalarAsync(command, async), Is.EqualTo("sql-replica-2"));
+        Assert.That(command.LastDecision?.Reason, Is.EqualTo(RoutingReason.CaughtUpReplica));
+        Assert.That(Ran(Replica1), Is.Empty, "a secondary whose redo is behind serves no read of this session");
+    }
+
+    /// <summary>
+    /// A read waiting for a secondary polls its redo position (<see cref="SqlServerDialect.ReplayPositionQuery"/>) and is
+    /// served there once redo reaches the write, without waiting for the monitor's next probe.
+    /// </summary>
+    [Test]
+    public async Task A_waiting_read_polls_redo_and_is_served_once_it_reaches_the_write([Values] bool async)
+    {
+        var write = Lsn(52, 100, 4);
+        Primary.Replication = new TdsReplicationState(write);
+        Replica1.Replication = new TdsReplicationState(write, LastRedoneLsn: Lsn(52, 100, 1), LagSeconds: 0.1);
+        Replica2.Replication = new TdsReplicationState(write, LastRedoneLsn: Lsn(52, 99, 8), LagSeconds: 0.1);
+        Primary.OnText("INSERT dbo.orders (id) VALUES (2)", TdsReply.Affected(1));
+        var dataSource = CreateDataSource(o => o.ReadYourWritesTimeout = TimeSpan.FromSeconds(10));
+        await dataSource.RefreshTopologyAsync();
+
+        await using var connection = await OpenAsync(dataSource, async);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "INSERT dbo.orders (id) VALUES (2)";
+        await NonQueryAsync(command, async);
+        var redo = Task.Run(async () =>
+        {
+            await Task.Delay(300);
+            Replica1.Replication = Replica1.Replication! with { LastRedoneLsn = write };
+            Replica2.Replication = Replica2.Replication! with { LastRedoneLsn = write };
+        });
+        command.CommandText = "SELECT @@SERVERNAME";
+        Assert.That(await ScalarAsync(command, async), Does.StartWith("sql-replica-"));
+        await redo;
+        var polls = Replica1.Journal.Concat(Replica2.Journal).Count(r => !r.IsMonitor && r.Text == SqlServerDialect.Instance.ReplayPositionQuery);
+        Assert.That(polls, Is.GreaterThanOrEqualTo(2), "the read polled redo's position until it reached the write");
     }
 
     [Test]
