@@ -1,11 +1,10 @@
 using System;
-using System.Collections.Concurrent;
 using System.Linq;
 using System.Threading.Tasks;
-using Microsoft.Extensions.Logging;
 using Npgsql;
 using NUnit.Framework;
 using RwSplit.PostgreSql;
+using RwSplit.TestSupport;
 using static RwSplit.IntegrationTests.ClusterSetup;
 
 namespace RwSplit.IntegrationTests.PostgreSql;
@@ -15,25 +14,6 @@ namespace RwSplit.IntegrationTests.PostgreSql;
 [NonParallelizable]
 public sealed class SessionReplayTests
 {
-    private sealed class Capture : ILoggerProvider, ILogger
-    {
-        public ConcurrentQueue<(EventId Id, string Message, Exception? Exception)> Events { get; } = new();
-
-        public ILogger CreateLogger(string categoryName) => this;
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-            => Events.Enqueue((eventId, formatter(state, exception), exception));
-
-        public void Dispose()
-        {
-        }
-    }
-
     private static async Task ExecuteAsync(string connectionString, string sql)
     {
         await using var connection = new NpgsqlConnection(connectionString);
@@ -48,8 +28,7 @@ public sealed class SessionReplayTests
         var role = "rwsplit_replay_" + Guid.NewGuid().ToString("N")[..8];
         await ExecuteAsync(Cluster.PrimaryConnectionString, $"CREATE ROLE {role}");
         await Cluster.WaitForReplicasToCatchUpAsync(TimeSpan.FromSeconds(30));
-        var capture = new Capture();
-        using var loggerFactory = LoggerFactory.Create(b => b.AddProvider(capture).SetMinimumLevel(LogLevel.Trace));
+        using var capture = new TelemetryCapture();
         await using var dataSource = RwSplitDataSource.Create(o =>
         {
             o.UseNpgsql();
@@ -57,7 +36,7 @@ public sealed class SessionReplayTests
             foreach (var replica in Cluster.ReplicaConnectionStrings)
                 o.Replicas.Add(replica);
             o.Consistency = ReadConsistency.Eventual;
-            o.LoggerFactory = loggerFactory;
+            o.LoggerFactory = capture.LoggerFactory;
         });
         await using var connection = await dataSource.OpenConnectionAsync();
         await using (var set = connection.CreateCommand())
@@ -72,7 +51,7 @@ public sealed class SessionReplayTests
         write.CommandText = "SELECT 1 /* rwsplit:primary */";
         var ex = Assert.ThrowsAsync<PostgresException>(async () => await write.ExecuteScalarAsync());
         Assert.That(ex!.SqlState, Is.EqualTo(PostgresErrorCodes.InvalidParameterValue).Or.EqualTo(PostgresErrorCodes.UndefinedObject), ex.Message);
-        var replayFailed = capture.Events.Where(e => e.Id.Id == 2002).ToList();
+        var replayFailed = capture.Logged(2002);
         Assert.That(replayFailed, Has.Count.EqualTo(1), "event 2002, ReplayFailed");
         Assert.That(replayFailed[0].Message, Does.Contain(PrimaryPort.ToString(System.Globalization.CultureInfo.InvariantCulture)), "names the server");
         Assert.That(replayFailed[0].Message, Does.Not.Contain(role), "not the command");

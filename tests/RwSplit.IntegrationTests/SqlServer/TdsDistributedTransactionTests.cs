@@ -255,6 +255,8 @@ public sealed class TdsDistributedTransactionTests : TdsTestBase
     [Test]
     public async Task Heuristic_participant_lost_at_commit_is_reported_in_doubt_then_listed_by_recovery_until_acknowledged([Values] bool async)
     {
+        using var telemetry = new RwSplit.TestSupport.TelemetryCapture();
+        using var transactionLog = telemetry.AsTransactionLogger();
         ScriptCoordinator(Primary);
         ScriptCoordinator(_second);
         var first = CreateDataSource(Primary, "app");
@@ -290,6 +292,10 @@ public sealed class TdsDistributedTransactionTests : TdsTestBase
         var markerLookup = _second.ApplicationRequests.Single(r => r.Text == Dialect.SelectDecisionSql);
         Assert.That(markerLookup.Parameter("@gtrid"), Is.EqualTo($"{gtrid}:marker:{key}"), "recovery looked for the participant's marker");
         Assert.That(Primary.Statements, Has.None.EqualTo(Dialect.DeleteDecisionSql), "a heuristic outcome stays recorded until acknowledged");
+        Assert.That(telemetry.Logged(3007).Single().Message, Does.Contain(gtrid).And.Contain(_second.Port.ToString(CultureInfo.InvariantCulture)), "the failed heuristic commit is logged as an error");
+        var hazard = telemetry.Logged(3008).Single();
+        Assert.That((hazard.Level, hazard.Message), Is.EqualTo((Microsoft.Extensions.Logging.LogLevel.Error, $"Heuristic outcome of distributed transaction {gtrid}: the decision committed on {outcome.DecisionDatabase}, but participant {outcome.Participant} has no marker row, so its work was rolled back; reconcile by hand, then call RwSplitRecovery.AcknowledgeHeuristicAsync")));
+        Assert.That(telemetry.Measured("rwsplit.recovery.heuristic").Last().Value, Is.GreaterThanOrEqualTo(1));
 
         // The operator reconciles, then acknowledges: the expectation row goes, recovery stops listing it.
         var stored = new HashSet<string> { expectation };
@@ -299,6 +305,7 @@ public sealed class TdsDistributedTransactionTests : TdsTestBase
         Assert.That(stored, Is.Empty, "the decision database deleted the expectation row");
         Assert.That(RwSplitRecovery.HeuristicOutcomes.Select(h => h.Id), Does.Not.Contain(expectation));
         Assert.ThrowsAsync<InvalidOperationException>(() => RwSplitRecovery.AcknowledgeHeuristicAsync("no-such-outcome"));
+        Assert.That(telemetry.Logged(3009).Single().Message, Is.EqualTo($"Heuristic outcome {expectation} acknowledged by hand"));
     }
 
     [Test]

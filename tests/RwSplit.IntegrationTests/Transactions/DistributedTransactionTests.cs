@@ -7,6 +7,7 @@ using Npgsql;
 using NUnit.Framework;
 using RwSplit.Routing;
 using RwSplit.Transactions;
+using RwSplit.TestSupport;
 using RwSplit.TransferWorkload;
 
 namespace RwSplit.IntegrationTests.Transactions;
@@ -36,6 +37,8 @@ public sealed class DistributedTransactionTests
     private RwSplitDataSource _first = null!;
     private RwSplitDataSource _second = null!;
     private string _application = null!;
+    private TelemetryCapture _telemetry = null!;
+    private IDisposable _transactionLog = null!;
 
     public DistributedTransactionTests(BankTopology topology) => _topology = topology;
 
@@ -55,7 +58,12 @@ public sealed class DistributedTransactionTests
     }
 
     [SetUp]
-    public Task ResetAsync() => _bank.ResetAsync();
+    public Task ResetAsync()
+    {
+        _telemetry = new TelemetryCapture();
+        _transactionLog = _telemetry.AsTransactionLogger();
+        return _bank.ResetAsync();
+    }
 
     [TearDown]
     public async Task CheckInvariantsAsync()
@@ -65,6 +73,8 @@ public sealed class DistributedTransactionTests
         TestContext.Out.WriteLine($"recovery: {recovery.Committed} committed, {recovery.RolledBack} rolled back, {recovery.Fenced} fenced; unresolved: {string.Join(" | ", recovery.Unresolved.Select(u => u.BranchId + ": " + u.Reason))}");
         Assert.That(await _bank.TotalAsync(), Is.EqualTo(Bank.ExpectedTotal), "no money lost or created");
         Assert.That(await _bank.PreparedAsync(), Is.Empty, "no prepared transaction left behind");
+        _transactionLog.Dispose();
+        _telemetry.Dispose();
     }
 
     private async Task<long> DecisionsAsync()
@@ -91,6 +101,12 @@ public sealed class DistributedTransactionTests
         Assert.That(await Bank.BalanceAsync(_bank.Database1, 1), Is.EqualTo(Bank.InitialBalance - 100));
         Assert.That(await Bank.BalanceAsync(_bank.Database2, 2), Is.EqualTo(Bank.InitialBalance + 100));
         Assert.That(await DecisionsAsync() - before, Is.EqualTo(10), "one decision row per two-phase transfer, in the last resource");
+        var counted = _telemetry.Measured("rwsplit.transactions").Where(m => Equals(m.Tags["rwsplit.transaction.kind"], "two_phase")).ToList();
+        Assert.That(counted.Sum(m => m.Value), Is.GreaterThanOrEqualTo(10));
+        Assert.That(counted.Select(m => m.Tags["rwsplit.transaction.outcome"]), Is.All.EqualTo("committed"));
+        var durations = _telemetry.Measured("rwsplit.transaction.commit.duration").Where(m => Equals(m.Tags["rwsplit.transaction.kind"], "two_phase")).ToList();
+        Assert.That(durations, Has.Count.GreaterThanOrEqualTo(10));
+        Assert.That(durations.Select(m => m.Value), Is.All.GreaterThan(0));
     }
 
     /// <summary>
@@ -111,9 +127,14 @@ public sealed class DistributedTransactionTests
         var pass = await RwSplitRecovery.RecoverAsync(TimeSpan.Zero, default);
         Assert.That(pass.Unresolved.Select(u => u.BranchId), Does.Contain(gid), "recovery cannot decide without the decision database");
         Assert.That(RwSplitRecovery.Unresolved.Select(u => u.BranchId), Does.Contain(gid));
+        Assert.That(_telemetry.Logged(3002).Select(e => e.Message), Has.Some.StartsWith($"Recovery could not resolve {gid} on "));
+        Assert.That(_telemetry.Measured("rwsplit.recovery.unresolved").Last().Value, Is.GreaterThanOrEqualTo(1));
 
         await RwSplitRecovery.ForceResolveAsync(gid, commit);
         Assert.That(await _bank.PreparedAsync(), Has.None.Contains(gid));
+        var forced = _telemetry.Logged(3005).Single();
+        Assert.That((forced.Level, forced.Message), Is.EqualTo((Microsoft.Extensions.Logging.LogLevel.Warning, $"Heuristic resolution by hand: {(commit ? "commit" : "rollback")} of {gid} on {_second.CurrentPrimaryAddress}, without consulting its decision")));
+        Assert.That(_telemetry.Measured("rwsplit.recovery.actions").Select(m => m.Tags["rwsplit.recovery.action"]), Does.Contain(commit ? "forced_commit" : "forced_rollback"));
         Assert.That(RwSplitRecovery.Unresolved.Select(u => u.BranchId), Has.None.EqualTo(gid), "no longer listed");
         Assert.That(await Bank.BalanceAsync(_bank.Database2, 8), Is.EqualTo(commit ? Bank.InitialBalance - 5 : Bank.InitialBalance));
         if (commit)
@@ -337,6 +358,10 @@ public sealed class DistributedTransactionTests
         }
 
         Assert.That(caught is null, Is.EqualTo(commits), $"{point}: {(commits ? "after the decision the transfer commits" : "before the decision it aborts")}");
+        if (commits)
+            Assert.That(_telemetry.Logged(3006).Single().Exception?.Message, Is.EqualTo("injected at " + point), "the failure after the decision is logged with its cause");
+        else
+            Assert.That(_telemetry.Events.Select(e => e.Id.Id), Has.None.EqualTo(3006));
         FaultInjection.Hook = null;
         await RwSplitRecovery.RecoverAsync(TimeSpan.Zero, default);
         Assert.That(await Bank.BalanceAsync(_bank.Database2, 1), Is.EqualTo(Bank.InitialBalance + (commits ? 100 : 0)));
@@ -430,6 +455,70 @@ public sealed class DistributedTransactionTests
         }
     }
 
+    /// <summary>
+    /// The second database stops taking connections (<c>ALLOW_CONNECTIONS false</c>, its sessions cut) while its branch is
+    /// prepared: the coordinator can finish it neither on its connection nor on a fresh one. It logs that (event 3000
+    /// after the decision, 3001 before it, with an abort fence written), recovery logs the database as unreachable (3003)
+    /// and, once connections are allowed again, finishes the branch as the coordinator decided.
+    /// </summary>
+    [Test]
+    public async Task A_branch_the_coordinator_cannot_finish_is_logged_and_finished_by_recovery([Values] bool afterDecision)
+    {
+        var database2 = new NpgsqlConnectionStringBuilder(_bank.Database2).Database!;
+        var admin = new NpgsqlConnectionStringBuilder(_bank.Database2) { Database = "postgres", Pooling = false }.ConnectionString;
+        void AllowConnections(bool allow)
+        {
+            using var connection = new NpgsqlConnection(admin);
+            connection.Open();
+            using var alter = new NpgsqlCommand($"ALTER DATABASE \"{database2}\" ALLOW_CONNECTIONS {(allow ? "true" : "false")}", connection);
+            alter.ExecuteNonQuery();
+            if (!allow)
+            {
+                using var cut = new NpgsqlCommand("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = @db AND pid <> pg_backend_pid()", connection);
+                cut.Parameters.AddWithValue("db", database2);
+                cut.ExecuteScalar();
+            }
+        }
+
+        FaultInjection.Hook = (p, _) =>
+        {
+            if (p == (afterDecision ? FaultInjection.AfterDecisionCommit : FaultInjection.AfterPrepare))
+            {
+                AllowConnections(false);
+                if (!afterDecision)
+                    throw new InvalidOperationException("injected after prepare");
+            }
+        };
+        try
+        {
+            if (afterDecision)
+                await Bank.TransferAsync(_first, _second, 5, 5, 25);
+            else
+                Assert.ThrowsAsync<TransactionAbortedException>(() => Bank.TransferAsync(_first, _second, 5, 5, 25));
+            FaultInjection.Hook = null;
+
+            var deferred = (afterDecision ? _telemetry.Logged(3000) : _telemetry.Logged(3001)).Single(e => e.Message.Contains(_second.CurrentPrimaryAddress.ToString(), StringComparison.Ordinal));
+            Assert.That(deferred.Message, Does.StartWith(afterDecision ? "COMMIT PREPARED of rws:" : "Rolling back rws:"));
+            Assert.That(deferred.Exception, Is.Not.Null, "the cause is attached");
+
+            var blocked = await RwSplitRecovery.RecoverAsync(TimeSpan.FromHours(1), default);
+            Assert.That(_telemetry.Logged(3003).Select(e => e.Message), Does.Contain($"Recovery could not reach {_second.CurrentPrimaryAddress}; its prepared transactions wait for the next pass"));
+            Assert.That(blocked.Committed + blocked.RolledBack, Is.Zero);
+        }
+        finally
+        {
+            FaultInjection.Hook = null;
+            AllowConnections(true);
+            Npgsql.NpgsqlConnection.ClearAllPools();
+            TransactionTestSupport.ClearPools(_first, _second);
+        }
+
+        // A long grace period: only the coordinator's written answer (decision row or abort fence) can decide it now.
+        var pass = await RwSplitRecovery.RecoverAsync(TimeSpan.FromHours(1), default);
+        Assert.That(afterDecision ? pass.Committed : pass.RolledBack, Is.EqualTo(1), "recovery followed the coordinator's answer at once");
+        Assert.That(await Bank.BalanceAsync(_bank.Database2, 5), Is.EqualTo(Bank.InitialBalance + (afterDecision ? 25 : 0)));
+    }
+
     [Test]
     public async Task Recovery_racing_a_slow_coordinator_fences_it_off()
     {
@@ -456,6 +545,7 @@ public sealed class DistributedTransactionTests
         };
         await Bank.TransferAsync(_first, _second, 4, 4, 40);
         Assert.That(recovery!.Committed, Is.EqualTo(1), "recovery committed the prepared branch, as the decision says");
+        Assert.That(_telemetry.Measured("rwsplit.recovery.actions").Select(m => m.Tags["rwsplit.recovery.action"]), Does.Contain("commit"));
         Assert.That(await Bank.BalanceAsync(_bank.Database2, 4), Is.EqualTo(Bank.InitialBalance + 40));
     }
 }

@@ -7,6 +7,7 @@ using System.Threading.Tasks;
 using System.Transactions;
 using NUnit.Framework;
 using RwSplit.Routing;
+using RwSplit.TestSupport;
 using RwSplit.Tests.Fakes;
 using IsolationLevel = System.Data.IsolationLevel;
 
@@ -26,6 +27,7 @@ public sealed class DecoratorTests
     private FakeServer _replica2 = null!;
     private RwSplitDataSource _dataSource = null!;
     private CancellationTokenSource _cts = null!;
+    private TelemetryCapture _telemetry = null!;
 
     public DecoratorTests(bool async) => _async = async;
 
@@ -37,6 +39,7 @@ public sealed class DecoratorTests
         _primary = FakeServer.Create("primary");
         _replica1 = FakeServer.Create("replica1");
         _replica2 = FakeServer.Create("replica2");
+        _telemetry = new TelemetryCapture("decorator-" + _primary.Name);
         _dataSource = Build();
         _cts = new CancellationTokenSource();
     }
@@ -46,6 +49,7 @@ public sealed class DecoratorTests
     {
         _dataSource.Dispose();
         _cts.Dispose();
+        _telemetry.Dispose();
     }
 
     private RwSplitDataSource Build(Action<RwSplitOptions>? configure = null)
@@ -56,6 +60,8 @@ public sealed class DecoratorTests
             o.Replicas.Add($"Server={_replica1.Name}");
             o.Replicas.Add($"Server={_replica2.Name}");
             o.HealthMonitoring = false; // the journal must show the decorator's calls only (the monitor has its own tests)
+            o.Name = "decorator-" + _primary.Name;
+            o.LoggerFactory = _telemetry.LoggerFactory;
             configure?.Invoke(o);
         });
 
@@ -245,6 +251,10 @@ public sealed class DecoratorTests
         await using var next = await OpenAsync();
         Assert.That(await ScalarAsync(next, "SELECT 1"), Is.EqualTo(_primary.Name));
         Assert.That(_replica1.Journal, Is.Empty);
+        var failed = _telemetry.Logged(2000);
+        Assert.That(failed.Select(e => e.Message), Is.EquivalentTo(new[] { _replica1.Name, _replica2.Name }.Select(r => $"Could not open a connection to replica {r}/db; it is skipped for 00:00:05 and the read moves elsewhere")));
+        Assert.That(failed.Select(e => e.Exception), Is.All.InstanceOf<ReadOnlyViolationException>(), "the provider's exception is attached");
+        Assert.That(_telemetry.Measured("rwsplit.replica.connection_failures").Sum(m => m.Value), Is.EqualTo(2));
     }
 
     [Test]
@@ -280,6 +290,10 @@ public sealed class DecoratorTests
         Assert.That(await ScalarAsync(again), Is.EqualTo(_primary.Name));
         Assert.That(again.LastDecision?.Reason, Is.EqualTo(RoutingReason.LearnedWrite));
         Assert.That(_replica1.Journal.Concat(_replica2.Journal).Count(c => c.Text == sql), Is.EqualTo(1), "the replica was tried once, ever");
+        var misroute = _telemetry.Logged(1001).Single();
+        Assert.That(misroute.Level, Is.EqualTo(Microsoft.Extensions.Logging.LogLevel.Warning));
+        Assert.That(misroute.Message, Does.StartWith("Replica replica").And.Contain("rejected a statement as a write; retrying it once on the primary"));
+        Assert.That(_telemetry.Measured("rwsplit.routing.misroutes").Sum(m => m.Value), Is.EqualTo(1));
     }
 
     [Test]
@@ -340,6 +354,7 @@ public sealed class DecoratorTests
         command.CommandText = "SELECT * FROM x";
         Assert.That(await ScalarAsync(command), Is.EqualTo(_primary.Name));
         Assert.That(command.LastDecision?.Reason, Is.EqualTo(RoutingReason.PinnedSession));
+        Assert.That(_telemetry.Logged(1002).Single().Message, Is.EqualTo("Logical connection pinned to the primary: temporary table"));
 
         connection.Close();
         connection.Open();
@@ -360,6 +375,8 @@ public sealed class DecoratorTests
 
         Assert.That(_primary.Journal, Is.Empty);
         Assert.That(RwSplitScope.IsPreventWrites, Is.False, "disposing restores");
+        Assert.That(_telemetry.Logged(1003), Has.Count.EqualTo(2));
+        Assert.That(_telemetry.Measured("rwsplit.routing.writes_blocked").Sum(m => m.Value), Is.EqualTo(2));
     }
 
     [Test]

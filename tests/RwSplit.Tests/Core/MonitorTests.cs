@@ -3,6 +3,7 @@ using System.Linq;
 using System.Threading.Tasks;
 using NUnit.Framework;
 using RwSplit.Routing;
+using RwSplit.TestSupport;
 using RwSplit.Tests.Fakes;
 using RwSplit.Topology;
 
@@ -68,10 +69,21 @@ public sealed class MonitorTests
     [Test]
     public async Task Lagging_replica_is_ejected_and_readmitted_after_three_healthy_probes()
     {
-        await using var dataSource = Create(o => o.Consistency = ReadConsistency.Eventual);
+        using var capture = new TelemetryCapture("mon-lagging");
+        await using var dataSource = Create(o =>
+        {
+            o.Consistency = ReadConsistency.Eventual;
+            o.Name = "mon-lagging";
+            o.LoggerFactory = capture.LoggerFactory;
+        });
         _replica2.ProbeRow = new object?[] { true, 500L, 5.0, "cluster-a" };
         await dataSource.RefreshTopologyAsync();
         Assert.That(dataSource.GetTopology()[2].IsAvailable, Is.False);
+        var ejected = capture.Logged(2003).Single();
+        Assert.That((ejected.Level, ejected.Message), Is.EqualTo((Microsoft.Extensions.Logging.LogLevel.Warning, $"Replica {_replica2.Name}/db ejected (Lagging, lag 5 s): no reads go to it until it passes the health checks again. ")));
+        Assert.That(capture.Measured("rwsplit.replica.ejections").Sum(m => m.Value), Is.EqualTo(1));
+        Assert.That(capture.Measured("rwsplit.replica.lag").Where(m => Equals(m.Tags[RwSplit.Diagnostics.TagNames.ServerAddress], dataSource.ReplicaAddresses[1].ToString())).Select(m => m.Value), Is.EqualTo(new[] { 5.0 }));
+        Assert.That(capture.Measured("rwsplit.replica.available").Select(m => m.Value), Is.EquivalentTo(new[] { 1.0, 0.0 }), "replica 1 in rotation, replica 2 out");
 
         await using (var connection = await dataSource.OpenConnectionAsync())
         {
@@ -90,6 +102,7 @@ public sealed class MonitorTests
         Assert.That(dataSource.GetTopology()[2].IsAvailable, Is.False, "two good probes are not enough");
         await dataSource.RefreshTopologyAsync();
         Assert.That(dataSource.GetTopology()[2].IsAvailable, Is.True, "the third re-admits");
+        Assert.That(capture.Logged(2004).Single().Message, Is.EqualTo($"Replica {_replica2.Name}/db re-admitted after 3 healthy probes"));
     }
 
     [Test]
@@ -108,7 +121,8 @@ public sealed class MonitorTests
     [Test]
     public async Task Failover_is_detected_when_the_primary_is_gone_and_one_replica_reports_primary()
     {
-        await using var dataSource = Create();
+        using var capture = new TelemetryCapture();
+        await using var dataSource = Create(o => o.LoggerFactory = capture.LoggerFactory);
         await dataSource.RefreshTopologyAsync();
         Assert.That(dataSource.CurrentPrimaryAddress.Host, Is.EqualTo(_primary.Name));
 
@@ -118,6 +132,8 @@ public sealed class MonitorTests
         await dataSource.RefreshTopologyAsync();
         Assert.That(dataSource.CurrentPrimaryAddress.Host, Is.EqualTo(_replica2.Name));
         Assert.That(dataSource.GetTopology()[2].IsAvailable, Is.False, "the promoted replica takes no replica reads");
+        var changed = capture.Logged(2005).Single();
+        Assert.That((changed.Level, changed.Message), Is.EqualTo((Microsoft.Extensions.Logging.LogLevel.Warning, $"Primary changed from {_primary.Name}/db to {_replica2.Name}/db: writes go to the new primary; connections holding the old one fail with PrimaryChanged")));
 
         await using var connection = await dataSource.OpenConnectionAsync();
         await using var command = connection.CreateCommand();
@@ -128,12 +144,18 @@ public sealed class MonitorTests
     [Test]
     public async Task Two_servers_claiming_primary_do_not_trigger_a_failover()
     {
-        await using var dataSource = Create();
+        using var capture = new TelemetryCapture();
+        await using var dataSource = Create(o => o.LoggerFactory = capture.LoggerFactory);
         _primary.OpenFailure = new ReadOnlyViolationException();
+        _primary.ProbeRow = null; // the probe's open connection fails too: the primary is gone
         _replica1.ProbeRow = new object?[] { false, 2000L, null, "cluster-a" };
         _replica2.ProbeRow = new object?[] { false, 2000L, null, "cluster-a" };
         await dataSource.RefreshTopologyAsync();
         Assert.That(dataSource.CurrentPrimaryAddress.Host, Is.EqualTo(_primary.Name));
+        var ambiguous = capture.Logged(2006).Single();
+        Assert.That(ambiguous.Level, Is.EqualTo(Microsoft.Extensions.Logging.LogLevel.Error));
+        Assert.That(ambiguous.Message, Does.Contain(_replica1.Name).And.Contain(_replica2.Name).And.Contain("not failing over"));
+        Assert.That(capture.Events.Select(e => e.Id.Id), Has.None.EqualTo(2005));
     }
 
     [Test]
@@ -238,11 +260,13 @@ public sealed class MonitorTests
     {
         _replica1.OpenFailure = new ReadOnlyViolationException();
         _replica2.OpenFailure = new ReadOnlyViolationException();
+        using var capture = new TelemetryCapture("mon-fallback-budget");
         await using var dataSource = Create(o =>
         {
             o.FallbackReadLimit = 0;
             o.FallbackWaitTimeout = TimeSpan.FromMilliseconds(100);
             o.Consistency = ReadConsistency.Eventual;
+            o.Name = "mon-fallback-budget";
         });
         await dataSource.RefreshTopologyAsync();
         await using var connection = await dataSource.OpenConnectionAsync();
@@ -252,6 +276,7 @@ public sealed class MonitorTests
         var ex = Assert.ThrowsAsync<RwSplitException>(async () => await command.ExecuteScalarAsync());
         Assert.That(ex!.Error, Is.EqualTo(RwSplitError.FallbackLimitReached));
         Assert.That(DateTime.UtcNow - started, Is.GreaterThanOrEqualTo(TimeSpan.FromMilliseconds(90)), "it waited for a slot first");
+        Assert.That(capture.Measured("rwsplit.routing.fallback_rejections").Sum(m => m.Value), Is.EqualTo(1));
     }
 
     [Test]
@@ -259,7 +284,13 @@ public sealed class MonitorTests
     {
         _replica1.OpenFailure = new ReadOnlyViolationException();
         _replica2.OpenFailure = new ReadOnlyViolationException();
-        await using var dataSource = Create(o => o.Consistency = ReadConsistency.Eventual);
+        using var capture = new TelemetryCapture("mon-fallback");
+        await using var dataSource = Create(o =>
+        {
+            o.Consistency = ReadConsistency.Eventual;
+            o.Name = "mon-fallback";
+            o.LoggerFactory = capture.LoggerFactory;
+        });
         await dataSource.RefreshTopologyAsync();
         for (var i = 0; i < 40; i++) // more than the default limit of 32, sequentially: slots are returned
         {
@@ -269,12 +300,20 @@ public sealed class MonitorTests
             Assert.That(await command.ExecuteScalarAsync(), Is.EqualTo(_primary.Name));
             Assert.That(command.LastDecision?.Reason, Is.EqualTo(RoutingReason.NoReplicaAvailable));
         }
+
+        Assert.That(capture.Events.Select(e => e.Id.Id), Has.None.EqualTo(2000), "the monitor had ejected both replicas: no read tried to open one");
     }
 
     [Test]
     public async Task A_read_whose_replica_connection_broke_is_retried_elsewhere()
     {
-        await using var dataSource = Create(o => o.Consistency = ReadConsistency.Eventual);
+        using var capture = new TelemetryCapture("mon-read-retry");
+        await using var dataSource = Create(o =>
+        {
+            o.Consistency = ReadConsistency.Eventual;
+            o.Name = "mon-read-retry";
+            o.LoggerFactory = capture.LoggerFactory;
+        });
         await dataSource.RefreshTopologyAsync();
         await using var connection = await dataSource.OpenConnectionAsync();
         await using var command = connection.CreateCommand();
@@ -286,6 +325,8 @@ public sealed class MonitorTests
         ((FakeConnection)connection.CurrentReplicaConnection!).Close(); // the server went away under the session
         Assert.That(await command.ExecuteScalarAsync(), Is.EqualTo(other.Name), "retried on the other replica");
         Assert.That(dataSource.GetTopology()[broken == _replica1 ? 1 : 2].IsAvailable, Is.False, "the failed replica is ejected at once");
+        Assert.That(capture.Logged(2008).Single().Message, Is.EqualTo($"A read on replica {broken.Name}/db failed before returning rows; retrying it on another server"));
+        Assert.That(capture.Measured("rwsplit.routing.read_retries").Sum(m => m.Value), Is.EqualTo(1));
     }
 
     [Test]
