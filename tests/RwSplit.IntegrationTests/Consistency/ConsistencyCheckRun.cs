@@ -6,6 +6,7 @@ using System.Globalization;
 using System.Linq;
 using System.Threading;
 using System.Threading.Channels;
+using System.Text.RegularExpressions;
 using System.Threading.Tasks;
 using Npgsql;
 using NUnit.Framework;
@@ -18,7 +19,8 @@ namespace RwSplit.IntegrationTests.Consistency;
 /// <summary>
 /// The consistency checker: concurrent sessions write and read through RwSplit — within one connection, across
 /// connections and across two data sources with consistency tokens — while the harness delays, pauses, kills and
-/// restarts replicas, terminates their sessions and flips the primary's <c>synchronous_commit</c>; then
+/// restarts replicas, terminates their sessions and flips the primary's <c>synchronous_commit</c>, and at 70% of the run
+/// switches over (the primary stopped, replica 0 promoted, the workload going on against it); then
 /// <see cref="ConsistencyChecker"/> verifies the recorded history. A bounded run (20 s) is part of the test suite;
 /// <c>RWSPLIT_CHECK_SECONDS=600 dotnet test tests/RwSplit.IntegrationTests --filter ConsistencyCheckRun</c> runs longer
 /// (docs/consistency-and-health.md has the last long result). Runs on its own cluster (ports 55450–55452).
@@ -78,6 +80,9 @@ public sealed class ConsistencyCheckRun
     {
         var history = new History();
         var errors = new ConcurrentDictionary<string, int>();
+        var switchoverErrors = 0;
+        var switchingOver = 0; // 1 while the primary is down: writes fail until the promoted replica takes them
+        var writesBeforeFollowing = int.MaxValue;
         var faults = new ConcurrentDictionary<string, int>();
         var tokens = Channel.CreateBounded<int>(new BoundedChannelOptions(64) { FullMode = BoundedChannelFullMode.DropOldest });
         var tokenTexts = new ConcurrentDictionary<int, string>();
@@ -92,6 +97,12 @@ public sealed class ConsistencyCheckRun
 
         void Failed(Exception ex)
         {
+            if (Volatile.Read(ref switchingOver) == 1)
+            {
+                Interlocked.Increment(ref switchoverErrors);
+                return;
+            }
+
             var kind = ex is PostgresException pg ? pg.SqlState : ex.GetType().Name;
             if (errors.AddOrUpdate(kind, 1, (_, n) => n + 1) <= 2)
                 TestContext.Out.WriteLine($"failed operation: {ex}");
@@ -162,6 +173,8 @@ public sealed class ConsistencyCheckRun
                         Failed(ex);
                         value--; // the write may not have committed: its value is reused (a committed one is still covered: values only grow)
                         await connection.DisposeAsync();
+                        if (Volatile.Read(ref switchingOver) == 1)
+                            await Task.Delay(100); // no primary now: do not spin
                         id = Interlocked.Increment(ref nextConnection);
                         connection = await writersSource.OpenConnectionAsync();
                     }
@@ -208,7 +221,9 @@ public sealed class ConsistencyCheckRun
         {
             var random = new Random(42);
             string[] commitSettings = ["off", "local", "remote_write", "on"];
-            while (!stop.IsCancellationRequested)
+            using var faultsEnd = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
+            faultsEnd.CancelAfter(Duration * 0.7);
+            while (!faultsEnd.IsCancellationRequested)
             {
                 var replica = _cluster.Replicas[random.Next(_cluster.Replicas.Count)];
                 var hold = TimeSpan.FromMilliseconds(random.Next(400, 1500));
@@ -262,6 +277,50 @@ public sealed class ConsistencyCheckRun
             }
 
             await _cluster.Primary.ResetConfigAsync("synchronous_commit");
+            await SwitchoverAsync();
+        }
+
+        // A planned switchover while the workload runs: the replicas catch up, the primary stops (a fast shutdown sends
+        // its remaining WAL to the connected replicas), replica 0 is promoted and both data sources must follow it;
+        // replica 1 keeps following the old primary, so it falls behind for good and must serve no read it cannot.
+        async Task SwitchoverAsync()
+        {
+            TestContext.Out.WriteLine($"{stopwatch.Elapsed.TotalSeconds:0.0} s: switchover: waiting for the replicas to catch up");
+            await _cluster.WaitForReplicasToCatchUpAsync(TimeSpan.FromSeconds(30));
+            Volatile.Write(ref switchingOver, 1);
+            try
+            {
+                TestContext.Out.WriteLine($"{stopwatch.Elapsed.TotalSeconds:0.0} s: switchover: stopping the primary");
+                await _cluster.Primary.StopAsync(immediate: false);
+                TestContext.Out.WriteLine($"{stopwatch.Elapsed.TotalSeconds:0.0} s: switchover: promoting replica 0");
+                await _cluster.Replicas[0].PromoteAsync();
+                TestContext.Out.WriteLine($"{stopwatch.Elapsed.TotalSeconds:0.0} s: switchover: promoted");
+                faults.AddOrUpdate("switchover to replica 0", 1, (_, n) => n + 1);
+                var promoted = writersSource.ReplicaAddresses[0];
+                var deadline = Stopwatch.StartNew();
+                while (!(writersSource.CurrentPrimaryAddress.Equals(promoted) && readersSource.CurrentPrimaryAddress.Equals(promoted)))
+                {
+                    if (deadline.Elapsed > TimeSpan.FromSeconds(20))
+                        throw new TimeoutException("the data sources did not follow the promoted replica within 20 s");
+                    await Task.Delay(50);
+                }
+
+                writesBeforeFollowing = history.Operations.Count(o => o.Kind == OperationKind.Write);
+                TestContext.Out.WriteLine($"{stopwatch.Elapsed.TotalSeconds:0.0} s: switchover: both data sources write to the promoted replica");
+            }
+            finally
+            {
+                Volatile.Write(ref switchingOver, 0);
+            }
+
+            // The operator's last step: replica 1 follows the new primary (its old slot stays behind on the old one).
+            // Until it has, it is behind every write made since and must serve none of the reads after them.
+            var follower = _cluster.Replicas[1];
+            var conninfo = await follower.ScalarAsync<string>("SHOW primary_conninfo");
+            await follower.SetConfigAsync("primary_conninfo", Regex.Replace(conninfo, @"port=\d+", $"port={_cluster.Replicas[0].Port.ToString(CultureInfo.InvariantCulture)}"));
+            await follower.ResetConfigAsync("primary_slot_name");
+            faults.AddOrUpdate("replica 1 re-pointed to the promoted replica", 1, (_, n) => n + 1);
+            TestContext.Out.WriteLine($"{stopwatch.Elapsed.TotalSeconds:0.0} s: switchover: replica 1 re-pointed");
         }
 
         var workers = Enumerable.Range(0, Writers).Select(k => Task.Run(() => WriterAsync(k)))
@@ -277,7 +336,7 @@ public sealed class ConsistencyCheckRun
         var onReplicas = reads.Count(r => r.Where.StartsWith("replica", StringComparison.OrdinalIgnoreCase));
         var summary = $"consistency check: {operations.Count} operations in {elapsed.TotalSeconds:0} s ({operations.Count(o => o.Kind == OperationKind.Write)} writes, {reads.Count} reads of which {onReplicas} on replicas, {operations.Count(o => o.Kind == OperationKind.ApplyToken)} tokens applied) by {Writers} writers and {TokenReaders} token readers over 2 data sources; "
                       + $"faults injected: {faults.Values.Sum()} ({string.Join(", ", faults.OrderBy(f => f.Key).Select(f => $"{f.Key} {f.Value}"))}); "
-                      + $"failed operations: {errors.Values.Sum()} ({string.Join(", ", errors.Select(e => $"{e.Key} {e.Value}"))}); violations: {violations.Count}";
+                      + $"failed operations: {errors.Values.Sum()} ({string.Join(", ", errors.Select(e => $"{e.Key} {e.Value}"))}) and {switchoverErrors} while no primary was up; violations: {violations.Count}";
         TestContext.Out.WriteLine(summary);
         TestContext.Progress.WriteLine(summary);
         foreach (var violation in violations.Take(20))
@@ -285,6 +344,8 @@ public sealed class ConsistencyCheckRun
 
         Assert.That(violations, Is.Empty, "no session read older data than it wrote, was promised by a token, or read before");
         Assert.That(faults.Values.Sum(), Is.GreaterThan(3), "faults were injected");
+        Assert.That(faults.ContainsKey("switchover to replica 0"), Is.True, "the switchover happened");
+        Assert.That(operations.Count(o => o.Kind == OperationKind.Write), Is.GreaterThan(writesBeforeFollowing + 50), "the writers went on against the promoted replica");
         Assert.That(reads.Count, Is.GreaterThan(500), "the workload ran");
         Assert.That(onReplicas, Is.GreaterThan(reads.Count / 4), "replicas served reads (the check is not passed by sending everything to the primary)");
         Assert.That(errors.Values.Sum(), Is.LessThan(Math.Max(5, operations.Count / 200)), "replica faults are absorbed (reads retried elsewhere), not handed to the callers");
