@@ -103,10 +103,17 @@ public sealed class NpgsqlDialect : RwSplitDialect
     /// <param name="exception">The exception.</param>
     /// <param name="connection">The connection.</param>
     public override bool IsConnectionFailure(Exception exception, DbConnection connection)
-        => base.IsConnectionFailure(exception, connection)
-           || exception is PostgresException { SqlState: "57P01" or "57P02" or "57P03" or "08006" or "08003" or "08000" }
-           || exception is PostgresException { SqlState: PostgresErrorCodes.SerializationFailure } pg && pg.MessageText.Contains("recovery", StringComparison.Ordinal)
-           || exception is NpgsqlException { InnerException: System.IO.IOException or System.Net.Sockets.SocketException or TimeoutException };
+        => exception switch
+        {
+            // A reply of the server: only those saying the session is gone (shutdown, crash, idle timeout, connection
+            // errors) or that replay cancelled the statement count. A statement error after which Npgsql closes the
+            // connection (classes 53, 58, F0, XX raised by one query) is the statement's, not the server's.
+            PostgresException pg => pg.SqlState is "57P01" or "57P02" or "57P03" or "57P05"
+                                    || pg.SqlState.StartsWith("08", StringComparison.Ordinal)
+                                    || (pg.SqlState == PostgresErrorCodes.SerializationFailure && pg.MessageText.Contains("recovery", StringComparison.Ordinal)),
+            NpgsqlException { InnerException: System.IO.IOException or System.Net.Sockets.SocketException or TimeoutException } => true,
+            _ => base.IsConnectionFailure(exception, connection),
+        };
 
     /// <inheritdoc />
     public override EndpointAddress ParseEndpoint(string connectionString)

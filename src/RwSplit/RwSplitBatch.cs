@@ -194,6 +194,10 @@ public sealed class RwSplitBatch : DbBatch
                     return new Outcome(0, null, (behavior & CommandBehavior.CloseConnection) != 0 ? new RwSplitDataReader(reader, connection) : reader);
             }
         }
+        catch (Exception ex) when (RwSplitCommand.AfterFailure(connection, connection.Dialect, ex, route.Physical))
+        {
+            throw; // not reached: the filter only clears the pool or forgets a broken connection
+        }
         finally
         {
             endpoint?.EndCommand();

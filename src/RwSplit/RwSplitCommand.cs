@@ -579,13 +579,23 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
     }
 
     /// <summary>
-    /// When a statement failed because its connection broke, the pool's other idle connections to that server are
-    /// likely dead too (restart, terminated backends): clear them so the next open dials anew. Always true (a filter).
+    /// After a failure that reaches the caller: when the connection or its server failed, the pool's other idle
+    /// connections to that server are likely dead too (restart, terminated backends): clear them so the next open dials
+    /// anew; when the statement or the caller's input failed and the provider closed the connection anyway, forget
+    /// that one connection (<see cref="RwSplitConnection.ForgetBroken"/>) and nothing else. Always true (a filter).
     /// </summary>
     private bool ClearPoolIfBroken(Exception exception, DbConnection physical)
+        => AfterFailure(_connection!, _dialect, exception, physical);
+
+    /// <inheritdoc cref="ClearPoolIfBroken"/>
+    internal static bool AfterFailure(RwSplitConnection connection, RwSplitDialect dialect, Exception exception, DbConnection physical)
     {
-        if (exception is not OperationCanceledException && _dialect.IsConnectionFailure(exception, physical))
-            Transactions.ProviderCalls.ClearPool(_connection!.DataSourceOrThrow, physical);
+        if (exception is OperationCanceledException)
+            return true;
+        if (dialect.IsConnectionFailure(exception, physical))
+            Transactions.ProviderCalls.ClearPool(connection.DataSourceOrThrow, physical);
+        else
+            connection.ForgetBroken(physical);
         return true;
     }
 

@@ -751,6 +751,43 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
         }
     }
 
+    /// <summary>
+    /// A statement failed for a reason that is not its server's (a client-side error, a statement error) and the
+    /// provider closed its physical connection doing so: forget that connection, so that the session's next command
+    /// opens a fresh one (with the session's state replayed) instead of failing, and the endpoint stays in rotation. A
+    /// primary connection carrying a transaction or pinned session state is kept: the provider's own error about it
+    /// must go on surfacing, as losing that state silently would be worse.
+    /// </summary>
+    internal void ForgetBroken(DbConnection physical)
+    {
+        if (physical.State == ConnectionState.Open)
+            return;
+        if (ReferenceEquals(physical, _replica))
+        {
+            _replica = null;
+            _replicaIndex = -1;
+        }
+        else if (ReferenceEquals(physical, _primary) && _transaction is null && _distributed is null && _explicitEnlistment is null && _pinDetail is null)
+        {
+            _primary = null;
+            _primaryEndpoint = null;
+        }
+        else
+        {
+            return;
+        }
+
+        try
+        {
+            physical.Dispose();
+        }
+#pragma warning disable CA1031 // A broken connection may fail to close; it is discarded either way.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+        }
+    }
+
     /// <summary>A read's replica failed: eject it, drop its connection, and let the read go elsewhere.</summary>
     internal async ValueTask DiscardReplicaAsync(int index, Exception failure, bool async)
     {

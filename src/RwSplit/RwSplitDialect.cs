@@ -123,18 +123,33 @@ public abstract class RwSplitDialect
 
     /// <summary>
     /// Whether <paramref name="exception"/>, thrown by <paramref name="connection"/>, means the connection or its server
-    /// failed (as opposed to an error in the statement), so that a read that returned no row yet may be retried on
-    /// another server. The default: the connection is no longer open, or the error is a timeout or I/O failure.
+    /// failed (as opposed to an error in the statement or in the caller's input), so that the endpoint is ejected and a
+    /// read that returned no row yet is retried on another server. Only a failure the server or the network caused may
+    /// count: the default is a timeout or I/O failure, or a provider error or refusal on a connection that is no longer
+    /// open; never a client-side error (<see cref="IsClientSideError"/>), even when the provider closed the connection
+    /// because of it. Dialects add their engine's connection-loss errors and keep statement errors out.
     /// </summary>
     /// <param name="exception">The exception.</param>
     /// <param name="connection">The provider connection that ran the statement.</param>
     public virtual bool IsConnectionFailure(Exception exception, DbConnection connection)
     {
+        ArgumentNullException.ThrowIfNull(exception);
         ArgumentNullException.ThrowIfNull(connection);
-        return connection.State is not System.Data.ConnectionState.Open
-               || exception is TimeoutException or System.IO.IOException or System.Net.Sockets.SocketException
-               || exception.InnerException is TimeoutException or System.IO.IOException or System.Net.Sockets.SocketException;
+        if (IsClientSideError(exception))
+            return false;
+        return exception is TimeoutException or System.IO.IOException or System.Net.Sockets.SocketException
+               || exception.InnerException is TimeoutException or System.IO.IOException or System.Net.Sockets.SocketException
+               || (exception is DbException or InvalidOperationException && connection.State is not System.Data.ConnectionState.Open);
     }
+
+    /// <summary>
+    /// Whether <paramref name="exception"/> is the provider refusing the caller's input before or while sending it (a
+    /// parameter value it cannot write, a value out of range, an unsupported type): the caller's mistake, which never
+    /// counts against a server and is never retried elsewhere.
+    /// </summary>
+    /// <param name="exception">The exception.</param>
+    protected static bool IsClientSideError(Exception exception)
+        => exception is InvalidCastException or ArgumentException or FormatException or OverflowException or NotSupportedException;
 
     /// <summary>
     /// Whether a session command (<c>SET</c>) run inside a transaction is undone when the transaction rolls back

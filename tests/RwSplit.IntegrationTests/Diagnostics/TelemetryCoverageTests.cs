@@ -32,8 +32,17 @@ public sealed partial class TelemetryCoverageTests
     [GeneratedRegex(@"\bMeasured\(""([a-z_.]+)""\)")]
     private static partial Regex MeasuredCall();
 
-    private static string TestsDirectory([CallerFilePath] string path = "")
-        => Path.GetFullPath(Path.Combine(Path.GetDirectoryName(path)!, "..", ".."));
+    /// <summary>The repository's <c>tests</c> folder, found from the test assembly upwards (CI builds map source paths away).</summary>
+    private static string TestsDirectory()
+    {
+        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+        {
+            if (File.Exists(Path.Combine(directory.FullName, "RwSplit.sln")))
+                return Path.Combine(directory.FullName, "tests");
+        }
+
+        throw new DirectoryNotFoundException($"No RwSplit.sln above {AppContext.BaseDirectory}: run the tests from the repository.");
+    }
 
     private static string AllTestSources()
         => string.Join('\n', Directory.EnumerateFiles(TestsDirectory(), "*.cs", SearchOption.AllDirectories)
