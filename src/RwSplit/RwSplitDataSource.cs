@@ -95,8 +95,6 @@ public sealed class RwSplitDataSource : DbDataSource
 
         Diagnostics.RwSplitTelemetry.Register(this);
         Transactions = new DataSourceTransactions(this, options);
-        if (options.LoggerFactory is not null && TransactionCoordinator.Logger is Microsoft.Extensions.Logging.Abstractions.NullLogger)
-            TransactionCoordinator.Logger = Logger;
         if (Transactions.Enabled)
             RwSplitRecovery.Register(this);
         if (Dialect.FunctionCatalogQuery is not null)

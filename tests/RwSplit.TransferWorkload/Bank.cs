@@ -107,7 +107,7 @@ public sealed class Bank
     }
 
     /// <summary>Data sources over the two databases (primaries only), registered for RwSplit recovery.</summary>
-    public (RwSplitDataSource First, RwSplitDataSource Second) CreateDataSources(string application, TimeSpan? grace = null)
+    public (RwSplitDataSource First, RwSplitDataSource Second) CreateDataSources(string application, TimeSpan? grace = null, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory = null)
     {
         RwSplitDataSource Create(string cs, string name) => RwSplitDataSource.Create(o =>
         {
@@ -116,6 +116,7 @@ public sealed class Bank
             o.Name = name;
             o.HealthMonitoring = false;
             o.RecoveryGracePeriod = grace ?? TimeSpan.FromMinutes(1);
+            o.LoggerFactory = loggerFactory;
         });
         return (Create(Database1, "bank-1"), Create(Database2, "bank-2"));
     }

@@ -59,20 +59,12 @@ public sealed class TelemetryCapture : IDisposable
 
     public ConcurrentQueue<Activity> Activities { get; } = new();
 
-    /// <summary>
-    /// Makes this capture the logger of distributed transactions and recovery (process-wide today, set by the first data
-    /// source with a logger) until the returned scope is disposed.
-    /// </summary>
-    public IDisposable AsTransactionLogger()
+    /// <summary>Forgets everything captured so far (a fixture-wide capture, between tests).</summary>
+    public void Clear()
     {
-        var previous = RwSplit.Transactions.TransactionCoordinator.Logger;
-        RwSplit.Transactions.TransactionCoordinator.Logger = _loggerFactory.CreateLogger("RwSplit.Transactions");
-        return new Restore(() => RwSplit.Transactions.TransactionCoordinator.Logger = previous);
-    }
-
-    private sealed class Restore(Action action) : IDisposable
-    {
-        public void Dispose() => action();
+        Events.Clear();
+        Measurements.Clear();
+        Activities.Clear();
     }
 
     /// <summary>The log events with this id; fails if there is none.</summary>

@@ -36,6 +36,21 @@ internal sealed class DistributedTransaction
     private bool _fenced;
     private RwSplitDataSource? _decisionSource;
 
+    /// <summary>
+    /// Where the transaction as a whole logs: the data source holding its decision, else the one of its first branch
+    /// (each branch's own events go to its data source's logger).
+    /// </summary>
+    private Microsoft.Extensions.Logging.ILogger Logger
+    {
+        get
+        {
+            if (_decisionSource is { } decision)
+                return decision.Logger;
+            lock (_branches)
+                return _branches.Values.OrderBy(b => b.Index).FirstOrDefault()?.DataSource.Logger ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+        }
+    }
+
     public DistributedTransaction(TimeSpan timeout)
     {
         Gtrid = Guid.NewGuid().ToString("N");
@@ -171,7 +186,7 @@ internal sealed class DistributedTransaction
         {
             // The decision is durable: whatever failed afterwards cannot undo the commit; recovery finishes the branches.
             _state = State.Committed;
-            Log.AfterDecisionFailure(TransactionCoordinator.Logger, Gtrid, ex);
+            Log.AfterDecisionFailure(Logger, Gtrid, ex);
         }
         catch (Exception ex)
         {
@@ -288,7 +303,7 @@ internal sealed class DistributedTransaction
 #pragma warning restore CA1031
             {
                 (heuristicFailures ??= []).Add($"{participant.DataSource.CurrentPrimaryAddress} ({ex.GetType().Name}: {ex.Message})");
-                Log.HeuristicCommitFailed(TransactionCoordinator.Logger, Gtrid, participant.DataSource.CurrentPrimaryAddress, ex);
+                Log.HeuristicCommitFailed(participant.DataSource.Logger, Gtrid, participant.DataSource.CurrentPrimaryAddress, ex);
                 RwSplitTelemetry.RecoveryActions.Add(1, new KeyValuePair<string, object?>("rwsplit.recovery.action", "heuristic_commit_failed")); // recovery counts the hazard itself once it sees it
             }
         }
@@ -441,7 +456,7 @@ internal sealed class DistributedTransaction
             catch (Exception ex)
 #pragma warning restore CA1031
             {
-                Log.RollbackDeferred(TransactionCoordinator.Logger, branch.Gid ?? Gtrid, branch.DataSource.CurrentPrimaryAddress, ex);
+                Log.RollbackDeferred(branch.DataSource.Logger, branch.Gid ?? Gtrid, branch.DataSource.CurrentPrimaryAddress, ex);
             }
         }
     }
@@ -499,11 +514,11 @@ internal sealed class DistributedTransaction
 
         if (commit)
         {
-            Log.CommitPreparedDeferred(TransactionCoordinator.Logger, branch.Gid!, branch.DataSource.CurrentPrimaryAddress, failure);
+            Log.CommitPreparedDeferred(branch.DataSource.Logger, branch.Gid!, branch.DataSource.CurrentPrimaryAddress, failure);
         }
         else
         {
-            Log.RollbackDeferred(TransactionCoordinator.Logger, branch.Gid!, branch.DataSource.CurrentPrimaryAddress, failure);
+            Log.RollbackDeferred(branch.DataSource.Logger, branch.Gid!, branch.DataSource.CurrentPrimaryAddress, failure);
             await FenceAsync(async).ConfigureAwait(false);
         }
 
@@ -534,7 +549,7 @@ internal sealed class DistributedTransaction
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            Log.RollbackDeferred(TransactionCoordinator.Logger, Gtrid, decisionSource.CurrentPrimaryAddress, ex);
+            Log.RollbackDeferred(decisionSource.Logger, Gtrid, decisionSource.CurrentPrimaryAddress, ex);
         }
     }
 

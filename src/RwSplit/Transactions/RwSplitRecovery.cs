@@ -119,7 +119,8 @@ public static class RwSplitRecovery
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            Log.RecoveryPassFailed(TransactionCoordinator.Logger, ex);
+            foreach (var logger in Registered.Keys.Select(d => d.Logger).Distinct())
+                Log.RecoveryPassFailed(logger, ex);
         }
     }
 
@@ -154,7 +155,7 @@ public static class RwSplitRecovery
                 }
                 catch (DbException ex)
                 {
-                    Log.RecoveryDatabaseUnreachable(TransactionCoordinator.Logger, dataSource.CurrentPrimaryAddress, ex);
+                    Log.RecoveryDatabaseUnreachable(dataSource.Logger, dataSource.CurrentPrimaryAddress, ex);
                     continue;
                 }
 
@@ -184,7 +185,7 @@ public static class RwSplitRecovery
                             rolledBack++;
                             break;
                         default:
-                            unresolved.Add(new UnresolvedTransaction(gid, dataSource.CurrentPrimaryAddress.ToString(), TimeSpan.FromSeconds(age), result.Reason!));
+                            AddUnresolved(unresolved, new UnresolvedTransaction(gid, dataSource.CurrentPrimaryAddress.ToString(), TimeSpan.FromSeconds(age), result.Reason!), dataSource);
                             break;
                     }
                 }
@@ -194,21 +195,25 @@ public static class RwSplitRecovery
             var known = _heuristic.Select(h => h.Id).ToHashSet(StringComparer.Ordinal);
             foreach (var hazard in hazards)
             {
-                Log.HeuristicHazard(TransactionCoordinator.Logger, hazard.Gtrid, hazard.DecisionDatabase, hazard.Participant);
                 if (!known.Contains(hazard.Id))
                     Count("heuristic_hazard");
             }
 
             _heuristic = hazards;
             _unresolved = unresolved;
-            foreach (var item in unresolved)
-                Log.RecoveryUnresolved(TransactionCoordinator.Logger, item.BranchId, item.Database, item.Reason);
             return new RecoveryResult(committed, rolledBack, fenced, unresolved) { HeuristicConfirmed = confirmed, HeuristicOutcomes = hazards };
         }
         finally
         {
             Pass.Release();
         }
+    }
+
+    /// <summary>Lists a branch recovery cannot resolve, and logs it to the logger of the data source it was found through.</summary>
+    private static void AddUnresolved(List<UnresolvedTransaction> unresolved, UnresolvedTransaction item, RwSplitDataSource source)
+    {
+        unresolved.Add(item);
+        Log.RecoveryUnresolved(source.Logger, item.BranchId, item.Database, item.Reason);
     }
 
     /// <summary>
@@ -229,7 +234,7 @@ public static class RwSplitRecovery
             if (prepared.All(p => p.Id != branchId))
                 continue;
             await ExecuteAsync(dataSource, commit ? dataSource.Dialect.CommitPreparedSql(branchId) : dataSource.Dialect.RollbackPreparedSql(branchId), cancellationToken).ConfigureAwait(false);
-            Log.HeuristicResolution(TransactionCoordinator.Logger, branchId, commit ? "commit" : "rollback", dataSource.CurrentPrimaryAddress);
+            Log.HeuristicResolution(dataSource.Logger, branchId, commit ? "commit" : "rollback", dataSource.CurrentPrimaryAddress);
             RwSplitTelemetry.RecoveryActions.Add(1, new KeyValuePair<string, object?>("rwsplit.recovery.action", commit ? "forced_commit" : "forced_rollback"));
             _unresolved = _unresolved.Where(u => u.BranchId != branchId).ToArray();
             return;
@@ -340,7 +345,7 @@ public static class RwSplitRecovery
             }
             catch (DbException ex)
             {
-                Log.RecoveryDatabaseUnreachable(TransactionCoordinator.Logger, decisionSource.CurrentPrimaryAddress, ex);
+                Log.RecoveryDatabaseUnreachable(decisionSource.Logger, decisionSource.CurrentPrimaryAddress, ex);
                 continue;
             }
 
@@ -353,7 +358,7 @@ public static class RwSplitRecovery
                 var participant = await FindByKeyAsync(sources, parts[2], cancellationToken).ConfigureAwait(false);
                 if (participant is null)
                 {
-                    unresolved.Add(new UnresolvedTransaction(id, decisionSource.CurrentPrimaryAddress.ToString(), TimeSpan.FromSeconds(age), $"its heuristic participant (key {parts[2]}) is not registered in this process or unreachable: create an RwSplitDataSource over it (DistributedTransactions on) so that recovery can check its marker row"));
+                    AddUnresolved(unresolved, new UnresolvedTransaction(id, decisionSource.CurrentPrimaryAddress.ToString(), TimeSpan.FromSeconds(age), $"its heuristic participant (key {parts[2]}) is not registered in this process or unreachable: create an RwSplitDataSource over it (DistributedTransactions on) so that recovery can check its marker row"), decisionSource);
                     continue;
                 }
 
@@ -370,12 +375,14 @@ public static class RwSplitRecovery
                     }
                     else
                     {
-                        hazards.Add(new HeuristicOutcome(id, parts[0], decisionSource.CurrentPrimaryAddress.ToString(), participant.CurrentPrimaryAddress.ToString(), TimeSpan.FromSeconds(age)));
+                        var hazard = new HeuristicOutcome(id, parts[0], decisionSource.CurrentPrimaryAddress.ToString(), participant.CurrentPrimaryAddress.ToString(), TimeSpan.FromSeconds(age));
+                        hazards.Add(hazard);
+                        Log.HeuristicHazard(decisionSource.Logger, hazard.Gtrid, hazard.DecisionDatabase, hazard.Participant);
                     }
                 }
                 catch (DbException ex)
                 {
-                    unresolved.Add(new UnresolvedTransaction(id, participant.CurrentPrimaryAddress.ToString(), TimeSpan.FromSeconds(age), $"checking the heuristic participant's marker failed ({ex.Message}); nothing is reported until it can be read"));
+                    AddUnresolved(unresolved, new UnresolvedTransaction(id, participant.CurrentPrimaryAddress.ToString(), TimeSpan.FromSeconds(age), $"checking the heuristic participant's marker failed ({ex.Message}); nothing is reported until it can be read"), participant);
                 }
             }
         }
@@ -409,7 +416,7 @@ public static class RwSplitRecovery
 
             if (deleted == 0)
                 continue;
-            Log.HeuristicAcknowledged(TransactionCoordinator.Logger, id);
+            Log.HeuristicAcknowledged(dataSource.Logger, id);
             RwSplitTelemetry.RecoveryActions.Add(1, new KeyValuePair<string, object?>("rwsplit.recovery.action", "heuristic_acknowledged"));
             _heuristic = _heuristic.Where(h => h.Id != id).ToArray();
             return;

@@ -20,9 +20,6 @@ internal static class TransactionCoordinator
     private static readonly Guid ResourceManagerId = new("5f0c2b1e-7a43-4d0e-9a55-52a3c1f0a001");
     private static readonly ConcurrentDictionary<Transaction, DistributedTransaction> Ambient = new();
 
-    /// <summary>Set from the first data source with a logger factory.</summary>
-    public static ILogger Logger { get; set; } = NullLogger.Instance;
-
     /// <summary>The distributed transaction of an ambient transaction, enlisting on first use.</summary>
     public static DistributedTransaction ForAmbient(Transaction transaction)
     {

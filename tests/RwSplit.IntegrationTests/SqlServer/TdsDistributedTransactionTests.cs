@@ -59,9 +59,10 @@ public sealed class TdsDistributedTransactionTests : TdsTestBase
     private static string KeyOf(TdsServer server, string database = "app")
         => ConsistencyToken.HashIdentity($"{server.Name}/{database}").ToString("x16", CultureInfo.InvariantCulture);
 
-    private RwSplitDataSource CreateDataSource(TdsServer server, string database, bool allowHeuristic = false)
+    private RwSplitDataSource CreateDataSource(TdsServer server, string database, bool allowHeuristic = false, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory = null)
         => Track(RwSplitDataSource.Create(o =>
         {
+            o.LoggerFactory = loggerFactory;
             o.UseSqlServer();
             o.Primary = server.ConnectionString(database) + $";Application Name={ApplicationName}";
             o.Name = $"{server.Name}-{database}";
@@ -256,11 +257,10 @@ public sealed class TdsDistributedTransactionTests : TdsTestBase
     public async Task Heuristic_participant_lost_at_commit_is_reported_in_doubt_then_listed_by_recovery_until_acknowledged([Values] bool async)
     {
         using var telemetry = new RwSplit.TestSupport.TelemetryCapture();
-        using var transactionLog = telemetry.AsTransactionLogger();
         ScriptCoordinator(Primary);
         ScriptCoordinator(_second);
-        var first = CreateDataSource(Primary, "app");
-        var second = CreateDataSource(_second, "app", allowHeuristic: true);
+        var first = CreateDataSource(Primary, "app", loggerFactory: telemetry.LoggerFactory);
+        var second = CreateDataSource(_second, "app", allowHeuristic: true, loggerFactory: telemetry.LoggerFactory);
         _second.On(TdsMatch.Where(r => r.Kind == TdsRequestKind.CommitTransaction, "commit")).Reply(TdsReply.Drop()); // the participant's COMMIT never applies
 
         var scope = Scope();

@@ -38,7 +38,6 @@ public sealed class DistributedTransactionTests
     private RwSplitDataSource _second = null!;
     private string _application = null!;
     private TelemetryCapture _telemetry = null!;
-    private IDisposable _transactionLog = null!;
 
     public DistributedTransactionTests(BankTopology topology) => _topology = topology;
 
@@ -47,7 +46,8 @@ public sealed class DistributedTransactionTests
     {
         _bank = await TransactionTestSupport.BankAsync(_topology);
         _application = "rwsplit-dtx-" + _topology;
-        (_first, _second) = _bank.CreateDataSources(_application);
+        _telemetry = new TelemetryCapture();
+        (_first, _second) = _bank.CreateDataSources(_application, loggerFactory: _telemetry.LoggerFactory);
     }
 
     [OneTimeTearDown]
@@ -55,13 +55,13 @@ public sealed class DistributedTransactionTests
     {
         _first?.Dispose();
         _second?.Dispose();
+        _telemetry?.Dispose();
     }
 
     [SetUp]
     public Task ResetAsync()
     {
-        _telemetry = new TelemetryCapture();
-        _transactionLog = _telemetry.AsTransactionLogger();
+        _telemetry.Clear();
         return _bank.ResetAsync();
     }
 
@@ -73,8 +73,6 @@ public sealed class DistributedTransactionTests
         TestContext.Out.WriteLine($"recovery: {recovery.Committed} committed, {recovery.RolledBack} rolled back, {recovery.Fenced} fenced; unresolved: {string.Join(" | ", recovery.Unresolved.Select(u => u.BranchId + ": " + u.Reason))}");
         Assert.That(await _bank.TotalAsync(), Is.EqualTo(Bank.ExpectedTotal), "no money lost or created");
         Assert.That(await _bank.PreparedAsync(), Is.Empty, "no prepared transaction left behind");
-        _transactionLog.Dispose();
-        _telemetry.Dispose();
     }
 
     private async Task<long> DecisionsAsync()
@@ -517,6 +515,36 @@ public sealed class DistributedTransactionTests
         var pass = await RwSplitRecovery.RecoverAsync(TimeSpan.FromHours(1), default);
         Assert.That(afterDecision ? pass.Committed : pass.RolledBack, Is.EqualTo(1), "recovery followed the coordinator's answer at once");
         Assert.That(await Bank.BalanceAsync(_bank.Database2, 5), Is.EqualTo(Bank.InitialBalance + (afterDecision ? 25 : 0)));
+    }
+
+    /// <summary>
+    /// Defect: the first data source created with a logger became the logger of every distributed transaction in the
+    /// process. Now a transaction logs to its data sources' loggers: two pairs of data sources over the same databases,
+    /// each with its own logger, each see only their own transaction's events.
+    /// </summary>
+    [Test]
+    public async Task Each_data_source_logs_its_own_distributed_transactions()
+    {
+        using var other = new TelemetryCapture();
+        var (otherFirst, otherSecond) = _bank.CreateDataSources(_application + "-other", loggerFactory: other.LoggerFactory);
+        using (otherFirst)
+        using (otherSecond)
+        {
+            FaultInjection.Hook = (p, _) =>
+            {
+                if (p == FaultInjection.AfterDecisionCommit)
+                    throw new InvalidOperationException("injected after the decision");
+            };
+            await Bank.TransferAsync(otherFirst, otherSecond, 6, 6, 1);
+            Assert.That(other.Logged(3006).Single().Message, Does.Contain("committed (its decision is durable)"));
+            Assert.That(_telemetry.Events.Select(e => e.Id.Id), Has.None.EqualTo(3006), "not in the logger of the fixture's data sources");
+
+            await Bank.TransferAsync(_first, _second, 6, 6, 1);
+            FaultInjection.Hook = null;
+            Assert.That(_telemetry.Logged(3006), Has.Count.EqualTo(1));
+            Assert.That(other.Events.Count(e => e.Id.Id == 3006), Is.EqualTo(1), "the other logger saw only its own");
+            await RwSplitRecovery.RecoverAsync(TimeSpan.Zero, default); // while the other pair is still registered
+        }
     }
 
     [Test]
