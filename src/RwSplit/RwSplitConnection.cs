@@ -46,7 +46,8 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     private Branch? _activeBranch;
     private ulong _excludedReplicas;
     private List<string>? _replay;
-    private List<string>? _pendingReplay;
+    private List<string>? _pendingReplay; // in the order run (savepoints cut it back), deduplicated at commit
+    private List<(string Name, int Length)>? _savepoints;
 
     // Monotonic reads: the server the session's last read ran on (a replica's index, ReadOnPrimary, or NoReadYet).
     private const int NoReadYet = -1;
@@ -244,6 +245,7 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
         _excludedReplicas = 0;
         _replay = null;
         _pendingReplay = null;
+        _savepoints = null;
         _database = null;
         _explicitEnlistment = null;
         _distributed = null;
@@ -346,6 +348,7 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
         {
             _transaction = null;
             _pendingReplay = null; // rolled back, so the server reverted them (after a commit they were taken already)
+            _savepoints = null;
         }
     }
 
@@ -1010,7 +1013,11 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
         {
             // PostgreSQL undoes a SET of a transaction that rolls back: it becomes the session's only if the
             // transaction commits (OnTransactionCommittedAsync); until then it is on the primary alone.
-            AddLastWins(_pendingReplay ??= new List<string>(), text);
+            var pending = _pendingReplay ??= new List<string>();
+            if (pending.Count >= 4 * MaxReplayedCommands)
+                Pin($"more than {4 * MaxReplayedCommands} session commands in one transaction");
+            else
+                pending.Add(text);
             return;
         }
 
@@ -1053,10 +1060,14 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     /// </summary>
     internal async ValueTask OnTransactionCommittedAsync(bool async)
     {
-        var pending = _pendingReplay;
+        var ran = _pendingReplay;
         _pendingReplay = null;
-        if (pending is null)
+        _savepoints = null;
+        if (ran is null)
             return;
+        var pending = new List<string>(ran.Count);
+        foreach (var text in ran)
+            AddLastWins(pending, text);
         foreach (var text in pending)
         {
             if (_replica is not null)
@@ -1077,6 +1088,36 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
             Remember(text);
         }
     }
+
+    /// <summary>A savepoint of the local transaction: the session commands run after it are undone by a rollback to it.</summary>
+    internal void OnSavepoint(string name) => (_savepoints ??= new()).Add((name, _pendingReplay?.Count ?? 0));
+
+    /// <summary>
+    /// The local transaction rolled back to a savepoint: the server undid the session commands run since (PostgreSQL),
+    /// so they are not replayed; the savepoint stays, later ones go.
+    /// </summary>
+    internal void OnRollbackToSavepoint(string name)
+    {
+        var index = LastSavepoint(name);
+        if (index < 0)
+            return;
+        var length = _savepoints![index].Length;
+        if (_pendingReplay is { } pending && pending.Count > length)
+            pending.RemoveRange(length, pending.Count - length);
+        _savepoints.RemoveRange(index + 1, _savepoints.Count - index - 1);
+    }
+
+    /// <summary>A savepoint was released: it and the later ones are gone; the session commands run since stay pending.</summary>
+    internal void OnReleaseSavepoint(string name)
+    {
+        var index = LastSavepoint(name);
+        if (index >= 0)
+            _savepoints!.RemoveRange(index, _savepoints.Count - index);
+    }
+
+    // PostgreSQL folds unquoted names to lower case and a newer savepoint of the same name hides the older one.
+    private int LastSavepoint(string name)
+        => _savepoints?.FindLastIndex(s => string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase)) ?? -1;
 
     /// <summary>The inner transaction to give a provider command that runs on <paramref name="physical"/>.</summary>
     internal DbTransaction? InnerTransactionFor(DbConnection physical)

@@ -67,25 +67,46 @@ public sealed class RwSplitTransaction : DbTransaction
     }
 
     /// <inheritdoc />
-    public override void Save(string savepointName) => InnerTransaction.Save(savepointName);
+    public override void Save(string savepointName)
+    {
+        InnerTransaction.Save(savepointName);
+        _connection.OnSavepoint(savepointName);
+    }
 
     /// <inheritdoc />
-    public override Task SaveAsync(string savepointName, CancellationToken cancellationToken = default)
-        => InnerTransaction.SaveAsync(savepointName, cancellationToken);
+    public override async Task SaveAsync(string savepointName, CancellationToken cancellationToken = default)
+    {
+        await InnerTransaction.SaveAsync(savepointName, cancellationToken).ConfigureAwait(false);
+        _connection.OnSavepoint(savepointName);
+    }
 
     /// <inheritdoc />
-    public override void Rollback(string savepointName) => InnerTransaction.Rollback(savepointName);
+    public override void Rollback(string savepointName)
+    {
+        InnerTransaction.Rollback(savepointName);
+        _connection.OnRollbackToSavepoint(savepointName);
+    }
 
     /// <inheritdoc />
-    public override Task RollbackAsync(string savepointName, CancellationToken cancellationToken = default)
-        => InnerTransaction.RollbackAsync(savepointName, cancellationToken);
+    public override async Task RollbackAsync(string savepointName, CancellationToken cancellationToken = default)
+    {
+        await InnerTransaction.RollbackAsync(savepointName, cancellationToken).ConfigureAwait(false);
+        _connection.OnRollbackToSavepoint(savepointName);
+    }
 
     /// <inheritdoc />
-    public override void Release(string savepointName) => InnerTransaction.Release(savepointName);
+    public override void Release(string savepointName)
+    {
+        InnerTransaction.Release(savepointName);
+        _connection.OnReleaseSavepoint(savepointName);
+    }
 
     /// <inheritdoc />
-    public override Task ReleaseAsync(string savepointName, CancellationToken cancellationToken = default)
-        => InnerTransaction.ReleaseAsync(savepointName, cancellationToken);
+    public override async Task ReleaseAsync(string savepointName, CancellationToken cancellationToken = default)
+    {
+        await InnerTransaction.ReleaseAsync(savepointName, cancellationToken).ConfigureAwait(false);
+        _connection.OnReleaseSavepoint(savepointName);
+    }
 
     /// <inheritdoc />
     protected override void Dispose(bool disposing)

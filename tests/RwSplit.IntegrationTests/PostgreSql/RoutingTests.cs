@@ -277,6 +277,47 @@ public sealed class RoutingTests
         Assert.That(await ScalarAsync(connection, "SHOW statement_timeout", async), Is.EqualTo("22s"), "the replica gets the committed SET");
     }
 
+    /// <summary>
+    /// Defect: a SET made after a savepoint and rolled back to it (<c>DbTransaction.Rollback(name)</c>) is reverted by
+    /// the server, but RwSplit replayed it once the transaction committed. The primary is the oracle again.
+    /// </summary>
+    [Test]
+    public async Task A_set_rolled_back_to_a_savepoint_is_not_replayed([Values] bool async)
+    {
+        await using var connection = await OpenAsync(async);
+        connection.Consistency = ReadConsistency.Eventual;
+        Assert.That(await ScalarAsync(connection, "SHOW statement_timeout", async), Is.EqualTo("0"), "replica open, default");
+
+        var transaction = async ? await connection.BeginTransactionAsync() : connection.BeginTransaction();
+        await ScalarAsync(connection, "SET statement_timeout = '31s'", async);
+        if (async)
+            await transaction.SaveAsync("before_second");
+        else
+            transaction.Save("before_second");
+        await ScalarAsync(connection, "SET statement_timeout = '32s'", async);
+        await ScalarAsync(connection, "SET lock_timeout = '33s'", async);
+        if (async)
+            await transaction.RollbackAsync("before_second");
+        else
+            transaction.Rollback("before_second");
+        transaction.Save("kept");
+        await ScalarAsync(connection, "SET idle_in_transaction_session_timeout = '34s'", async);
+        transaction.Release("kept");
+        if (async)
+            await transaction.CommitAsync();
+        else
+            transaction.Commit();
+
+        foreach (var setting in new[] { "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout" })
+        {
+            var onPrimary = await ScalarAsync(connection, $"SHOW {setting} /* rwsplit:primary */", async);
+            Assert.That(await ScalarAsync(connection, $"SHOW {setting}", async), Is.EqualTo(onPrimary), $"{setting}: the replica agrees with the primary");
+        }
+
+        Assert.That(await ScalarAsync(connection, "SHOW statement_timeout /* rwsplit:primary */", async), Is.EqualTo("31s"), "the server kept the SET before the savepoint");
+        Assert.That(await ScalarAsync(connection, "SHOW lock_timeout /* rwsplit:primary */", async), Is.EqualTo("0"), "and reverted the one after it");
+    }
+
     [Test]
     public async Task Set_commands_reach_every_physical_connection([Values] bool async)
     {
