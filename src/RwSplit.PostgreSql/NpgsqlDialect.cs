@@ -130,7 +130,7 @@ public sealed class NpgsqlDialect : RwSplitDialect
 
         // RwSplit enlists explicitly (one enlistment per transaction); the provider must not enlist on open.
         builder.Enlist = false;
-        var redacted = new NpgsqlConnectionStringBuilder(builder.ConnectionString) { Password = null, Passfile = null }.ConnectionString;
+        var redacted = new NpgsqlConnectionStringBuilder(builder.ConnectionString) { Password = null, Passfile = null, SslPassword = null }.ConnectionString;
         return new NpgsqlEndpointConnector(address, role, builder, redacted);
     }
 

@@ -494,7 +494,7 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
             }
             catch (Exception ex) when (ClearPoolIfBroken(ex, route.Physical) && activity is not null)
             {
-                activity.SetStatus(ActivityStatusCode.Error, ex.Message);
+                MarkFailed(activity, ex);
                 throw;
             }
 
@@ -573,7 +573,7 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
         }
         catch (Exception ex) when (ClearPoolIfBroken(ex, route.Physical) && activity is not null)
         {
-            activity.SetStatus(ActivityStatusCode.Error, ex.Message);
+            MarkFailed(activity, ex);
             throw;
         }
     }
@@ -789,7 +789,7 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
         var dataSource = connection.DataSourceOrThrow;
         dataSource.Statements.LearnWrite(CommandText);
         RwSplitTelemetry.Misroutes.Add(1, new KeyValuePair<string, object?>(TagNames.DataSource, dataSource.Name));
-        Log.MisrouteRetried(dataSource.Logger, dataSource.Replicas[failed.Decision.ReplicaIndex].Address, Truncate(CommandText), ex);
+        Log.MisrouteRetried(dataSource.Logger, dataSource.Replicas[failed.Decision.ReplicaIndex].Address, SqlRedaction.Shape(CommandText), ex);
 
         var decision = RoutingDecision.ToPrimary(RoutingReason.MisrouteRetry);
         LastDecision = decision;
@@ -885,6 +885,17 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
         return activity;
     }
 
+    /// <summary>
+    /// Marks the span failed with the error's type only (<c>error.type</c>, as the semantic conventions ask): provider
+    /// messages can quote values of the statement, which must not reach traces.
+    /// </summary>
+    private static void MarkFailed(Activity activity, Exception exception)
+    {
+        var type = exception is DbException { SqlState: { Length: > 0 } state } ? state : exception.GetType().FullName;
+        activity.SetTag(TagNames.ErrorType, type);
+        activity.SetStatus(ActivityStatusCode.Error, type);
+    }
+
     internal static string ReasonName(RoutingReason reason) => reason switch
     {
         RoutingReason.Read => "read",
@@ -919,8 +930,6 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
         RoutingReason.LearnedWrite => "a replica rejected it as a write before",
         _ => "RwSplit cannot prove it only reads",
     };
-
-    private static string Truncate(string text) => text.Length <= 200 ? text : string.Concat(text.AsSpan(0, 200), "…");
 
     internal void OwnConnection(RwSplitConnection connection)
     {

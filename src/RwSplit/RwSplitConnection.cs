@@ -59,6 +59,7 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     private bool _disposed;
     private readonly bool _fromDataSource;
     private ReadConsistency? _consistency;
+    private bool _openedOnce;
 
     internal RwSplitConnection(RwSplitDataSource dataSource)
     {
@@ -82,7 +83,8 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     [AllowNull]
     public override string ConnectionString
     {
-        get => _connectionString;
+        // As SqlClient and Npgsql do: once opened, the string no longer shows secrets unless Persist Security Info=true.
+        get => _openedOnce && !_fromDataSource ? ConnectionStrings.WithoutSecrets(_connectionString) : _connectionString;
         set
         {
             if (_state != ConnectionState.Closed)
@@ -91,6 +93,7 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
                 throw new InvalidOperationException("This connection comes from an RwSplitDataSource, whose configuration is fixed: build another data source instead.");
             _connectionString = value ?? string.Empty;
             _dataSource = null;
+            _openedOnce = false;
         }
     }
 
@@ -163,6 +166,7 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
         if (_dataSource.FloorToken is { } floor)
             Require(floor);
         _explicitEnlistment = null;
+        _openedOnce = true;
         SetState(ConnectionState.Open);
     }
 

@@ -9,13 +9,13 @@ namespace RwSplit.Benchmarks;
 
 /// <summary>
 /// <c>load [--duration 10] [--warmup 3] [--workers 8] [--rounds 2] [--scenario PrimaryOnly,ReadHeavy,ReadYourWrites] [--smoke]</c>:
-/// starts the local PostgreSQL primary and two replicas (base port 55450) unless <c>RWSPLIT_PG_PRIMARY</c> /
+/// starts the local PostgreSQL primary and two replicas (base port 25450) unless <c>RWSPLIT_PG_PRIMARY</c> /
 /// <c>RWSPLIT_PG_REPLICAS</c> name running servers, runs the load runner and prints its table.
 /// </summary>
 internal static class LoadCommand
 {
-    /// <summary>Ports 55450–55452: apart from the test suite's clusters (55430, 55440).</summary>
-    public const int BasePort = 55450;
+    /// <summary>Ports 25450–25452: apart from the test suite's clusters (25430, 25440).</summary>
+    public const int BasePort = 25450;
 
     public static async Task<int> RunAsync(ReadOnlyMemory<string> arguments)
     {

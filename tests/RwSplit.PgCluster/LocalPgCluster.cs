@@ -41,8 +41,13 @@ namespace RwSplit.PgCluster;
 /// </remarks>
 public sealed class LocalPgCluster : IAsyncDisposable
 {
-    /// <summary>The default base port: primary 55430, replicas 55431 and 55432, second primary 55433.</summary>
-    public const int DefaultBasePort = 55430;
+    /// <summary>
+    /// The default base port: primary 25430, replicas 25431 and 25432, second primary 25433. Every fixed port of the test
+    /// clusters lies below the kernel's ephemeral range (<c>ip_local_port_range</c>, 32768–60999 by default): a port in
+    /// it can be taken at any moment by the local end of one of the run's own client connections, and a cluster then
+    /// fails to start ("port already in use", seen once in CI with the old ports 55430–55460).
+    /// </summary>
+    public const int DefaultBasePort = 25430;
 
     private const string BasePortVariable = "RWSPLIT_PG_BASE_PORT";
     private const string KeepVariable = "RWSPLIT_PG_KEEP";
@@ -106,7 +111,7 @@ public sealed class LocalPgCluster : IAsyncDisposable
     /// </summary>
     public bool OwnsServers { get; }
 
-    /// <summary>The directory holding the servers' data directories, such as <c>/tmp/rwsplit-pg-55430</c>; empty when external.</summary>
+    /// <summary>The directory holding the servers' data directories, such as <c>/tmp/rwsplit-pg-25430</c>; empty when external.</summary>
     public string RootDirectory { get; }
 
     /// <summary>All servers: the primary, the replicas and, if any, the second primary.</summary>

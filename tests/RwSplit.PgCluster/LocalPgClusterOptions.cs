@@ -8,7 +8,7 @@ public sealed class LocalPgClusterOptions
     /// <summary>
     /// The primary's port; replica <c>n</c> listens on <c>BasePort + n</c> and the second primary on
     /// <c>BasePort + ReplicaCount + 1</c>. <see langword="null"/> uses the environment variable <c>RWSPLIT_PG_BASE_PORT</c>,
-    /// else 55430 (primary 55430, replicas 55431 and 55432, second primary 55433).
+    /// else 25430 (primary 25430, replicas 25431 and 25432, second primary 25433).
     /// </summary>
     public int? BasePort { get; set; }
 

@@ -7,11 +7,11 @@
 #   pg-cluster.sh stop     stop them and delete their directory
 #   pg-cluster.sh status   show each server's state and connection string
 #
-# Environment: RWSPLIT_PG_BASE_PORT (default 55430: primary, +1 and +2 replicas, +3 second primary),
+# Environment: RWSPLIT_PG_BASE_PORT (default 25430: primary, +1 and +2 replicas, +3 second primary),
 # RWSPLIT_PG_BIN (PostgreSQL bin directory; default the highest /usr/lib/postgresql/*/bin), TMPDIR.
 set -euo pipefail
 
-base=${RWSPLIT_PG_BASE_PORT:-55430}
+base=${RWSPLIT_PG_BASE_PORT:-25430}
 tmp=${TMPDIR:-/tmp}
 root="${tmp%/}/rwsplit-pg-$base"
 bin=${RWSPLIT_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}

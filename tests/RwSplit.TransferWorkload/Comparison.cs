@@ -14,7 +14,7 @@ public static class Comparison
 {
     public static async Task<int> RunAsync(int kills)
     {
-        await using var cluster = await LocalPgCluster.StartAsync(new LocalPgClusterOptions { BasePort = 55460, ReplicaCount = 0, StartSecondPrimary = true });
+        await using var cluster = await LocalPgCluster.StartAsync(new LocalPgClusterOptions { BasePort = 25460, ReplicaCount = 0, StartSecondPrimary = true });
         var bank = new Bank(cluster.PrimaryConnectionString, cluster.SecondPrimaryConnectionString);
         Console.WriteLine($"Kill workload: {kills} random SIGKILLs of a process running TransactionScope transfers across two PostgreSQL servers (ports {cluster.Primary.Port} and {cluster.SecondPrimary.Port}).");
         Console.WriteLine();

@@ -17,7 +17,7 @@ public static class Phases
 {
     public static async Task<int> RunAsync(int transfers)
     {
-        await using var cluster = await LocalPgCluster.StartAsync(new LocalPgClusterOptions { BasePort = 55460, ReplicaCount = 0, StartSecondPrimary = true });
+        await using var cluster = await LocalPgCluster.StartAsync(new LocalPgClusterOptions { BasePort = 25460, ReplicaCount = 0, StartSecondPrimary = true });
         var bank = new Bank(cluster.PrimaryConnectionString, cluster.SecondPrimaryConnectionString);
         await bank.ResetAsync();
         var (first, second) = bank.CreateDataSources("rwsplit-phases");

@@ -23,7 +23,7 @@ public static class Throughput
     {
         if (int.TryParse(Environment.GetEnvironmentVariable("RWSPLIT_MIN_THREADS"), out var minThreads))
             ThreadPool.SetMinThreads(minThreads, minThreads);
-        await using var cluster = await LocalPgCluster.StartAsync(new LocalPgClusterOptions { BasePort = 55460, ReplicaCount = 0, StartSecondPrimary = true });
+        await using var cluster = await LocalPgCluster.StartAsync(new LocalPgClusterOptions { BasePort = 25460, ReplicaCount = 0, StartSecondPrimary = true });
         var bank = new Bank(cluster.PrimaryConnectionString, cluster.SecondPrimaryConnectionString);
         await bank.ResetAsync();
         var (first, second) = bank.CreateDataSources("rwsplit-throughput");

@@ -11,7 +11,7 @@ internal static partial class Log
     [LoggerMessage(EventId = 1000, Level = LogLevel.Debug, Message = "Routed command to {Target} {Endpoint} ({Reason}) in data source {DataSource}")]
     public static partial void Routed(ILogger logger, RouteTarget target, EndpointAddress endpoint, RoutingReason reason, string dataSource);
 
-    [LoggerMessage(EventId = 1001, Level = LogLevel.Warning, Message = "Replica {Endpoint} rejected a statement as a write; retrying it once on the primary and remembering its text as a write. Declare it read-write or send it to the primary to avoid the extra round trip. Statement: {Statement}")]
+    [LoggerMessage(EventId = 1001, Level = LogLevel.Warning, Message = "Replica {Endpoint} rejected a statement as a write; retrying it once on the primary and remembering its text as a write. Declare it read-write or send it to the primary to avoid the extra round trip. Statement (values masked): {Statement}")]
     public static partial void MisrouteRetried(ILogger logger, EndpointAddress endpoint, string statement, Exception exception);
 
     [LoggerMessage(EventId = 1002, Level = LogLevel.Information, Message = "Logical connection pinned to the primary: {Detail}")]

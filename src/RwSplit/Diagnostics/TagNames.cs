@@ -10,6 +10,7 @@ internal static class TagNames
     public const string RouteTarget = "rwsplit.route.target";
     public const string RouteReason = "rwsplit.route.reason";
     public const string ReplicaIndex = "rwsplit.replica.index";
+    public const string ErrorType = "error.type";
     public const string DataSource = "rwsplit.data_source";
     public const string Role = "rwsplit.endpoint.role";
 }

@@ -23,13 +23,13 @@ namespace RwSplit.IntegrationTests.Consistency;
 /// switches over (the primary stopped, replica 0 promoted, the workload going on against it); then
 /// <see cref="ConsistencyChecker"/> verifies the recorded history. A bounded run (20 s) is part of the test suite;
 /// <c>RWSPLIT_CHECK_SECONDS=600 dotnet test tests/RwSplit.IntegrationTests --filter ConsistencyCheckRun</c> runs longer
-/// (docs/consistency-and-health.md has the last long result). Runs on its own cluster (ports 55450–55452).
+/// (docs/consistency-and-health.md has the last long result). Runs on its own cluster (ports 25450–25452).
 /// </summary>
 [TestFixture]
 [NonParallelizable]
 public sealed class ConsistencyCheckRun
 {
-    private const int BasePort = 55450;
+    private const int BasePort = 25450;
     private const int Writers = 6;
     private const int TokenReaders = 2;
     private LocalPgCluster _cluster = null!;

@@ -17,13 +17,13 @@ namespace RwSplit.IntegrationTests.PostgreSql;
 /// Replica health, lag and read-your-writes against real servers with real faults: replay delayed with
 /// <c>recovery_min_apply_delay</c>, paused with <c>pg_wal_replay_pause()</c>, a replica killed with
 /// <c>pg_ctl stop -m immediate</c>, and a failover by promotion. These tests break servers, so they run on their own
-/// cluster (ports 55440–55442), one at a time, the destructive failover last.
+/// cluster (ports 25440–25442), one at a time, the destructive failover last.
 /// </summary>
 [TestFixture]
 [NonParallelizable]
 public sealed class HealthAndConsistencyTests
 {
-    private const int BasePort = 55440;
+    private const int BasePort = 25440;
     private LocalPgCluster _cluster = null!;
     private int _primaryPort;
     private int[] _replicaPorts = null!;

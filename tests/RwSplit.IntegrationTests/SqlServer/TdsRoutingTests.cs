@@ -66,7 +66,8 @@ public sealed class TdsRoutingTests : TdsTestBase
         Assert.That(ranOn.Count(n => Equals(n, "sql-replica-1")), Is.EqualTo(2), "round-robin over both secondaries");
         Assert.That(ranOn.Count(n => Equals(n, "sql-replica-2")), Is.EqualTo(2));
         Assert.That(Ran(Primary), Is.EqualTo(new[] { "UPDATE dbo.customers SET name = N'x' WHERE id = 1" }));
-        Assert.That(connection.ConnectionString, Is.EqualTo(cs), "the drop-in connection keeps its string");
+        Assert.That(connection.ConnectionString, Does.Not.Contain("app-password"), "as SqlClient: no password once opened");
+        Assert.That(connection.ConnectionString, Does.Contain("Replicas").IgnoreCase.And.Contain("User ID=app").IgnoreCase, "the rest of its string stays");
 
         // What SqlClient sent in LOGIN7: RwSplit's keywords are gone, the settings are the primary's, intent by role.
         var primaryLogin = Primary.ApplicationLogins.Single().Login!;
@@ -82,6 +83,13 @@ public sealed class TdsRoutingTests : TdsTestBase
         // A login the background monitor started a moment ago may still be in progress (no outcome yet): none failed.
         Assert.That(new[] { Primary, Replica1, Replica2 }.SelectMany(s => s.Journal).Where(r => r.Kind == TdsRequestKind.Login && r.Outcome is not null).Select(r => r.Outcome), Is.All.EqualTo("logged in"));
         Assert.That(new[] { Primary, Replica1, Replica2 }.SelectMany(s => s.ApplicationLogins).Select(r => r.Outcome), Is.All.EqualTo("logged in"), "every application login completed");
+
+        // SqlClient is the oracle (its login comes last: the checks above count logins): once opened, a connection's string no longer shows the password.
+        await using (var raw = new SqlConnection(ConnectionString(Primary)))
+        {
+            await raw.OpenAsync();
+            Assert.That(raw.ConnectionString, Does.Not.Contain("app-password"));
+        }
     }
 
     [Test]

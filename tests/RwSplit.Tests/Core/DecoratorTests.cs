@@ -274,7 +274,7 @@ public sealed class DecoratorTests
     [Test]
     public async Task Misrouted_write_is_retried_once_on_the_primary_and_remembered()
     {
-        const string sql = "/* rwsplit:replica */ ?? SELECT do_write()";
+        const string sql = "/* rwsplit:replica */ ?? SELECT do_write('secret-literal', 4111)";
         _replica1.RejectsAsWrite.Add(sql);
         _replica2.RejectsAsWrite.Add(sql);
         await using var connection = await OpenAsync();
@@ -294,6 +294,8 @@ public sealed class DecoratorTests
         Assert.That(misroute.Level, Is.EqualTo(Microsoft.Extensions.Logging.LogLevel.Warning));
         Assert.That(misroute.Message, Does.StartWith("Replica replica").And.Contain("rejected a statement as a write; retrying it once on the primary"));
         Assert.That(_telemetry.Measured("rwsplit.routing.misroutes").Sum(m => m.Value), Is.EqualTo(1));
+        Assert.That(misroute.Message, Does.EndWith("Statement (values masked):   ?? SELECT do_write(?, ?)"), "the statement's shape, not its values");
+        _telemetry.AssertNothingContains("secret-literal", "4111", "hunter2");
     }
 
     [Test]
