@@ -107,6 +107,8 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
         {
             if (value is not null && !ReferenceEquals(value.Dialect, _dialect))
                 throw new ArgumentException($"This command was created for the {_dialect.SystemName} provider; the connection uses {value.Dialect.SystemName}.", nameof(value));
+            if (!ReferenceEquals(value, _connection) && _inner.Connection is not null)
+                _inner.Connection = null; // the provider refuses while the command's reader is open, with its own exception
             _connection = value;
         }
     }
