@@ -1,4 +1,5 @@
 using System;
+using System.Globalization;
 using System.Collections.Generic;
 using System.ComponentModel;
 using System.Data;
@@ -575,9 +576,41 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
         if (_writeUnsynced)
             await CaptureWritePositionAsync(openPrimary: true, async, cancellationToken).ConfigureAwait(false);
         var dataSource = DataSourceOrThrow;
-        var token = new ConsistencyToken(_tokenIdentity != 0 ? _tokenIdentity : dataSource.IdentityHash, _requiredPosition, _lastWriteUtc);
+        var identity = _tokenIdentity != 0 ? _tokenIdentity : dataSource.IdentityHash;
+        if (identity == 0)
+            identity = await AskPrimaryIdentityAsync(async, cancellationToken).ConfigureAwait(false);
+        var token = new ConsistencyToken(identity, _requiredPosition, _lastWriteUtc);
         dataSource.RecordToken(token);
         return token.ToString();
+    }
+
+    /// <summary>
+    /// The replica set's identity hash from the primary itself, when no probe has reported it yet (the monitor's first
+    /// round may still be under way): a token without it would be accepted by a data source over any other cluster.
+    /// One round trip, only until the identity is known; 0 when the dialect reports none.
+    /// </summary>
+    private async ValueTask<ulong> AskPrimaryIdentityAsync(bool async, CancellationToken cancellationToken)
+    {
+        var dataSource = DataSourceOrThrow;
+        if (Dialect.HealthProbeQuery is not { } query || !dataSource.HealthMonitoring)
+            return 0;
+        var primary = await GetPhysicalAsync(RoutingDecision.ToPrimary(RoutingReason.ReadYourWrites), async, cancellationToken).ConfigureAwait(false);
+        var command = primary.CreateCommand();
+        await using (command.ConfigureAwait(false))
+        {
+            command.CommandText = query;
+            command.Transaction = InnerTransactionFor(primary);
+            var reader = async ? await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false) : command.ExecuteReader();
+            await using (reader.ConfigureAwait(false))
+            {
+                var read = async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read();
+                if (!read || reader.FieldCount < 4 || reader.IsDBNull(3))
+                    return 0;
+                var identity = Convert.ToString(reader.GetValue(3), CultureInfo.InvariantCulture)!;
+                dataSource.CurrentPrimary.LearnIdentity(identity);
+                return ConsistencyToken.HashIdentity(identity);
+            }
+        }
     }
 
     /// <summary>

@@ -103,6 +103,13 @@ internal sealed class Endpoint
         }
     }
 
+    /// <summary>Records the identity a session on this server reported outside the probes (none had reported it yet).</summary>
+    public void LearnIdentity(string identity)
+    {
+        lock (_gate)
+            Identity ??= identity;
+    }
+
     /// <summary>Records a probe. Returns the new admission state.</summary>
     public bool RecordProbe(ProbeResult probe, ProbeOutcome outcome, double? lagSeconds, long? positionLag, int readmitAfter, bool monitoredReplica)
     {

@@ -185,6 +185,39 @@ public sealed class MonitorTests
     }
 
     [Test]
+    public async Task A_token_exported_before_any_probe_learned_the_servers_identity_still_carries_it()
+    {
+        // The monitor's probes have not told the data source which cluster it is on (at start-up, or while the first
+        // probe is still under way): the token must not go out without an identity, or any cluster would accept it.
+        _primary.ProbeRow = new object?[] { false, 1000L, null, null };
+        _replica1.ProbeRow = new object?[] { true, 1000L, 0.0, null };
+        _replica2.ProbeRow = new object?[] { true, 1000L, 0.0, null };
+        await using var dataSource = Create();
+        _primary.ProbeRow = new object?[] { false, 1000L, null, "cluster-a" };
+        await using var connection = await dataSource.OpenConnectionAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "INSERT INTO t VALUES (1)";
+        await command.ExecuteScalarAsync();
+
+        var token = ConsistencyToken.Parse((await connection.GetConsistencyTokenAsync())!);
+        Assert.That(token.IdentityHash, Is.EqualTo(ConsistencyToken.HashIdentity("cluster-a")));
+        Assert.That(ConsistencyToken.Parse(connection.GetConsistencyToken()!).IdentityHash, Is.EqualTo(token.IdentityHash), "sync path");
+
+        // Another cluster's data source refuses it.
+        var other = FakeServer.Create("mon-other");
+        other.ProbeRow = new object?[] { false, 1000L, null, "cluster-b" };
+        await using var foreign = RwSplitDataSource.Create(o =>
+        {
+            o.UseDialect(FakeDialect.Monitored);
+            o.Primary = $"Server={other.Name}";
+        });
+        await foreign.RefreshTopologyAsync();
+        await using var foreignConnection = await foreign.OpenConnectionAsync();
+        var refused = Assert.Throws<RwSplitException>(() => foreignConnection.ApplyConsistencyToken(token.ToString()));
+        Assert.That(refused!.Error, Is.EqualTo(RwSplitError.InvalidConsistencyToken));
+    }
+
+    [Test]
     public async Task Read_your_writes_waits_then_falls_back_to_the_primary_when_no_replica_catches_up()
     {
         await using var dataSource = Create(o => o.ReadYourWritesTimeout = TimeSpan.FromMilliseconds(50));
