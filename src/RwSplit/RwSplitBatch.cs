@@ -3,8 +3,8 @@ using System.Data;
 using System.Data.Common;
 using System.Threading;
 using System.Threading.Tasks;
+using RwSplit.Execution;
 using RwSplit.Routing;
-using RwSplit.Topology;
 
 namespace RwSplit;
 
@@ -13,27 +13,21 @@ namespace RwSplit;
 /// most demanding statement must go: when every statement is a plain read it is routed like a read command (a replica,
 /// per the consistency rules); otherwise it runs on the primary, the session counts as written, and a statement with a
 /// session effect (<c>SET</c>, temporary tables) pins the session to the primary. Inside a transaction it runs in that
-/// transaction. It runs as the provider's own batch: parameters and readers are the provider's.
+/// transaction. It runs as the provider's own batch: parameters and readers are the provider's. It runs through the same
+/// pipeline as a command: a replica's refusal of a misrouted write runs it once on the primary, a replica failing before
+/// the first row runs it elsewhere, and it is traced and counted as a command is.
 /// </summary>
 public sealed class RwSplitBatch : DbBatch
 {
-    private readonly DbBatch _inner;
-    private readonly RwSplitDialect _dialect;
+    private readonly BatchRequest _request;
     private readonly RwSplitBatchCommandCollection _commands;
-
-    // Routes the batch as a command would: one routing path, whose CommandText is the batch's most demanding statement.
-    private readonly RwSplitCommand _router;
-    private RwSplitConnection? _connection;
-    private RwSplitTransaction? _transaction;
 
     internal RwSplitBatch(RwSplitDialect dialect)
     {
-        _dialect = dialect;
         if (!dialect.ProviderFactory.CanCreateBatch)
             throw NotSupported(dialect);
-        _inner = dialect.ProviderFactory.CreateBatch();
         _commands = new RwSplitBatchCommandCollection(dialect);
-        _router = new RwSplitCommand(dialect);
+        _request = new BatchRequest(dialect, _commands.Items);
     }
 
     internal static NotSupportedException NotSupported(RwSplitDialect dialect)
@@ -48,26 +42,26 @@ public sealed class RwSplitBatch : DbBatch
     /// <summary>The wait before the batch times out, in seconds, as the provider's batch counts it (0: no limit). Default: the provider's.</summary>
     public override int Timeout
     {
-        get => _inner.Timeout;
-        set => _inner.Timeout = value;
+        get => _request.Inner.Timeout;
+        set => _request.Inner.Timeout = value;
     }
 
     /// <summary>The logical connection.</summary>
     public new RwSplitConnection? Connection
     {
-        get => _connection;
+        get => _request.Connection;
         set
         {
-            if (value is not null && !ReferenceEquals(value.Dialect, _dialect))
-                throw new ArgumentException($"This batch was created for the {_dialect.SystemName} provider; the connection uses {value.Dialect.SystemName}.", nameof(value));
-            _connection = value;
+            if (value is not null && !ReferenceEquals(value.Dialect, _request.Dialect))
+                throw new ArgumentException($"This batch was created for the {_request.Dialect.SystemName} provider; the connection uses {value.Dialect.SystemName}.", nameof(value));
+            _request.Connection = value;
         }
     }
 
     /// <inheritdoc />
     protected override DbConnection? DbConnection
     {
-        get => _connection;
+        get => Connection;
         set => Connection = value switch
         {
             null => null,
@@ -79,15 +73,15 @@ public sealed class RwSplitBatch : DbBatch
     /// <summary>The logical transaction.</summary>
     public new RwSplitTransaction? Transaction
     {
-        get => _transaction;
-        set => _transaction = value;
+        get => _request.Transaction;
+        set => _request.Transaction = value;
     }
 
     /// <inheritdoc />
     protected override DbTransaction? DbTransaction
     {
-        get => _transaction;
-        set => _transaction = value switch
+        get => Transaction;
+        set => Transaction = value switch
         {
             null => null,
             RwSplitTransaction rw => rw,
@@ -96,193 +90,59 @@ public sealed class RwSplitBatch : DbBatch
     }
 
     /// <summary>Where the last execution (or preparation) of this batch went and why; <see langword="null"/> before the first.</summary>
-    public RoutingDecision? LastDecision => _router.LastDecision;
+    public RoutingDecision? LastDecision => _request.LastDecision;
 
     /// <summary>The provider's own batch, for provider-specific settings. Its connection and statements are set at each execution.</summary>
-    public DbBatch InnerBatch => _inner;
+    public DbBatch InnerBatch => _request.Inner;
 
     /// <summary>Creates a statement for this batch (add it to <see cref="BatchCommands"/>).</summary>
     /// <returns>A statement whose parameters are the provider's.</returns>
-    public new RwSplitBatchCommand CreateBatchCommand() => new(_dialect);
+    public new RwSplitBatchCommand CreateBatchCommand() => new(_request.Dialect);
 
     /// <inheritdoc />
     protected override DbBatchCommand CreateDbBatchCommand() => CreateBatchCommand();
 
     /// <inheritdoc />
-    public override void Cancel() => _inner.Cancel();
+    public override void Cancel() => _request.Inner.Cancel();
 
     /// <inheritdoc />
-    public override void Prepare() => PrepareAsync(false, default).GetAwaiter().GetResult();
+    public override void Prepare() => CommandExecutor.PrepareAsync(_request, false, default).GetAwaiter().GetResult();
 
     /// <inheritdoc />
-    public override Task PrepareAsync(CancellationToken cancellationToken = default) => PrepareAsync(true, cancellationToken).AsTask();
-
-    private async ValueTask PrepareAsync(bool async, CancellationToken cancellationToken)
-    {
-        var route = await RouteAsync(async, cancellationToken).ConfigureAwait(false);
-        try
-        {
-            Attach(route.Physical);
-            if (async)
-                await _inner.PrepareAsync(cancellationToken).ConfigureAwait(false);
-            else
-                _inner.Prepare();
-        }
-        finally
-        {
-            if (route.HoldsFallbackSlot)
-                _connection!.DataSourceOrThrow.ExitFallback();
-        }
-    }
+    public override Task PrepareAsync(CancellationToken cancellationToken = default) => CommandExecutor.PrepareAsync(_request, true, cancellationToken).AsTask();
 
     /// <inheritdoc />
-    public override int ExecuteNonQuery() => ExecuteAsync(Operation.NonQuery, CommandBehavior.Default, false, default).GetAwaiter().GetResult().Rows;
+    public override int ExecuteNonQuery() => CommandExecutor.Execute(_request, ProviderCall.NonQuery, CommandBehavior.Default);
 
     /// <inheritdoc />
-    public override async Task<int> ExecuteNonQueryAsync(CancellationToken cancellationToken = default)
-        => (await ExecuteAsync(Operation.NonQuery, CommandBehavior.Default, true, cancellationToken).ConfigureAwait(false)).Rows;
+    public override Task<int> ExecuteNonQueryAsync(CancellationToken cancellationToken = default)
+        => CommandExecutor.ExecuteAsync(_request, ProviderCall.NonQuery, CommandBehavior.Default, cancellationToken);
 
     /// <inheritdoc />
-    public override object? ExecuteScalar() => ExecuteAsync(Operation.Scalar, CommandBehavior.Default, false, default).GetAwaiter().GetResult().Value;
+    public override object? ExecuteScalar() => CommandExecutor.Execute(_request, ProviderCall.Scalar, CommandBehavior.Default);
 
     /// <inheritdoc />
-    public override async Task<object?> ExecuteScalarAsync(CancellationToken cancellationToken = default)
-        => (await ExecuteAsync(Operation.Scalar, CommandBehavior.Default, true, cancellationToken).ConfigureAwait(false)).Value;
+    public override Task<object?> ExecuteScalarAsync(CancellationToken cancellationToken = default)
+        => CommandExecutor.ExecuteAsync(_request, ProviderCall.Scalar, CommandBehavior.Default, cancellationToken);
 
     /// <inheritdoc />
-    protected override DbDataReader ExecuteDbDataReader(CommandBehavior behavior)
-        => ExecuteAsync(Operation.Reader, behavior, false, default).GetAwaiter().GetResult().Reader!;
+    protected override DbDataReader ExecuteDbDataReader(CommandBehavior behavior) => CommandExecutor.Execute(_request, ProviderCall.Reader, behavior);
 
     /// <inheritdoc />
-    protected override async Task<DbDataReader> ExecuteDbDataReaderAsync(CommandBehavior behavior, CancellationToken cancellationToken)
-        => (await ExecuteAsync(Operation.Reader, behavior, true, cancellationToken).ConfigureAwait(false)).Reader!;
-
-    private enum Operation
-    {
-        NonQuery,
-        Scalar,
-        Reader,
-    }
-
-    private readonly record struct Outcome(int Rows, object? Value, DbDataReader? Reader);
-
-    private async ValueTask<Outcome> ExecuteAsync(Operation operation, CommandBehavior behavior, bool async, CancellationToken cancellationToken)
-    {
-        var route = await RouteAsync(async, cancellationToken).ConfigureAwait(false);
-        var connection = _connection!;
-        var dataSource = connection.DataSourceOrThrow;
-        Endpoint? endpoint = null;
-        if (route.Decision.Target == RouteTarget.Replica)
-        {
-            endpoint = dataSource.Replicas[route.Decision.ReplicaIndex];
-            endpoint.BeginCommand();
-        }
-
-        try
-        {
-            Attach(route.Physical);
-            switch (operation)
-            {
-                case Operation.NonQuery:
-                    return new Outcome(async ? await _inner.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) : _inner.ExecuteNonQuery(), null, null);
-                case Operation.Scalar:
-                    return new Outcome(0, async ? await _inner.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) : _inner.ExecuteScalar(), null);
-                default:
-                    // CloseConnection must close the logical connection, not the physical one.
-                    var innerBehavior = behavior & ~CommandBehavior.CloseConnection;
-                    var reader = async ? await _inner.ExecuteReaderAsync(innerBehavior, cancellationToken).ConfigureAwait(false) : _inner.ExecuteReader(innerBehavior);
-                    return new Outcome(0, null, (behavior & CommandBehavior.CloseConnection) != 0 ? new RwSplitDataReader(reader, connection) : reader);
-            }
-        }
-        catch (Exception ex) when (RwSplitCommand.AfterFailure(connection, connection.Dialect, ex, route.Physical))
-        {
-            throw; // not reached: the filter only clears the pool or forgets a broken connection
-        }
-        finally
-        {
-            endpoint?.EndCommand();
-            if (route.HoldsFallbackSlot)
-                dataSource.ExitFallback();
-        }
-    }
-
-    /// <summary>
-    /// Routes the batch: each statement's facts, combined into those of the most demanding one, then the routing of
-    /// <see cref="RwSplitCommand"/> (decision, physical connection, pin, written mark, fallback slot).
-    /// </summary>
-    private async ValueTask<(DbConnection Physical, RoutingDecision Decision, bool HoldsFallbackSlot)> RouteAsync(bool async, CancellationToken cancellationToken)
-    {
-        var connection = _connection ?? throw new InvalidOperationException("The batch has no connection: set Connection to an open RwSplitConnection (or create the batch with RwSplitConnection.CreateBatch).");
-        connection.ThrowIfNotOpen();
-        var commands = _commands.Items;
-        if (commands.Count == 0)
-            throw new InvalidOperationException("The batch has no statements: add commands from CreateBatchCommand() to BatchCommands before executing.");
-
-        var dataSource = connection.DataSourceOrThrow;
-        var demanding = -1; // the statement that decides: the first that may write, else the first that must see the primary
-        var demandingWrites = false;
-        var sessionEffect = false;
-        StatementFacts demandingFacts = default, firstFacts = default;
-        for (var i = 0; i < commands.Count; i++)
-        {
-            var command = commands[i];
-            if (string.IsNullOrWhiteSpace(command.CommandText))
-                throw new InvalidOperationException($"The command text of batch statement {i} is empty: set CommandText before executing.");
-            var facts = await dataSource.ResolveFactsAsync(command.CommandText, command.CommandType, async, cancellationToken).ConfigureAwait(false);
-            if (i == 0)
-                firstFacts = facts;
-            sessionEffect |= facts.SessionEffect != SessionEffect.None;
-            var mayWrite = facts.Kind != StatementKind.Read && !(facts.Kind == StatementKind.Unknown && facts.Hint == RoutingHint.Replica);
-            if ((mayWrite && !demandingWrites) || (demanding < 0 && (facts.SessionEffect != SessionEffect.None || facts.Hint == RoutingHint.Primary)))
-            {
-                demanding = i;
-                demandingFacts = facts;
-                demandingWrites = mayWrite;
-            }
-        }
-
-        StatementFacts routed;
-        if (demanding < 0)
-        {
-            // Every statement is a plain read: route the batch as its first statement.
-            demanding = 0;
-            routed = firstFacts;
-        }
-        else
-        {
-            // A session effect anywhere pins the session: a batch's SET cannot be replayed apart from its other statements.
-            routed = new StatementFacts(demandingFacts.Kind, demandingFacts.Cause, sessionEffect ? SessionEffect.Pin : SessionEffect.None, demandingFacts.Hint);
-        }
-
-        _router.Connection = connection;
-        _router.Transaction = _transaction;
-        _router.CommandText = commands[demanding].CommandText;
-        _router.CommandType = commands[demanding].CommandType;
-        return await _router.RouteBatchAsync(routed, async, cancellationToken).ConfigureAwait(false);
-    }
-
-    private void Attach(DbConnection physical)
-    {
-        _inner.Connection = physical;
-        _inner.Transaction = _connection!.InnerTransactionFor(physical);
-        _inner.BatchCommands.Clear();
-        foreach (var command in _commands.Items)
-            _inner.BatchCommands.Add(command.InnerBatchCommand);
-    }
+    protected override Task<DbDataReader> ExecuteDbDataReaderAsync(CommandBehavior behavior, CancellationToken cancellationToken)
+        => CommandExecutor.ExecuteAsync(_request, ProviderCall.Reader, behavior, cancellationToken);
 
     /// <inheritdoc />
     public override void Dispose()
     {
-        _inner.Dispose();
-        _router.Dispose();
+        _request.Inner.Dispose();
         GC.SuppressFinalize(this);
     }
 
     /// <inheritdoc />
     public override async ValueTask DisposeAsync()
     {
-        await _inner.DisposeAsync().ConfigureAwait(false);
-        await _router.DisposeAsync().ConfigureAwait(false);
+        await _request.Inner.DisposeAsync().ConfigureAwait(false);
         GC.SuppressFinalize(this);
     }
 }

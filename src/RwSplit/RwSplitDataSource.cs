@@ -349,6 +349,17 @@ public sealed class RwSplitDataSource : DbDataSource
             $"No replica of data source '{Name}' can serve this read (down, lagging, or behind this session's writes) and {_fallbackLimit} reads (FallbackReadLimit) already run on the primary instead. Raise FallbackReadLimit or FallbackWaitTimeout, relax the consistency of this read, or restore the replicas.");
     }
 
+    /// <summary>
+    /// <see cref="EnterFallbackAsync"/> when it needs no wait: <see langword="true"/> with <paramref name="held"/> when a
+    /// slot was free or none is needed (no replicas: reads on the primary are no fallback); <see langword="false"/> when the
+    /// read must wait for a slot or be refused.
+    /// </summary>
+    internal bool TryEnterFallbackNow(out bool held)
+    {
+        held = _fallbackSlots is not null && _fallbackSlots.Wait(0, CancellationToken.None);
+        return held || _fallbackSlots is null;
+    }
+
     internal void ExitFallback() => _fallbackSlots?.Release();
 
 

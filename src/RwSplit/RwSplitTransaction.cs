@@ -40,7 +40,7 @@ public sealed class RwSplitTransaction : DbTransaction
     public override void Commit()
     {
         InnerTransaction.Commit();
-        _connection.OnTransactionCommittedAsync(async: false).GetAwaiter().GetResult();
+        _connection.Settings.OnTransactionCommittedAsync(async: false).GetAwaiter().GetResult();
         Complete();
     }
 
@@ -48,7 +48,7 @@ public sealed class RwSplitTransaction : DbTransaction
     public override async Task CommitAsync(CancellationToken cancellationToken = default)
     {
         await InnerTransaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-        await _connection.OnTransactionCommittedAsync(async: true).ConfigureAwait(false);
+        await _connection.Settings.OnTransactionCommittedAsync(async: true).ConfigureAwait(false);
         Complete();
     }
 
@@ -70,42 +70,42 @@ public sealed class RwSplitTransaction : DbTransaction
     public override void Save(string savepointName)
     {
         InnerTransaction.Save(savepointName);
-        _connection.OnSavepoint(savepointName);
+        _connection.Settings.OnSavepoint(savepointName);
     }
 
     /// <inheritdoc />
     public override async Task SaveAsync(string savepointName, CancellationToken cancellationToken = default)
     {
         await InnerTransaction.SaveAsync(savepointName, cancellationToken).ConfigureAwait(false);
-        _connection.OnSavepoint(savepointName);
+        _connection.Settings.OnSavepoint(savepointName);
     }
 
     /// <inheritdoc />
     public override void Rollback(string savepointName)
     {
         InnerTransaction.Rollback(savepointName);
-        _connection.OnRollbackToSavepoint(savepointName);
+        _connection.Settings.OnRollbackToSavepoint(savepointName);
     }
 
     /// <inheritdoc />
     public override async Task RollbackAsync(string savepointName, CancellationToken cancellationToken = default)
     {
         await InnerTransaction.RollbackAsync(savepointName, cancellationToken).ConfigureAwait(false);
-        _connection.OnRollbackToSavepoint(savepointName);
+        _connection.Settings.OnRollbackToSavepoint(savepointName);
     }
 
     /// <inheritdoc />
     public override void Release(string savepointName)
     {
         InnerTransaction.Release(savepointName);
-        _connection.OnReleaseSavepoint(savepointName);
+        _connection.Settings.OnReleaseSavepoint(savepointName);
     }
 
     /// <inheritdoc />
     public override async Task ReleaseAsync(string savepointName, CancellationToken cancellationToken = default)
     {
         await InnerTransaction.ReleaseAsync(savepointName, cancellationToken).ConfigureAwait(false);
-        _connection.OnReleaseSavepoint(savepointName);
+        _connection.Settings.OnReleaseSavepoint(savepointName);
     }
 
     /// <inheritdoc />
@@ -144,6 +144,6 @@ public sealed class RwSplitTransaction : DbTransaction
     private void Complete()
     {
         _completed = true;
-        _connection.OnTransactionEnded(this);
+        _connection.Enlistment.OnLocalEnded(this, _connection.Settings);
     }
 }

@@ -27,6 +27,10 @@ public class DecoratorBenchmarks
     private RwSplitCommand _write = null!;
     private RwSplitCommand _readAfterWrite = null!;
 
+    private RwSplitDataSource _noReplicas = null!;
+    private RwSplitConnection _noReplicasConnection = null!;
+    private RwSplitCommand _noReplicasRead = null!;
+
     private InMemoryConnection _rawYielding = null!;
     private InMemoryCommand _rawYieldingRead = null!;
     private RwSplitDataSource _yieldingDataSource = null!;
@@ -65,6 +69,18 @@ public class DecoratorBenchmarks
         Expect(RwSplit_NewCommandPerCall_ShortRead_Command(), RouteTarget.Replica, RoutingReason.Read);
         Expect(RwSplit_NewCommandPerCall_LongRead_Command(), RouteTarget.Replica, RoutingReason.Read);
 
+        // A data source without replicas: every read runs on the primary, and takes no fallback slot.
+        _noReplicas = RwSplitDataSource.Create(o =>
+        {
+            o.UseDialect(InMemoryDialect.Instance);
+            o.Primary = "Server=primary";
+            o.HealthMonitoring = false;
+        });
+        _noReplicasConnection = _noReplicas.OpenConnection();
+        _noReplicasRead = Command(_noReplicasConnection, Statements.PgShortRead);
+        _noReplicasRead.ExecuteScalar();
+        Expect(_noReplicasRead, RouteTarget.Primary, RoutingReason.NoReplicaAvailable);
+
         _rawYielding = new InMemoryConnection("primary", completesAsynchronously: true);
         _rawYielding.Open();
         _rawYieldingRead = (InMemoryCommand)_rawYielding.CreateCommand();
@@ -94,6 +110,8 @@ public class DecoratorBenchmarks
         _dataSource.Dispose();
         _raw.Dispose();
         _yieldingConnection.Dispose();
+        _noReplicasConnection.Dispose();
+        _noReplicas.Dispose();
         _yieldingDataSource.Dispose();
         _rawYielding.Dispose();
     }
@@ -110,6 +128,10 @@ public class DecoratorBenchmarks
     [Benchmark, BenchmarkCategory("ExecuteScalar")]
     public object? RwSplit_ExecuteScalar_ReadYourWritesOnPrimary() => _readAfterWrite.ExecuteScalar();
 
+    /// <summary>A read of a data source without replicas (on the primary, no fallback budget to take).</summary>
+    [Benchmark, BenchmarkCategory("ExecuteScalar")]
+    public object? RwSplit_ExecuteScalar_NoReplicas() => _noReplicasRead.ExecuteScalar();
+
     [Benchmark(Baseline = true), BenchmarkCategory("ExecuteNonQuery")]
     public int Raw_ExecuteNonQuery() => _rawWrite.ExecuteNonQuery();
 
@@ -121,6 +143,9 @@ public class DecoratorBenchmarks
 
     [Benchmark, BenchmarkCategory("ExecuteScalarAsync")]
     public Task<object?> RwSplit_ExecuteScalarAsync_Replica() => _read.ExecuteScalarAsync();
+
+    [Benchmark, BenchmarkCategory("ExecuteScalarAsync")]
+    public Task<object?> RwSplit_ExecuteScalarAsync_NoReplicas() => _noReplicasRead.ExecuteScalarAsync();
 
     [Benchmark(Baseline = true), BenchmarkCategory("ExecuteNonQueryAsync")]
     public Task<int> Raw_ExecuteNonQueryAsync() => _rawWrite.ExecuteNonQueryAsync();
@@ -196,6 +221,26 @@ public class DecoratorBenchmarks
         using var command = connection.CreateCommand();
         command.CommandText = Statements.PgShortRead;
         return command.ExecuteScalar();
+    }
+
+    /// <summary>The first async command of a connection: its physical connection is opened on the way.</summary>
+    [Benchmark(Baseline = true), BenchmarkCategory("OpenExecuteCloseAsync")]
+    public async Task<object?> Raw_OpenExecuteCloseAsync()
+    {
+        await using var connection = new InMemoryConnection("primary");
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = Statements.PgShortRead;
+        return await command.ExecuteScalarAsync();
+    }
+
+    [Benchmark, BenchmarkCategory("OpenExecuteCloseAsync")]
+    public async Task<object?> RwSplit_OpenExecuteCloseAsync()
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = Statements.PgShortRead;
+        return await command.ExecuteScalarAsync();
     }
 
     private static RwSplitCommand Command(RwSplitConnection connection, string text)

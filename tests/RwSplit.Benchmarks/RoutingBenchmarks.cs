@@ -78,7 +78,7 @@ public class RoutingBenchmarks
     [Benchmark]
     public RoutingDecision Route_WithLiveInputs()
     {
-        var session = _connection.GetSessionState(RouteTarget.Auto, RwSplitScope.Capture());
+        var session = RwSplit.Execution.RoutePlanner.Session(_connection, RouteTarget.Auto, RwSplitScope.Capture(), out _);
         var topology = _dataSource.Snapshot();
         var ticket = session.CurrentReplica < 0 ? _dataSource.NextBalancerTicket() : 0;
         return Router.Route(_read, session, ReadConsistency.ReadYourWrites, topology, ticket);

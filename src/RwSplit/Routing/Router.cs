@@ -16,7 +16,7 @@ internal static class Router
     /// <param name="balancerTicket">A number that advances for every new replica choice (round-robin).</param>
     public static RoutingDecision Route(in StatementFacts facts, in SessionState session, ReadConsistency consistency, in TopologySnapshot topology, uint balancerTicket)
     {
-        var mayWrite = facts.Kind != StatementKind.Read && !(facts.Kind == StatementKind.Unknown && facts.Hint == RoutingHint.Replica);
+        var mayWrite = facts.MayWrite;
 
         if (mayWrite && session.PreventWrites)
             return new RoutingDecision(RouteTarget.None, -1, RoutingReason.WriteBlocked);

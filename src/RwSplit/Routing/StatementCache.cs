@@ -117,6 +117,9 @@ internal sealed class StatementCache
 
     public bool IsLearnedWrite(string commandText) => _anyLearnedWrite && _learnedWrites.ContainsKey(commandText);
 
+    /// <summary>Whether any text was learned as a write (so that a caller can skip building a key to look up).</summary>
+    public bool HasLearnedWrites => _anyLearnedWrite;
+
     public void LearnWrite(string commandText)
     {
         if (_learnedWrites.Count >= _capacity)

@@ -1,3 +1,5 @@
+using System;
+
 namespace RwSplit.Routing;
 
 /// <summary>
@@ -24,6 +26,15 @@ internal readonly struct StatementFacts
 
     public RoutingHint Hint { get; }
 
+    /// <summary>
+    /// Whether the statement may write: anything not proven to read, except an unknown statement the caller declared a
+    /// read (<c>rwsplit:replica</c>). The one definition routing, batches and read-your-writes use.
+    /// </summary>
+    public bool MayWrite => Kind != StatementKind.Read && !(Kind == StatementKind.Unknown && Hint == RoutingHint.Replica);
+
+    /// <summary>Whether the statement's own nature lets it run on a replica (a read without a pin or a primary hint).</summary>
+    public bool MayRunOnReplica => !MayWrite && SessionEffect != SessionEffect.Pin && Hint != RoutingHint.Primary;
+
     public static StatementFacts Read { get; } = new(StatementKind.Read, RoutingReason.Read);
 
     public static StatementFacts Write { get; } = new(StatementKind.Write, RoutingReason.Write);
@@ -36,6 +47,40 @@ internal readonly struct StatementFacts
             StatementKind.Write => writeCause,
             _ => RoutingReason.UnknownStatement,
         }, classification.SessionEffect, classification.Hint);
+
+    /// <summary>
+    /// The facts of a batch sent in one round trip, which runs on one server: those of its most demanding statement —
+    /// the first that may write, else the first with a session effect or a primary hint, else (every statement a plain
+    /// read) the first. A session effect anywhere pins the session: a batch's <c>SET</c> cannot be replayed apart from
+    /// its other statements.
+    /// </summary>
+    /// <param name="statements">The facts of each statement, in order (at least one).</param>
+    /// <param name="deciding">The index of the statement whose facts decide (named in messages).</param>
+    public static StatementFacts Combine(ReadOnlySpan<StatementFacts> statements, out int deciding)
+    {
+        deciding = -1;
+        var decidingWrites = false;
+        var sessionEffect = false;
+        for (var i = 0; i < statements.Length; i++)
+        {
+            var facts = statements[i];
+            sessionEffect |= facts.SessionEffect != SessionEffect.None;
+            if ((facts.MayWrite && !decidingWrites) || (deciding < 0 && (facts.SessionEffect != SessionEffect.None || facts.Hint == RoutingHint.Primary)))
+            {
+                deciding = i;
+                decidingWrites = facts.MayWrite;
+            }
+        }
+
+        if (deciding < 0)
+        {
+            deciding = 0;
+            return statements[0];
+        }
+
+        var chosen = statements[deciding];
+        return new StatementFacts(chosen.Kind, chosen.Cause, sessionEffect ? SessionEffect.Pin : SessionEffect.None, chosen.Hint);
+    }
 
     public override string ToString() => $"{Kind}/{Cause}/{SessionEffect}/{Hint}";
 }

@@ -1,10 +1,13 @@
 using System;
 using System.Collections.Generic;
 using System.Data.Common;
+using System.Linq;
 using System.Threading.Tasks;
 using Npgsql;
 using NUnit.Framework;
+using RwSplit.Diagnostics;
 using RwSplit.Routing;
+using RwSplit.TestSupport;
 using static RwSplit.IntegrationTests.ClusterSetup;
 
 namespace RwSplit.IntegrationTests.PostgreSql;
@@ -195,5 +198,91 @@ public sealed class BatchTests
         Assert.That(command.CreateParameter(), Is.InstanceOf<NpgsqlParameter>());
         Assert.That(((RwSplitBatchCommand)command).InnerBatchCommand, Is.InstanceOf<NpgsqlBatchCommand>());
         Assert.Throws<ArgumentException>(() => batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT 1")));
+    }
+
+    // ---- Recovery and tracing: batches run through the same executor as commands ----
+
+    [Test]
+    public async Task A_batch_a_replica_refuses_as_a_write_runs_once_on_the_primary_and_is_learned([Values] bool async)
+    {
+        var name = "batch-misroute-" + async;
+        using var capture = new TelemetryCapture(name);
+        var (dataSource, owner) = TestDataSources.Create(DataSourceKind.Builder, "rwsplit-" + name, o =>
+        {
+            o.Name = name;
+            o.LoggerFactory = capture.LoggerFactory;
+        });
+        using var ownerScope = owner;
+        await using var disposeSource = dataSource;
+        var note = "batch-misroute-" + Guid.NewGuid();
+
+        // The caller declared the function call a read; the hot standby refuses the INSERT inside it (SQLSTATE 25006).
+        await using var connection = async ? await dataSource.OpenConnectionAsync() : dataSource.OpenConnection();
+        await using var batch = Batch(connection, $"/* rwsplit:replica */ SELECT add_audit('{note}')", "SELECT inet_server_port()");
+        var ports = (await FirstValuesAsync(batch, async)).Select(Convert.ToInt32).ToList();
+
+        Assert.That(ports, Is.EqualTo(new[] { PrimaryPort, PrimaryPort }), "the whole batch ran again, on the primary");
+        Assert.That(batch.LastDecision?.Reason, Is.EqualTo(RoutingReason.MisrouteRetry));
+        Assert.That(capture.Logged(1001), Has.Count.EqualTo(1), "the misroute is logged once");
+        Assert.That(capture.Measured("rwsplit.routing.misroutes"), Has.Count.EqualTo(1));
+        var span = capture.Activities.Single(a => a.OperationName == "rwsplit.route");
+        Assert.That(span.GetTagItem(TagNames.RouteReason), Is.EqualTo("misroute_retry"), "the batch's span says why it ended on the primary");
+
+        // The batch is learned as a write (Npgsql does not name the refused statement): it goes to the primary at once now.
+        var again = (await FirstValuesAsync(batch, async)).Select(Convert.ToInt32).ToList();
+        Assert.That(again, Is.EqualTo(new[] { PrimaryPort, PrimaryPort }));
+        Assert.That(batch.LastDecision?.Reason, Is.EqualTo(RoutingReason.LearnedWrite));
+
+        // Only that batch: a batch of its plain read alone still runs on a replica.
+        await using (var reader = async ? await dataSource.OpenConnectionAsync() : dataSource.OpenConnection())
+        {
+            await using var read = Batch(reader, "SELECT inet_server_port()");
+            Assert.That(ReplicaPorts, Does.Contain(Convert.ToInt32((await FirstValuesAsync(read, async))[0])));
+        }
+
+        await using var check = async ? await dataSource.OpenConnectionAsync() : dataSource.OpenConnection();
+        check.Consistency = ReadConsistency.Strong;
+        await using var count = check.CreateCommand();
+        count.CommandText = $"SELECT count(*) FROM audit WHERE note = '{note}'";
+        Assert.That(async ? await count.ExecuteScalarAsync() : count.ExecuteScalar(), Is.EqualTo(2L), "one row per execution: the refused attempt wrote nothing");
+    }
+
+    [Test]
+    public async Task A_batch_whose_replica_session_died_runs_on_another_server_and_the_replica_is_ejected([Values] bool async)
+    {
+        var name = "batch-replica-failure-" + async;
+        var application = "rwsplit-" + name;
+        using var capture = new TelemetryCapture(name);
+        var (dataSource, owner) = TestDataSources.Create(DataSourceKind.Builder, application, o =>
+        {
+            o.Name = name;
+            o.LoggerFactory = capture.LoggerFactory;
+            o.HealthMonitoring = false; // only the batch's own failure may eject the replica
+        });
+        using var ownerScope = owner;
+        await using var disposeSource = dataSource;
+
+        await using var connection = async ? await dataSource.OpenConnectionAsync() : dataSource.OpenConnection();
+        await using var batch = Batch(connection, "SELECT inet_server_port()", "SELECT count(*) FROM items");
+        var first = Convert.ToInt32((await FirstValuesAsync(batch, async))[0]);
+        var replica = ReplicaPorts.ToList().IndexOf(first);
+        Assert.That(replica, Is.GreaterThanOrEqualTo(0), $"the batch of reads ran on a replica, not on {first}");
+
+        // The replica's server ends this data source's sessions (as a restart or an idle timeout would).
+        await using (var admin = new NpgsqlConnection(Cluster.ReplicaConnectionStrings[replica]))
+        {
+            await admin.OpenAsync();
+            await using var terminate = new NpgsqlCommand("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = @app", admin);
+            terminate.Parameters.AddWithValue("app", application);
+            Assert.That(await terminate.ExecuteScalarAsync(), Is.GreaterThanOrEqualTo(1L));
+        }
+
+        var values = await FirstValuesAsync(batch, async);
+
+        Assert.That(values, Has.Count.EqualTo(2), "the batch's results, from the server it ran on instead");
+        Assert.That(Convert.ToInt32(values[0]), Is.Not.EqualTo(first), "not the replica whose session died");
+        Assert.That(capture.Logged(2008), Has.Count.EqualTo(1), "the retry is logged");
+        Assert.That(capture.Measured("rwsplit.routing.read_retries"), Has.Count.EqualTo(1));
+        Assert.That(dataSource.GetTopology()[replica + 1].IsAvailable, Is.False, "the failed replica is out of rotation");
     }
 }

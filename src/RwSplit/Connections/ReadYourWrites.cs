@@ -1,0 +1,203 @@
+using System;
+using System.Data.Common;
+using System.Diagnostics;
+using System.Globalization;
+using System.Threading;
+using System.Threading.Tasks;
+using RwSplit.Routing;
+
+namespace RwSplit.Connections;
+
+/// <summary>
+/// The questions read-your-writes asks the servers for a logical connection's <see cref="WriteWatermark"/>: where the
+/// primary is after the session's writes, which replicas have replayed that far, a bounded wait for one that has not
+/// yet, and the token that carries the watermark elsewhere.
+/// </summary>
+internal static class ReadYourWrites
+{
+    /// <summary>
+    /// The replicas known to have replayed this session's writes (bit per replica). Positions when the dialect has them;
+    /// else the time rule. Needs a round trip only while the primary's position after the last write is unknown.
+    /// </summary>
+    public static ValueTask<ulong> CaughtUpReplicasAsync(RwSplitConnection connection, bool async, CancellationToken cancellationToken)
+    {
+        var dataSource = connection.DataSourceOrThrow;
+        var watermark = connection.Watermark;
+        if (!watermark.HasWritten)
+            return new ValueTask<ulong>(ulong.MaxValue);
+        if (!dataSource.HealthMonitoring)
+            return new ValueTask<ulong>(0UL); // nothing is known of the replicas' progress
+        if (watermark.TokenIdentity != 0)
+        {
+            var identity = dataSource.IdentityHash;
+            if (identity == 0)
+                return new ValueTask<ulong>(0UL); // cannot check the token's origin yet: the primary is safe
+            if (identity != watermark.TokenIdentity)
+                return ValueTask.FromException<ulong>(new RwSplitException(RwSplitError.InvalidConsistencyToken, $"The consistency token applied to this connection comes from another database cluster than data source '{dataSource.Name}' ({dataSource.PrimaryAddress})."));
+        }
+
+        // Only capturing the write position may need a round trip: the rest runs without an async state machine.
+        return watermark.Unsynced
+            ? CaughtUpAfterCaptureAsync(connection, async, cancellationToken)
+            : new ValueTask<ulong>(watermark.CaughtUp(dataSource.Replicas));
+    }
+
+    private static async ValueTask<ulong> CaughtUpAfterCaptureAsync(RwSplitConnection connection, bool async, CancellationToken cancellationToken)
+        => await CaptureWritePositionAsync(connection, openPrimary: false, async, cancellationToken).ConfigureAwait(false)
+            ? connection.Watermark.CaughtUp(connection.DataSourceOrThrow.Replicas)
+            : 0;
+
+    /// <summary>Asks the primary where its WAL (or commit log) is now: at least where this session's writes are.</summary>
+    private static async ValueTask<bool> CaptureWritePositionAsync(RwSplitConnection connection, bool openPrimary, bool async, CancellationToken cancellationToken)
+    {
+        var dataSource = connection.DataSourceOrThrow;
+        var query = connection.Dialect.WritePositionQuery;
+        if (query is null || !dataSource.HealthMonitoring)
+        {
+            connection.Watermark.Synced(null); // no positions: the time rule applies
+            return true;
+        }
+
+        if (connection.Physical.Primary is null && !openPrimary)
+            return false;
+        var primary = await connection.GetPhysicalAsync(RoutingDecision.ToPrimary(RoutingReason.ReadYourWrites), async, cancellationToken).ConfigureAwait(false);
+        connection.Watermark.Synced(await QueryPositionAsync(connection, primary, query, async, cancellationToken).ConfigureAwait(false));
+        return true;
+    }
+
+    private static async ValueTask<long?> QueryPositionAsync(RwSplitConnection connection, DbConnection physical, string query, bool async, CancellationToken cancellationToken)
+    {
+        var command = physical.CreateCommand();
+        await using (command.ConfigureAwait(false))
+        {
+            command.CommandText = query;
+            command.Transaction = connection.InnerTransactionFor(physical);
+            var value = async ? await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) : command.ExecuteScalar();
+            return value is null or DBNull ? null : connection.Dialect.ToPosition(value);
+        }
+    }
+
+    /// <summary>
+    /// Waits up to <see cref="RwSplitOptions.ReadYourWritesTimeout"/> for one available replica (this session's, else the
+    /// most advanced) to replay this session's writes, polling its position. <see langword="true"/> if it did.
+    /// </summary>
+    public static ValueTask<bool> WaitForReplicaAsync(RwSplitConnection connection, ulong available, bool async, CancellationToken cancellationToken)
+    {
+        var dataSource = connection.DataSourceOrThrow;
+        var query = connection.Dialect.ReplayPositionQuery;
+        available &= ~connection.Physical.Excluded;
+        if (query is null || connection.Watermark.RequiredPosition < 0 || available == 0 || dataSource.ReadYourWritesTimeout <= TimeSpan.Zero)
+            return new ValueTask<bool>(false); // nothing to wait for: no async state machine
+        return WaitCoreAsync(connection, available, query, async, cancellationToken);
+    }
+
+    private static async ValueTask<bool> WaitCoreAsync(RwSplitConnection connection, ulong available, string query, bool async, CancellationToken cancellationToken)
+    {
+        var dataSource = connection.DataSourceOrThrow;
+        var replicas = dataSource.Replicas;
+        var current = connection.Physical.CurrentReplica;
+        var candidate = current >= 0 && (available & (1UL << current)) != 0 ? current : -1;
+        if (candidate < 0)
+        {
+            // The most advanced replica; ties are broken in turn (balancer ticket), so waits spread over equal replicas.
+            var start = (int)(dataSource.NextBalancerTicket() % (uint)replicas.Length);
+            for (var k = 0; k < replicas.Length; k++)
+            {
+                var i = (start + k) % replicas.Length;
+                if ((available & (1UL << i)) != 0 && (candidate < 0 || replicas[i].Position > replicas[candidate].Position))
+                    candidate = i;
+            }
+        }
+
+        DbConnection physical;
+        try
+        {
+            physical = await connection.GetPhysicalAsync(RoutingDecision.ToReplica(candidate, RoutingReason.ReadYourWrites), async, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ReplicaUnavailableException)
+        {
+            return false;
+        }
+
+        var deadline = Stopwatch.GetTimestamp() + (long)(dataSource.ReadYourWritesTimeout.TotalSeconds * Stopwatch.Frequency);
+        var delay = 1;
+        while (true)
+        {
+            long? position;
+            try
+            {
+                position = await QueryPositionAsync(connection, physical, query, async, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is DbException or InvalidOperationException && connection.Dialect.IsConnectionFailure(ex, physical))
+            {
+                // The replica's session died while waiting (terminated, restarted): drop it; the read routes again.
+                await connection.Physical.DiscardReplicaAsync(candidate, ex, async).ConfigureAwait(false);
+                return false;
+            }
+
+            if (position is { } p)
+            {
+                replicas[candidate].ObservePosition(p);
+                if (p >= connection.Watermark.RequiredPosition)
+                    return true;
+            }
+
+            if (Stopwatch.GetTimestamp() >= deadline)
+                return false;
+            if (async)
+                await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+            else
+                Thread.Sleep(delay);
+            delay = Math.Min(delay * 2, 20);
+        }
+    }
+
+    /// <summary>
+    /// The token covering the session's writes (and tokens applied to it); <see langword="null"/> when it neither wrote
+    /// nor received a token. After a write, asks the primary for its current position unless already known.
+    /// </summary>
+    public static async ValueTask<string?> ExportTokenAsync(RwSplitConnection connection, bool async, CancellationToken cancellationToken)
+    {
+        var watermark = connection.Watermark;
+        if (!watermark.HasWritten)
+            return null;
+        if (watermark.Unsynced)
+            await CaptureWritePositionAsync(connection, openPrimary: true, async, cancellationToken).ConfigureAwait(false);
+        var dataSource = connection.DataSourceOrThrow;
+        var identity = watermark.TokenIdentity != 0 ? watermark.TokenIdentity : dataSource.IdentityHash;
+        if (identity == 0)
+            identity = await AskPrimaryIdentityAsync(connection, async, cancellationToken).ConfigureAwait(false);
+        var token = watermark.ToToken(identity);
+        dataSource.RecordToken(token);
+        return token.ToString();
+    }
+
+    /// <summary>
+    /// The replica set's identity hash from the primary itself, when no probe has reported it yet (the monitor's first
+    /// round may still be under way): a token without it would be accepted by a data source over any other cluster.
+    /// One round trip, only until the identity is known; 0 when the dialect reports none.
+    /// </summary>
+    private static async ValueTask<ulong> AskPrimaryIdentityAsync(RwSplitConnection connection, bool async, CancellationToken cancellationToken)
+    {
+        var dataSource = connection.DataSourceOrThrow;
+        if (connection.Dialect.HealthProbeQuery is not { } query || !dataSource.HealthMonitoring)
+            return 0;
+        var primary = await connection.GetPhysicalAsync(RoutingDecision.ToPrimary(RoutingReason.ReadYourWrites), async, cancellationToken).ConfigureAwait(false);
+        var command = primary.CreateCommand();
+        await using (command.ConfigureAwait(false))
+        {
+            command.CommandText = query;
+            command.Transaction = connection.InnerTransactionFor(primary);
+            var reader = async ? await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false) : command.ExecuteReader();
+            await using (reader.ConfigureAwait(false))
+            {
+                var read = async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read();
+                if (!read || reader.FieldCount < 4 || reader.IsDBNull(3))
+                    return 0;
+                var identity = Convert.ToString(reader.GetValue(3), CultureInfo.InvariantCulture)!;
+                dataSource.CurrentPrimary.LearnIdentity(identity);
+                return ConsistencyToken.HashIdentity(identity);
+            }
+        }
+    }
+}

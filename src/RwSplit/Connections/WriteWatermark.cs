@@ -1,0 +1,128 @@
+using System;
+using System.Diagnostics;
+using RwSplit.Routing;
+using RwSplit.Topology;
+
+namespace RwSplit.Connections;
+
+/// <summary>
+/// What a logical connection's reads must see: whether it wrote, up to which replication position (or, without
+/// positions, since when), the cluster a token it applied came from, and where its last read ran (monotonic reads).
+/// Pure state, no I/O: <see cref="ReadYourWrites"/> asks the servers.
+/// </summary>
+internal sealed class WriteWatermark
+{
+    private const int NoReadYet = -1;
+    private const int ReadOnPrimary = -2;
+
+    private int _lastReadServer = NoReadYet;
+    private long _lastReadTimestamp;
+
+    /// <summary>Whether a statement that writes (or might) ran, or a token was applied: read-your-writes then avoids replicas that lack it.</summary>
+    public bool HasWritten { get; private set; }
+
+    /// <summary>Whether the primary's position after the last write is still to be asked.</summary>
+    public bool Unsynced { get; private set; }
+
+    /// <summary>The position a replica must have replayed; -1 when unknown (the time rule applies).</summary>
+    public long RequiredPosition { get; private set; } = -1;
+
+    /// <summary>When the last write (or the data last read, see <see cref="RequireReadFloor"/>) happened.</summary>
+    public DateTimeOffset LastWriteUtc { get; private set; }
+
+    /// <summary>The identity hash of the cluster an applied token came from; 0 when none was applied.</summary>
+    public ulong TokenIdentity { get; private set; }
+
+    /// <summary>A write ran now; its position is asked lazily.</summary>
+    public void MarkWritten()
+    {
+        HasWritten = true;
+        Unsynced = true;
+        LastWriteUtc = DateTimeOffset.UtcNow;
+    }
+
+    /// <summary>Anything may be written from now on without RwSplit seeing it (a local transaction).</summary>
+    public void AssumeWritten() => HasWritten = true;
+
+    /// <summary>The primary answered where it is after the session's writes (or had no position to give).</summary>
+    public void Synced(long? position)
+    {
+        if (position is { } p)
+            RequiredPosition = Math.Max(RequiredPosition, p);
+        Unsynced = false;
+    }
+
+    /// <summary>Reads must see at least what <paramref name="token"/> covers.</summary>
+    public void Require(ConsistencyToken token)
+    {
+        HasWritten = true;
+        RequiredPosition = Math.Max(RequiredPosition, token.Position);
+        if (token.WrittenAt > LastWriteUtc)
+            LastWriteUtc = token.WrittenAt;
+        if (token.IdentityHash != 0)
+            TokenIdentity = token.IdentityHash;
+    }
+
+    /// <summary>Records where a read ran: the data it saw is the floor of the session's next reads.</summary>
+    public void NoteRead(in RoutingDecision decision)
+    {
+        _lastReadServer = decision.Target == RouteTarget.Replica ? decision.ReplicaIndex : ReadOnPrimary;
+        _lastReadTimestamp = Stopwatch.GetTimestamp();
+    }
+
+    /// <summary>
+    /// Whether <paramref name="decision"/> could make a read-your-writes session go back in time: it sends the read to a
+    /// replica other than the server of the session's last read (another replica, which may be behind the last one, or
+    /// after a read on the primary, which is ahead of every replica). Then <see cref="RequireReadFloor"/> comes first.
+    /// </summary>
+    public bool WouldReadOlderData(in RoutingDecision decision, ReadConsistency consistency)
+        => decision.Target == RouteTarget.Replica && consistency == ReadConsistency.ReadYourWrites
+           && _lastReadServer != NoReadYet && _lastReadServer != decision.ReplicaIndex;
+
+    /// <summary>
+    /// Before a read moves to another server: everything the session's reads may have seen so far becomes a floor, as
+    /// a write would (the primary's position now is at least the position of any data read before), so read-your-writes
+    /// then only uses a replica that has replayed up to it.
+    /// </summary>
+    public void RequireReadFloor()
+    {
+        _lastReadServer = NoReadYet;
+        HasWritten = true;
+        Unsynced = true;
+
+        // Without positions the time rule applies: the data read last was at most as new as the moment of that read.
+        var readAt = DateTimeOffset.UtcNow - Stopwatch.GetElapsedTime(_lastReadTimestamp);
+        if (readAt > LastWriteUtc)
+            LastWriteUtc = readAt;
+    }
+
+    /// <summary>The session ended (closed): the next session's first read sets no floor; what it wrote is still known.</summary>
+    public void ForgetReads() => _lastReadServer = NoReadYet;
+
+    /// <summary>
+    /// The replicas known to have replayed the session's writes (a bit per replica): by position when one is known, else
+    /// by the time rule (a replica whose data, at its last probe, was newer than the last write).
+    /// </summary>
+    public ulong CaughtUp(Endpoint[] replicas)
+    {
+        ulong mask = 0;
+        for (var i = 0; i < replicas.Length; i++)
+        {
+            var replica = replicas[i];
+            if (RequiredPosition >= 0)
+            {
+                if (replica.Position >= RequiredPosition)
+                    mask |= 1UL << i;
+            }
+            else if (replica.LagSeconds is { } lag && replica.LastProbe is { } probed && probed - TimeSpan.FromSeconds(lag) > LastWriteUtc)
+            {
+                mask |= 1UL << i;
+            }
+        }
+
+        return mask;
+    }
+
+    /// <summary>The token covering the session's writes, with <paramref name="identity"/> as its cluster.</summary>
+    public ConsistencyToken ToToken(ulong identity) => new(identity, RequiredPosition, LastWriteUtc);
+}
