@@ -4,6 +4,7 @@ using System.Collections.Generic;
 using System.Data.Common;
 using System.Globalization;
 using Npgsql;
+using RwSplit.Providers;
 using RwSplit.Routing;
 using RwSplit.Topology;
 
@@ -35,14 +36,17 @@ public sealed class NpgsqlDialect : RwSplitDialect
     /// <inheritdoc />
     public override string SystemName => "postgresql";
 
-    /// <inheritdoc />
-    public override bool PrepareCoordinatorStatements => true;
-
     /// <summary>PostgreSQL undoes a <c>SET</c> (not only <c>SET LOCAL</c>) of a transaction that rolls back.</summary>
     public override bool RevertsSessionCommandsOnRollback => true;
 
     /// <inheritdoc />
     public override DbProviderFactory ProviderFactory => NpgsqlFactory.Instance;
+
+    /// <inheritdoc />
+    public override ReplicationQueries Replication => NpgsqlReplicationQueries.Instance;
+
+    /// <inheritdoc />
+    public override TransactionStatements TransactionStatements => NpgsqlTransactionStatements.Instance;
 
     /// <summary>
     /// Lists every function name with its most volatile overload's volatility (<c>pg_proc.provolatile</c>: <c>i</c> &lt;
@@ -63,37 +67,6 @@ public sealed class NpgsqlDialect : RwSplitDialect
 
     /// <inheritdoc />
     public override IReadOnlyCollection<string> ReadOnlyVolatileFunctions => VolatileButReadOnly;
-
-    /// <summary>
-    /// <c>pg_is_in_recovery()</c>; the replay LSN on a replica (<c>pg_last_wal_replay_lsn()</c>) or the current WAL LSN on
-    /// the primary (<c>pg_current_wal_lsn()</c>), as bytes; seconds since <c>pg_last_xact_replay_timestamp()</c>; and the
-    /// cluster's <c>system_identifier</c> (shared by a primary and its physical replicas).
-    /// </summary>
-    public override string? HealthProbeQuery => """
-        SELECT pg_is_in_recovery(),
-               (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END - '0/0'::pg_lsn)::bigint,
-               CASE WHEN pg_is_in_recovery() THEN extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8 END,
-               (SELECT system_identifier::text FROM pg_control_system())
-        """;
-
-    /// <summary>
-    /// The WAL <em>insert</em> position (<c>pg_current_wal_insert_lsn()</c>), as bytes: the end of every record this
-    /// session's commits wrote, whatever <c>synchronous_commit</c> says. The write position (<c>pg_current_wal_lsn()</c>)
-    /// is not enough: an asynchronous commit (<c>synchronous_commit = off</c>, per server, session or <c>SET LOCAL</c>)
-    /// returns while its commit record is still in WAL buffers, so a replica can replay up to the write position without
-    /// having replayed the commit. At a WAL page boundary the insert position points past the next page's header, where
-    /// a replica's replay position (the end of the last record) stops at the boundary itself; the header is subtracted
-    /// (24 bytes, 40 on a segment's first page) so that a caught-up replica compares equal and serves the read.
-    /// </summary>
-    public override string? WritePositionQuery => """
-        SELECT CASE WHEN p % s = 40 THEN p - 40 WHEN p % b = 24 THEN p - 24 ELSE p END
-        FROM (SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint AS p,
-                     current_setting('wal_block_size')::bigint AS b,
-                     pg_size_bytes(current_setting('wal_segment_size')) AS s) AS wal
-        """;
-
-    /// <inheritdoc />
-    public override string? ReplayPositionQuery => "SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint";
 
     /// <summary>
     /// Also a connection failure: the server shutting down or terminating the backend (SQLSTATE class 57P), and a replica
@@ -149,56 +122,6 @@ public sealed class NpgsqlDialect : RwSplitDialect
         => exception is PostgresException { SqlState: PostgresErrorCodes.ReadOnlySqlTransaction }
            || exception is PostgresException { SqlState: PostgresErrorCodes.FeatureNotSupported or PostgresErrorCodes.InternalError or PostgresErrorCodes.ObjectNotInPrerequisiteState } pg
               && pg.MessageText.Contains("during recovery", StringComparison.Ordinal);
-
-    /// <inheritdoc />
-    public override bool SupportsTwoPhaseCommit => true;
-
-    /// <inheritdoc />
-    public override string PrepareTransactionSql(string gid) => $"PREPARE TRANSACTION '{CheckGid(gid)}'";
-
-    /// <inheritdoc />
-    public override string CommitPreparedSql(string gid) => $"COMMIT PREPARED '{CheckGid(gid)}'";
-
-    /// <inheritdoc />
-    public override string RollbackPreparedSql(string gid) => $"ROLLBACK PREPARED '{CheckGid(gid)}'";
-
-    /// <inheritdoc />
-    public override string? ListPreparedTransactionsSql
-        => "SELECT gid, extract(epoch FROM now() - prepared)::float8 FROM pg_prepared_xacts WHERE gid LIKE 'rws:%' AND database = current_database()";
-
-    /// <inheritdoc />
-    public override string? MaxPreparedTransactionsSql => "SELECT current_setting('max_prepared_transactions')::int";
-
-    /// <inheritdoc />
-    public override string DatabaseIdentitySql => "SELECT system_identifier::text || '/' || current_database() FROM pg_control_system()";
-
-    /// <inheritdoc />
-    public override string CreateDecisionTableSql => """
-        CREATE TABLE IF NOT EXISTS rwsplit_decisions (
-            gtrid text PRIMARY KEY,
-            outcome char(1) NOT NULL CHECK (outcome IN ('c', 'a')),
-            coordinator text NOT NULL,
-            created timestamptz NOT NULL DEFAULT now())
-        """;
-
-    /// <inheritdoc />
-    public override string? PurgeDecisionsSql => "DELETE FROM rwsplit_decisions WHERE created < now() - make_interval(days => @days)";
-
-    /// <inheritdoc />
-    public override bool IsUniqueViolation(Exception exception)
-        => exception is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation };
-
-    private static string CheckGid(string gid)
-    {
-        ArgumentException.ThrowIfNullOrEmpty(gid);
-        foreach (var c in gid)
-        {
-            if (!(char.IsAsciiLetterOrDigit(c) || c is ':' or '-'))
-                throw new ArgumentException($"Invalid character in branch id '{gid}'.", nameof(gid));
-        }
-
-        return gid;
-    }
 
     /// <inheritdoc />
     public override void ClearPool(DbConnection connection)

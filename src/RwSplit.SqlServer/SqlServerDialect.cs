@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Data.Common;
 using System.Globalization;
 using Microsoft.Data.SqlClient;
+using RwSplit.Providers;
 using RwSplit.Routing;
 using RwSplit.Topology;
 
@@ -33,6 +34,12 @@ public sealed class SqlServerDialect : RwSplitDialect
     public static SqlServerDialect Instance { get; } = new();
 
     /// <inheritdoc />
+    public override ReplicationQueries Replication => SqlServerReplicationQueries.Instance;
+
+    /// <inheritdoc />
+    public override TransactionStatements TransactionStatements => SqlServerTransactionStatements.Instance;
+
+    /// <inheritdoc />
     public override string SystemName => "microsoft.sql_server";
 
     /// <inheritdoc />
@@ -40,105 +47,6 @@ public sealed class SqlServerDialect : RwSplitDialect
 
     /// <inheritdoc />
     public override EndpointAddress ParseEndpoint(string connectionString) => Address(Parse(connectionString));
-
-    /// <summary>
-    /// Role from <c>DATABASEPROPERTYEX(DB_NAME(), 'Updateability')</c>. With <c>VIEW SERVER STATE</c>, from the database's
-    /// local row in <c>sys.dm_hadr_database_replica_states</c>: the position (<see cref="ToPosition"/>) is the primary's
-    /// <c>last_commit_lsn</c> and a secondary's <c>last_redone_lsn</c> (what a read there can see, which lags what it has
-    /// hardened while redo catches up); the lag is the seconds since the last commit the secondary received plus, while
-    /// redo is behind it, the redo queue over the redo rate (an estimate); the identity is the availability group's
-    /// <c>group_database_id</c>. Without that permission, or outside an availability group, only the role is known and
-    /// reads after a write go to the primary.
-    /// </summary>
-    public override string? HealthProbeQuery => """
-        DECLARE @replica bit = CASE WHEN CONVERT(nvarchar(20), DATABASEPROPERTYEX(DB_NAME(), 'Updateability')) = N'READ_ONLY' THEN 1 ELSE 0 END;
-        IF HAS_PERMS_BY_NAME(NULL, NULL, 'VIEW SERVER STATE') = 1
-            EXEC(N'SELECT @r, CASE WHEN @r = 1 THEN s.last_redone_lsn ELSE s.last_commit_lsn END,
-                      CASE WHEN @r = 1 THEN DATEDIFF_BIG(millisecond, s.last_commit_time, GETDATE()) / 1000.0
-                          + CASE WHEN s.last_redone_lsn < s.last_commit_lsn THEN ISNULL(s.redo_queue_size * 1.0 / NULLIF(s.redo_rate, 0), 3600) ELSE 0 END END,
-                      CONVERT(nvarchar(36), d.group_database_id)
-                   FROM sys.databases d LEFT JOIN sys.dm_hadr_database_replica_states s ON s.database_id = d.database_id AND s.is_local = 1
-                   WHERE d.database_id = DB_ID()', N'@r bit', @r = @replica);
-        ELSE
-            SELECT @replica, CAST(NULL AS numeric(25,0)), CAST(NULL AS float), CAST(NULL AS nvarchar(36));
-        """;
-
-    /// <summary>
-    /// The primary's <c>last_commit_lsn</c> (its local row in <c>sys.dm_hadr_database_replica_states</c>): read right after
-    /// a write committed, at least that write's commit record. Null without <c>VIEW SERVER STATE</c>.
-    /// </summary>
-    public override string? WritePositionQuery => """
-        IF HAS_PERMS_BY_NAME(NULL, NULL, 'VIEW SERVER STATE') = 1
-            EXEC(N'SELECT last_commit_lsn FROM sys.dm_hadr_database_replica_states WHERE database_id = DB_ID() AND is_local = 1');
-        ELSE
-            SELECT CAST(NULL AS numeric(25,0));
-        """;
-
-    /// <summary>
-    /// A secondary's <c>last_redone_lsn</c>: the last log record redo applied, so the last commit a read there can see
-    /// (not <c>last_commit_lsn</c> or <c>last_commit_time</c>, which advance when the log is hardened, before redo).
-    /// </summary>
-    public override string? ReplayPositionQuery => """
-        IF HAS_PERMS_BY_NAME(NULL, NULL, 'VIEW SERVER STATE') = 1
-            EXEC(N'SELECT last_redone_lsn FROM sys.dm_hadr_database_replica_states WHERE database_id = DB_ID() AND is_local = 1');
-        ELSE
-            SELECT CAST(NULL AS numeric(25,0));
-        """;
-
-    /// <summary>
-    /// A log sequence number as SQL Server's DMVs show it, <c>numeric(25,0)</c> = VLF sequence number × 10<sup>15</sup> +
-    /// log block offset × 10<sup>5</sup> + slot, packed into a <c>bigint</c> that orders the same way: 25 bits of VLF
-    /// sequence number, 26 bits of block offset (VLFs up to 32 GiB) and 12 bits of slot. An LSN beyond that range has no
-    /// position (<see langword="null"/>): reads after a write then go to the primary.
-    /// </summary>
-    /// <param name="value">The value the position query returned.</param>
-    public override long? ToPosition(object? value)
-    {
-        if (value is not decimal lsn)
-            return base.ToPosition(value);
-        if (lsn < 0 || lsn != decimal.Truncate(lsn))
-            return null;
-        var vlf = decimal.Truncate(lsn / 1_000_000_000_000_000m);
-        var block = decimal.Truncate(lsn / 100_000m) % 10_000_000_000m;
-        var slot = lsn % 100_000m;
-        if (vlf >= 1L << 25 || block >= 1L << 26 || slot >= 1L << 12)
-            return null;
-        return ((long)vlf << 38) | ((long)block << 12) | (long)slot;
-    }
-
-    /// <summary>The database's identity: the availability group database id when there is one, else server and database name.</summary>
-    public override string DatabaseIdentitySql
-        => "SELECT COALESCE(CONVERT(nvarchar(36), group_database_id), CONVERT(nvarchar(128), SERVERPROPERTY('ServerName'))) + N'/' + DB_NAME() FROM sys.databases WHERE database_id = DB_ID()";
-
-    /// <inheritdoc />
-    public override string CreateDecisionTableSql => """
-        IF OBJECT_ID(N'dbo.rwsplit_decisions', N'U') IS NULL
-            CREATE TABLE dbo.rwsplit_decisions (
-                gtrid varchar(200) NOT NULL PRIMARY KEY,
-                outcome char(1) NOT NULL CHECK (outcome IN ('c', 'a', 'h')),
-                coordinator varchar(64) NOT NULL,
-                created datetime2 NOT NULL DEFAULT SYSUTCDATETIME())
-        """;
-
-    /// <inheritdoc />
-    public override string InsertDecisionSql => "INSERT INTO dbo.rwsplit_decisions (gtrid, outcome, coordinator) VALUES (@gtrid, @outcome, @coordinator)";
-
-    /// <inheritdoc />
-    public override string SelectDecisionSql => "SELECT outcome FROM dbo.rwsplit_decisions WHERE gtrid = @gtrid";
-
-    /// <inheritdoc />
-    public override string DeleteDecisionSql => "DELETE FROM dbo.rwsplit_decisions WHERE gtrid = @gtrid";
-
-    /// <inheritdoc />
-    public override string? ListHeuristicExpectationsSql
-        => "SELECT gtrid, DATEDIFF(second, created, SYSUTCDATETIME()) FROM dbo.rwsplit_decisions WHERE outcome = 'h' AND gtrid LIKE '%:expect:%'";
-
-    /// <inheritdoc />
-    public override string? PurgeDecisionsSql => "DELETE FROM dbo.rwsplit_decisions WHERE created < DATEADD(day, -@days, SYSUTCDATETIME())";
-
-    /// <inheritdoc />
-    public override bool IsUniqueViolation(Exception exception)
-        => exception is SqlException sql && (sql.Number == 2627 || sql.Number == 2601);
 
     /// <summary>
     /// Creates the connector. The provider's own enlistment is turned off (<c>Enlist=false</c>); a replica without an

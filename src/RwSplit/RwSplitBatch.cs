@@ -50,24 +50,14 @@ public sealed class RwSplitBatch : DbBatch
     public new RwSplitConnection? Connection
     {
         get => _request.Connection;
-        set
-        {
-            if (value is not null && !ReferenceEquals(value.Dialect, _request.Dialect))
-                throw new ArgumentException($"This batch was created for the {_request.Dialect.SystemName} provider; the connection uses {value.Dialect.SystemName}.", nameof(value));
-            _request.Connection = value;
-        }
+        set => _request.SetConnection(value);
     }
 
     /// <inheritdoc />
     protected override DbConnection? DbConnection
     {
-        get => Connection;
-        set => Connection = value switch
-        {
-            null => null,
-            RwSplitConnection rw => rw,
-            _ => throw new ArgumentException($"An RwSplitBatch runs on an RwSplitConnection, not on a {value.GetType().Name}. Use the provider's own batch for provider connections.", nameof(value)),
-        };
+        get => _request.Connection;
+        set => _request.SetConnection(value);
     }
 
     /// <summary>The logical transaction.</summary>
@@ -80,13 +70,8 @@ public sealed class RwSplitBatch : DbBatch
     /// <inheritdoc />
     protected override DbTransaction? DbTransaction
     {
-        get => Transaction;
-        set => Transaction = value switch
-        {
-            null => null,
-            RwSplitTransaction rw => rw,
-            _ => throw new ArgumentException($"An RwSplitBatch takes an RwSplitTransaction (from RwSplitConnection.BeginTransaction), not a {value.GetType().Name}.", nameof(value)),
-        };
+        get => _request.Transaction;
+        set => _request.SetTransaction(value);
     }
 
     /// <summary>Where the last execution (or preparation) of this batch went and why; <see langword="null"/> before the first.</summary>

@@ -83,26 +83,14 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
     public new RwSplitConnection? Connection
     {
         get => _request.Connection;
-        set
-        {
-            if (value is not null && !ReferenceEquals(value.Dialect, _request.Dialect))
-                throw new ArgumentException($"This command was created for the {_request.Dialect.SystemName} provider; the connection uses {value.Dialect.SystemName}.", nameof(value));
-            if (!ReferenceEquals(value, _request.Connection) && Inner.Connection is not null)
-                Inner.Connection = null; // the provider refuses while the command's reader is open, with its own exception
-            _request.Connection = value;
-        }
+        set => _request.SetConnection(value);
     }
 
     /// <inheritdoc />
     protected override DbConnection? DbConnection
     {
-        get => Connection;
-        set => Connection = value switch
-        {
-            null => null,
-            RwSplitConnection rw => rw,
-            _ => throw new ArgumentException($"An RwSplitCommand runs on an RwSplitConnection, not on a {value.GetType().Name}. Use the provider's own command for provider connections.", nameof(value)),
-        };
+        get => _request.Connection;
+        set => _request.SetConnection(value);
     }
 
     /// <summary>The logical transaction.</summary>
@@ -115,13 +103,8 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
     /// <inheritdoc />
     protected override DbTransaction? DbTransaction
     {
-        get => Transaction;
-        set => Transaction = value switch
-        {
-            null => null,
-            RwSplitTransaction rw => rw,
-            _ => throw new ArgumentException($"An RwSplitCommand takes an RwSplitTransaction (from RwSplitConnection.BeginTransaction), not a {value.GetType().Name}.", nameof(value)),
-        };
+        get => _request.Transaction;
+        set => _request.SetTransaction(value);
     }
 
     /// <summary>

@@ -377,13 +377,13 @@ public sealed class TdsServer : IAsyncDisposable
             }
 
             var dialect = SqlServerDialect.Instance;
-            if (string.Equals(text, dialect.HealthProbeQuery, StringComparison.Ordinal))
+            if (string.Equals(text, dialect.Replication!.HealthProbeQuery, StringComparison.Ordinal))
             {
                 request.Outcome = "built-in: health probe";
                 return HealthProbeReply();
             }
 
-            if (string.Equals(text, dialect.WritePositionQuery, StringComparison.Ordinal) || string.Equals(text, dialect.ReplayPositionQuery, StringComparison.Ordinal))
+            if (string.Equals(text, dialect.Replication!.WritePositionQuery, StringComparison.Ordinal) || string.Equals(text, dialect.Replication!.ReplayPositionQuery, StringComparison.Ordinal))
             {
                 request.Outcome = "built-in: position";
                 var (type, value) = Replication?.PositionFor(text, Role == TdsServerRole.Secondary) ?? (TdsType.Decimal(25, 0), null);
@@ -428,7 +428,7 @@ public sealed class TdsServer : IAsyncDisposable
                 .Row(replica, null, null, null));
         }
 
-        var (positionType, position) = state.PositionFor(SqlServerDialect.Instance.HealthProbeQuery!, replica);
+        var (positionType, position) = state.PositionFor(SqlServerDialect.Instance.Replication.HealthProbeQuery!, replica);
         return TdsReply.Rows(new TdsResultSet(
                 new TdsColumn("", TdsType.Bit), new TdsColumn("", positionType), new TdsColumn("", TdsType.Decimal(26, 6)), new TdsColumn("", TdsType.NVarChar(36)))
             .Row(replica, position, replica ? (object?)(decimal?)state.LagSeconds : null, state.GroupDatabaseId));

@@ -51,7 +51,7 @@ internal static class ReadYourWrites
     private static async ValueTask<bool> CaptureWritePositionAsync(RwSplitConnection connection, bool openPrimary, bool async, CancellationToken cancellationToken)
     {
         var dataSource = connection.DataSourceOrThrow;
-        var query = connection.Dialect.WritePositionQuery;
+        var query = connection.Dialect.Replication?.WritePositionQuery;
         if (query is null || !dataSource.HealthMonitoring)
         {
             connection.Watermark.Synced(null); // no positions: the time rule applies
@@ -73,7 +73,7 @@ internal static class ReadYourWrites
             command.CommandText = query;
             command.Transaction = connection.InnerTransactionFor(physical);
             var value = async ? await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) : command.ExecuteScalar();
-            return value is null or DBNull ? null : connection.Dialect.ToPosition(value);
+            return value is null or DBNull ? null : connection.Dialect.Replication!.ToPosition(value);
         }
     }
 
@@ -84,7 +84,7 @@ internal static class ReadYourWrites
     public static ValueTask<bool> WaitForReplicaAsync(RwSplitConnection connection, ulong available, bool async, CancellationToken cancellationToken)
     {
         var dataSource = connection.DataSourceOrThrow;
-        var query = connection.Dialect.ReplayPositionQuery;
+        var query = connection.Dialect.Replication?.ReplayPositionQuery;
         available &= ~connection.Physical.Excluded;
         if (query is null || connection.Watermark.RequiredPosition < 0 || available == 0 || dataSource.ReadYourWritesTimeout <= TimeSpan.Zero)
             return new ValueTask<bool>(false); // nothing to wait for: no async state machine
@@ -180,7 +180,7 @@ internal static class ReadYourWrites
     private static async ValueTask<ulong> AskPrimaryIdentityAsync(RwSplitConnection connection, bool async, CancellationToken cancellationToken)
     {
         var dataSource = connection.DataSourceOrThrow;
-        if (connection.Dialect.HealthProbeQuery is not { } query || !dataSource.HealthMonitoring)
+        if (connection.Dialect.Replication?.HealthProbeQuery is not { } query || !dataSource.HealthMonitoring)
             return 0;
         var primary = await connection.GetPhysicalAsync(RoutingDecision.ToPrimary(RoutingReason.ReadYourWrites), async, cancellationToken).ConfigureAwait(false);
         var command = primary.CreateCommand();

@@ -31,6 +31,13 @@ internal sealed class CommandRequest : ExecutionRequest
 
     public override string Noun => "command";
 
+    /// <summary>The provider refuses while the command's reader is open, with its own exception (as raw providers do).</summary>
+    protected override void OnConnectionChanging()
+    {
+        if (Inner.Connection is not null)
+            Inner.Connection = null;
+    }
+
     public override string Text => Inner.CommandText;
 
     public override bool HasParameters => Inner.Parameters.Count > 0;

@@ -26,6 +26,40 @@ internal abstract class ExecutionRequest
 
     public RwSplitTransaction? Transaction { get; set; }
 
+    /// <summary>The shell's type name, for messages (<c>RwSplitCommand</c>, <c>RwSplitBatch</c>).</summary>
+    public string ShellName => Noun == "batch" ? "RwSplitBatch" : "RwSplitCommand";
+
+    /// <summary>Sets the logical connection (<c>DbCommand.Connection</c>, <c>DbBatch.Connection</c>): only one of this provider.</summary>
+    public void SetConnection(RwSplitConnection? value)
+    {
+        if (value is not null && !ReferenceEquals(value.Dialect, Dialect))
+            throw new ArgumentException($"This {Noun} was created for the {Dialect.SystemName} provider; the connection uses {value.Dialect.SystemName}.", nameof(value));
+        if (!ReferenceEquals(value, Connection))
+            OnConnectionChanging();
+        Connection = value;
+    }
+
+    /// <summary>Sets the connection from the base type's property: an RwSplitConnection, or null.</summary>
+    public void SetConnection(DbConnection? value) => SetConnection(value switch
+    {
+        null => null,
+        RwSplitConnection rw => rw,
+        _ => throw new ArgumentException($"An {ShellName} runs on an RwSplitConnection, not on a {value.GetType().Name}. Use the provider's own {Noun} for provider connections.", nameof(value)),
+    });
+
+    /// <summary>Sets the transaction from the base type's property: an RwSplitTransaction, or null.</summary>
+    public void SetTransaction(DbTransaction? value) => Transaction = value switch
+    {
+        null => null,
+        RwSplitTransaction rw => rw,
+        _ => throw new ArgumentException($"An {ShellName} takes an RwSplitTransaction (from RwSplitConnection.BeginTransaction), not a {value.GetType().Name}.", nameof(value)),
+    };
+
+    /// <summary>The logical connection is about to change.</summary>
+    protected virtual void OnConnectionChanging()
+    {
+    }
+
     /// <summary>The logical connection a data-source command opens around each execution, if it is one.</summary>
     public RwSplitConnection? OwnedConnection { get; set; }
 

@@ -226,7 +226,7 @@ internal sealed class TopologyMonitor : IAsyncDisposable
                 await connection.OpenAsync(timeout.Token).ConfigureAwait(false);
             }
 
-            var query = _dataSource.Dialect.HealthProbeQuery;
+            var query = _dataSource.Dialect.Replication?.HealthProbeQuery;
             if (query is null)
                 return new ProbeResult(true, endpoint.Role == EndpointRole.Replica, null, null, null, Elapsed(started), Stopwatch.GetTimestamp(), null);
 
@@ -245,7 +245,7 @@ internal sealed class TopologyMonitor : IAsyncDisposable
                     return new ProbeResult(
                         true,
                         Convert.ToBoolean(reader.GetValue(0), System.Globalization.CultureInfo.InvariantCulture),
-                        reader.IsDBNull(1) ? null : _dataSource.Dialect.ToPosition(reader.GetValue(1)),
+                        reader.IsDBNull(1) ? null : _dataSource.Dialect.Replication!.ToPosition(reader.GetValue(1)),
                         reader.IsDBNull(2) ? null : Convert.ToDouble(reader.GetValue(2), System.Globalization.CultureInfo.InvariantCulture),
                         reader.IsDBNull(3) ? null : Convert.ToString(reader.GetValue(3), System.Globalization.CultureInfo.InvariantCulture),
                         Elapsed(started),

@@ -49,7 +49,7 @@ internal sealed class DataSourceTransactions
     {
         if (_key is not null)
             return _key;
-        var identity = await ScalarAsync(_dataSource.Dialect.DatabaseIdentitySql, async, cancellationToken).ConfigureAwait(false);
+        var identity = await ScalarAsync(_dataSource.Dialect.Distributed.DatabaseIdentitySql, async, cancellationToken).ConfigureAwait(false);
         var text = Convert.ToString(identity, CultureInfo.InvariantCulture) ?? throw new InvalidOperationException("The database identity query returned nothing.");
         return _key = Routing.ConsistencyToken.HashIdentity(text).ToString("x16", CultureInfo.InvariantCulture);
     }
@@ -57,7 +57,7 @@ internal sealed class DataSourceTransactions
     /// <summary>Fails, before anything is committed, when the server cannot hold prepared transactions.</summary>
     public async ValueTask EnsureCanPrepareAsync(bool async, CancellationToken cancellationToken)
     {
-        var sql = _dataSource.Dialect.MaxPreparedTransactionsSql;
+        var sql = _dataSource.Dialect.Distributed.MaxPreparedTransactionsSql;
         if (sql is null)
             return;
         if (_maxPrepared is null)
@@ -89,13 +89,13 @@ internal sealed class DataSourceTransactions
                 return;
             if (AutoCreateDecisionTable)
             {
-                await ExecuteAsync(_dataSource.Dialect.CreateDecisionTableSql, async, cancellationToken).ConfigureAwait(false);
+                await ExecuteAsync(_dataSource.Dialect.Distributed.CreateDecisionTableSql, async, cancellationToken).ConfigureAwait(false);
             }
             else
             {
                 try
                 {
-                    await ExecuteAsync(_dataSource.Dialect.SelectDecisionSql.Replace("@gtrid", "''", StringComparison.Ordinal), async, cancellationToken).ConfigureAwait(false);
+                    await ExecuteAsync(_dataSource.Dialect.Distributed.SelectDecisionSql.Replace("@gtrid", "''", StringComparison.Ordinal), async, cancellationToken).ConfigureAwait(false);
                 }
                 catch (DbException ex)
                 {

@@ -226,7 +226,7 @@ internal sealed class DistributedTransaction
             return "one_phase";
         }
 
-        var cannotPrepare = writers.Where(b => !b.Dialect.SupportsTwoPhaseCommit).ToList();
+        var cannotPrepare = writers.Where(b => !b.Dialect.CanPrepare).ToList();
         var (last, heuristic) = ChooseLastResource(writers, cannotPrepare);
         var toPrepare = writers.Where(b => !ReferenceEquals(b, last) && !heuristic.Contains(b)).ToList();
 
@@ -257,7 +257,7 @@ internal sealed class DistributedTransaction
             branch.Gid = BranchId(decisionKey, branch.Index);
             _decisionSource = last.DataSource;
             branch.State = BranchState.PrepareSent; // from here on, a failure (a cancelled token, a lost reply) may leave it prepared
-            await ExecuteAsync(branch.Connection, branch.Dialect.PrepareTransactionSql(branch.Gid), branch.Transaction, async, cancellationToken).ConfigureAwait(false);
+            await ExecuteAsync(branch.Connection, branch.Dialect.Distributed.PrepareTransactionSql(branch.Gid), branch.Transaction, async, cancellationToken).ConfigureAwait(false);
             DisposeLocalTransaction(branch); // PREPARE TRANSACTION ended the session's transaction
             branch.State = BranchState.Prepared;
             FaultInjection.Hit(FaultInjection.AfterPrepare, branch);
@@ -271,7 +271,7 @@ internal sealed class DistributedTransaction
         {
             await InsertDecisionRowAsync(last, Gtrid, "c", async, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception ex) when (last.Dialect.IsUniqueViolation(ex))
+        catch (Exception ex) when (last.Dialect.Distributed.IsUniqueViolation(ex))
         {
             throw new TransactionAbortedException("Recovery fenced this transaction off (it found its branches prepared for longer than RecoveryGracePeriod, with no decision) and rolled it back.", ex);
         }
@@ -357,11 +357,11 @@ internal sealed class DistributedTransaction
         await using (insert.ConfigureAwait(false))
         {
             insert.Transaction = branch.Transaction;
-            insert.CommandText = branch.Dialect.InsertDecisionSql;
+            insert.CommandText = branch.Dialect.Distributed.InsertDecisionSql;
             AddParameter(insert, "gtrid", id);
             AddParameter(insert, "outcome", outcome);
             AddParameter(insert, "coordinator", TransactionCoordinator.CoordinatorId);
-            if (branch.Dialect.PrepareCoordinatorStatements)
+            if (branch.Dialect.Distributed.PrepareCoordinatorStatements)
             {
                 // A server-side prepared statement, kept by the provider per physical connection: later decisions on
                 // the same pooled connection skip parsing and planning.
@@ -470,7 +470,7 @@ internal sealed class DistributedTransaction
     /// </summary>
     private async ValueTask FinishPreparedAsync(Branch branch, bool commit, bool async)
     {
-        var sql = commit ? branch.Dialect.CommitPreparedSql(branch.Gid!) : branch.Dialect.RollbackPreparedSql(branch.Gid!);
+        var sql = commit ? branch.Dialect.Distributed.CommitPreparedSql(branch.Gid!) : branch.Dialect.Distributed.RollbackPreparedSql(branch.Gid!);
         Exception? failure = null;
         if (branch.Connection.State == System.Data.ConnectionState.Open)
         {
@@ -526,7 +526,7 @@ internal sealed class DistributedTransaction
     }
 
     private static async ValueTask<bool> IsPreparedAsync(Branch branch, bool async)
-        => branch.Dialect.ListPreparedTransactionsSql is null
+        => branch.Dialect.Distributed.ListPreparedTransactionsSql is null
            || (await RwSplitRecovery.ListPreparedAsync(branch.DataSource, CancellationToken.None, async).ConfigureAwait(false)).Exists(p => p.Id == branch.Gid);
 
     /// <summary>

@@ -142,7 +142,7 @@ public static class RwSplitRecovery
             var seenDatabases = new HashSet<string>(StringComparer.Ordinal);
             foreach (var dataSource in sources)
             {
-                if (!dataSource.Dialect.SupportsTwoPhaseCommit || dataSource.Dialect.ListPreparedTransactionsSql is null)
+                if (!dataSource.Dialect.CanPrepare || dataSource.Dialect.Distributed.ListPreparedTransactionsSql is null)
                     continue;
                 string key;
                 List<(string Id, double Age)> prepared;
@@ -228,12 +228,12 @@ public static class RwSplitRecovery
         ArgumentException.ThrowIfNullOrEmpty(branchId);
         foreach (var dataSource in Registered.Keys)
         {
-            if (!dataSource.Dialect.SupportsTwoPhaseCommit)
+            if (!dataSource.Dialect.CanPrepare)
                 continue;
             var prepared = await ListPreparedAsync(dataSource, cancellationToken).ConfigureAwait(false);
             if (prepared.All(p => p.Id != branchId))
                 continue;
-            await ExecuteAsync(dataSource, commit ? dataSource.Dialect.CommitPreparedSql(branchId) : dataSource.Dialect.RollbackPreparedSql(branchId), cancellationToken).ConfigureAwait(false);
+            await ExecuteAsync(dataSource, commit ? dataSource.Dialect.Distributed.CommitPreparedSql(branchId) : dataSource.Dialect.Distributed.RollbackPreparedSql(branchId), cancellationToken).ConfigureAwait(false);
             Log.HeuristicResolution(dataSource.Logger, branchId, commit ? "commit" : "rollback", dataSource.CurrentPrimaryAddress);
             RwSplitTelemetry.RecoveryActions.Add(1, new KeyValuePair<string, object?>("rwsplit.recovery.action", commit ? "forced_commit" : "forced_rollback"));
             _unresolved = _unresolved.Where(u => u.BranchId != branchId).ToArray();
@@ -268,7 +268,7 @@ public static class RwSplitRecovery
                 // No decision and old enough: try to decide abort. If the fence loses, a decision exists: follow it.
                 if (await TryFenceAsync(decisionSource, gtrid, cancellationToken).ConfigureAwait(false))
                 {
-                    await ExecuteAsync(branchSource, branchSource.Dialect.RollbackPreparedSql(gid), cancellationToken).ConfigureAwait(false);
+                    await ExecuteAsync(branchSource, branchSource.Dialect.Distributed.RollbackPreparedSql(gid), cancellationToken).ConfigureAwait(false);
                     Count("fence");
                     return new Resolution("fence", null);
                 }
@@ -284,11 +284,11 @@ public static class RwSplitRecovery
         switch (outcome)
         {
             case "c":
-                await ExecuteAsync(branchSource, branchSource.Dialect.CommitPreparedSql(gid), cancellationToken).ConfigureAwait(false);
+                await ExecuteAsync(branchSource, branchSource.Dialect.Distributed.CommitPreparedSql(gid), cancellationToken).ConfigureAwait(false);
                 Count("commit");
                 return new Resolution("commit", null);
             case "a":
-                await ExecuteAsync(branchSource, branchSource.Dialect.RollbackPreparedSql(gid), cancellationToken).ConfigureAwait(false);
+                await ExecuteAsync(branchSource, branchSource.Dialect.Distributed.RollbackPreparedSql(gid), cancellationToken).ConfigureAwait(false);
                 Count("rollback");
                 return new Resolution("rollback", null);
             default:
@@ -329,7 +329,7 @@ public static class RwSplitRecovery
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var decisionSource in sources)
         {
-            var sql = decisionSource.Dialect.ListHeuristicExpectationsSql;
+            var sql = decisionSource.Dialect.Distributed.ListHeuristicExpectationsSql;
             if (sql is null)
                 continue;
             List<(string Id, double Age)> expectations;
@@ -368,8 +368,8 @@ public static class RwSplitRecovery
                     if (await ReadDecisionAsync(participant, markerId, cancellationToken).ConfigureAwait(false) == "h")
                     {
                         // The expectation goes first: a crash in between leaves a stray marker, never a false alarm.
-                        await ProviderCalls.NonQueryAsync(decisionSource, decisionSource.Dialect.DeleteDecisionSql, true, cancellationToken, ("gtrid", id)).ConfigureAwait(false);
-                        await ProviderCalls.NonQueryAsync(participant, participant.Dialect.DeleteDecisionSql, true, cancellationToken, ("gtrid", markerId)).ConfigureAwait(false);
+                        await ProviderCalls.NonQueryAsync(decisionSource, decisionSource.Dialect.Distributed.DeleteDecisionSql, true, cancellationToken, ("gtrid", id)).ConfigureAwait(false);
+                        await ProviderCalls.NonQueryAsync(participant, participant.Dialect.Distributed.DeleteDecisionSql, true, cancellationToken, ("gtrid", markerId)).ConfigureAwait(false);
                         confirmed++;
                         Count("heuristic_confirmed");
                     }
@@ -402,12 +402,12 @@ public static class RwSplitRecovery
         ArgumentException.ThrowIfNullOrEmpty(id);
         foreach (var dataSource in Registered.Keys)
         {
-            if (dataSource.Dialect.ListHeuristicExpectationsSql is null)
+            if (dataSource.Dialect.Distributed.ListHeuristicExpectationsSql is null)
                 continue;
             int deleted;
             try
             {
-                deleted = await ProviderCalls.NonQueryAsync(dataSource, dataSource.Dialect.DeleteDecisionSql, true, cancellationToken, ("gtrid", id)).ConfigureAwait(false);
+                deleted = await ProviderCalls.NonQueryAsync(dataSource, dataSource.Dialect.Distributed.DeleteDecisionSql, true, cancellationToken, ("gtrid", id)).ConfigureAwait(false);
             }
             catch (DbException ex) when (IsMissingDecisionTable(ex))
             {
@@ -451,7 +451,7 @@ public static class RwSplitRecovery
     private static async Task<string?> ReadDecisionAsync(RwSplitDataSource dataSource, string gtrid, CancellationToken cancellationToken)
     {
         await dataSource.Transactions.EnsureDecisionTableAsync(true, cancellationToken).ConfigureAwait(false);
-        var value = await ProviderCalls.ScalarAsync(dataSource, dataSource.Dialect.SelectDecisionSql, true, cancellationToken, ("gtrid", gtrid)).ConfigureAwait(false);
+        var value = await ProviderCalls.ScalarAsync(dataSource, dataSource.Dialect.Distributed.SelectDecisionSql, true, cancellationToken, ("gtrid", gtrid)).ConfigureAwait(false);
         return value is null or DBNull ? null : Convert.ToString(value, CultureInfo.InvariantCulture)?.Trim();
     }
 
@@ -466,7 +466,7 @@ public static class RwSplitRecovery
         {
             await ProviderCalls.ScalarAsync(
                 dataSource,
-                dataSource.Dialect.InsertDecisionSql,
+                dataSource.Dialect.Distributed.InsertDecisionSql,
                 async,
                 cancellationToken,
                 ("gtrid", gtrid),
@@ -474,7 +474,7 @@ public static class RwSplitRecovery
                 ("coordinator", coordinator ?? "recovery:" + TransactionCoordinator.CoordinatorId)).ConfigureAwait(false);
             return true;
         }
-        catch (Exception ex) when (dataSource.Dialect.IsUniqueViolation(ex))
+        catch (Exception ex) when (dataSource.Dialect.Distributed.IsUniqueViolation(ex))
         {
             return false; // the coordinator's decision (or another recovery's fence) won
         }
@@ -482,7 +482,7 @@ public static class RwSplitRecovery
 
     /// <summary>RwSplit's prepared transactions of the data source's database: (branch id, seconds since prepared).</summary>
     internal static Task<List<(string Id, double Age)>> ListPreparedAsync(RwSplitDataSource dataSource, CancellationToken cancellationToken, bool async = true)
-        => ListRowsAsync(dataSource, dataSource.Dialect.ListPreparedTransactionsSql!, cancellationToken, async);
+        => ListRowsAsync(dataSource, dataSource.Dialect.Distributed.ListPreparedTransactionsSql!, cancellationToken, async);
 
     private static async Task ExecuteAsync(RwSplitDataSource dataSource, string sql, CancellationToken cancellationToken)
         => await ProviderCalls.ScalarAsync(dataSource, sql, true, cancellationToken).ConfigureAwait(false);

@@ -223,10 +223,10 @@ public sealed class SqlServerTests
         await using (var check = await sql.OpenConnectionAsync())
         await using (var command = check.CreateCommand())
         {
-            command.CommandText = SqlServerDialect.Instance.ListHeuristicExpectationsSql;
+            command.CommandText = SqlServerDialect.Instance.TransactionStatements.ListHeuristicExpectationsSql;
             await using (var reader = await command.ExecuteReaderAsync())
                 Assert.That(reader.FieldCount, Is.EqualTo(2));
-            command.CommandText = SqlServerDialect.Instance.DeleteDecisionSql;
+            command.CommandText = SqlServerDialect.Instance.TransactionStatements.DeleteDecisionSql;
             command.Parameters.Add(new SqlParameter("@gtrid", "rwsplit-test-none"));
             Assert.That(await command.ExecuteNonQueryAsync(), Is.Zero);
         }

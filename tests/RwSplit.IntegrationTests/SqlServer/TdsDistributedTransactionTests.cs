@@ -49,9 +49,9 @@ public sealed class TdsDistributedTransactionTests : TdsTestBase
     /// <summary>The coordinator's own statements: the database identity (per database), the decision table, decision rows.</summary>
     private static void ScriptCoordinator(TdsServer server)
     {
-        server.On(TdsMatch.Exact(Dialect.DatabaseIdentitySql)).Reply(r => TdsReply.Scalar(TdsType.NVarChar(300), $"{r.Server}/{r.Database}"));
-        server.OnText(Dialect.CreateDecisionTableSql, TdsReply.Empty);
-        server.OnText(Dialect.InsertDecisionSql, TdsReply.Affected(1));
+        server.On(TdsMatch.Exact(Dialect.TransactionStatements!.DatabaseIdentitySql)).Reply(r => TdsReply.Scalar(TdsType.NVarChar(300), $"{r.Server}/{r.Database}"));
+        server.OnText(Dialect.TransactionStatements!.CreateDecisionTableSql, TdsReply.Empty);
+        server.OnText(Dialect.TransactionStatements!.InsertDecisionSql, TdsReply.Affected(1));
         server.OnText(Update, TdsReply.Affected(1));
         server.OnText(Insert, TdsReply.Affected(1));
     }
@@ -108,7 +108,7 @@ public sealed class TdsDistributedTransactionTests : TdsTestBase
 
     private static string Describe(TdsRequest r) => r.Kind switch
     {
-        TdsRequestKind.Rpc when r.Text == Dialect.InsertDecisionSql => $"{r.Database}: decision row {r.Parameter("@outcome")} {r.Parameter("@gtrid")}",
+        TdsRequestKind.Rpc when r.Text == Dialect.TransactionStatements!.InsertDecisionSql => $"{r.Database}: decision row {r.Parameter("@outcome")} {r.Parameter("@gtrid")}",
         TdsRequestKind.Rpc or TdsRequestKind.SqlBatch => $"{r.Database}: {r.Text}",
         _ => $"{r.Database}: {r.Kind}",
     };
@@ -143,7 +143,7 @@ public sealed class TdsDistributedTransactionTests : TdsTestBase
         Assert.That(branch.Skip(1).Select(r => r.TransactionDescriptor), Is.All.EqualTo(branch[0].StartedTransaction), "every statement ran in the one local transaction");
         Assert.That(branch[^1].Outcome, Is.EqualTo(complete ? "committed" : "rolled back"));
         Assert.That(Primary.ApplicationLogins, Has.Count.EqualTo(1), "one physical connection for both databases");
-        Assert.That(Primary.Statements, Has.None.EqualTo(Dialect.InsertDecisionSql).And.None.EqualTo(Dialect.DatabaseIdentitySql), "one writing branch: a plain local commit, nothing logged");
+        Assert.That(Primary.Statements, Has.None.EqualTo(Dialect.TransactionStatements!.InsertDecisionSql).And.None.EqualTo(Dialect.TransactionStatements!.DatabaseIdentitySql), "one writing branch: a plain local commit, nothing logged");
     }
 
     [Test]
@@ -167,7 +167,7 @@ public sealed class TdsDistributedTransactionTests : TdsTestBase
         foreach (var server in new[] { Primary, _second })
         {
             Assert.That(BranchRequests(server).Select(Describe), Is.EqualTo(new[] { "app: BeginTransaction", $"app: {Update}", "app: RollbackTransaction" }), server.Dump());
-            Assert.That(server.Statements, Has.None.EqualTo(Dialect.InsertDecisionSql));
+            Assert.That(server.Statements, Has.None.EqualTo(Dialect.TransactionStatements!.InsertDecisionSql));
         }
     }
 
@@ -188,7 +188,7 @@ public sealed class TdsDistributedTransactionTests : TdsTestBase
 
         var last = BranchRequests(Primary);
         var participant = BranchRequests(_second);
-        var gtrid = (string)last.Single(r => r.Text == Dialect.InsertDecisionSql && (string)r.Parameter("@outcome")! == "c").Parameter("@gtrid")!;
+        var gtrid = (string)last.Single(r => r.Text == Dialect.TransactionStatements!.InsertDecisionSql && (string)r.Parameter("@outcome")! == "c").Parameter("@gtrid")!;
         var key = KeyOf(_second);
         Assert.That(last.Select(Describe), Is.EqualTo(new[]
         {
@@ -248,7 +248,7 @@ public sealed class TdsDistributedTransactionTests : TdsTestBase
         }
 
         var last = BranchRequests(Primary);
-        var decision = last.Single(r => r.Text == Dialect.InsertDecisionSql && (string)r.Parameter("@outcome")! == "c");
+        var decision = last.Single(r => r.Text == Dialect.TransactionStatements!.InsertDecisionSql && (string)r.Parameter("@outcome")! == "c");
         Assert.That(decision.Database, Is.EqualTo("app"), "the decision row is in the last resource's own database" + Environment.NewLine + Primary.Dump());
         Assert.That(last.Select(Describe), Has.Some.EqualTo("billing: USE [app]"), "switched back before the decision");
     }
@@ -270,16 +270,16 @@ public sealed class TdsDistributedTransactionTests : TdsTestBase
         var error = Assert.Throws<TransactionInDoubtException>(scope.Dispose)!;
         Assert.That(error.InnerException?.Message, Does.Contain("heuristic").And.Contain(_second.Port.ToString(CultureInfo.InvariantCulture)), "the caller learns which participant may be missing its work");
 
-        var gtrid = (string)Primary.ApplicationRequests.Single(r => r.Text == Dialect.InsertDecisionSql && (string)r.Parameter("@outcome")! == "c").Parameter("@gtrid")!;
+        var gtrid = (string)Primary.ApplicationRequests.Single(r => r.Text == Dialect.TransactionStatements!.InsertDecisionSql && (string)r.Parameter("@outcome")! == "c").Parameter("@gtrid")!;
         var key = KeyOf(_second);
         var expectation = $"{gtrid}:expect:{key}";
         Assert.That(BranchRequests(Primary)[^1].Outcome, Is.EqualTo("committed"), "the decision committed");
         Assert.That(BranchRequests(_second)[^1].Outcome, Does.Not.EqualTo("committed"), "the participant's commit was lost");
 
         // Recovery: the decision database lists the expectation; the participant has no marker: a heuristic outcome.
-        Primary.OnText(Dialect.ListHeuristicExpectationsSql!, TdsReply.Rows(new TdsResultSet(new TdsColumn("gtrid", TdsType.VarChar(200)), TdsColumn.Int("age")).Row(expectation, 3600)));
-        _second.OnText(Dialect.SelectDecisionSql, TdsReply.Rows(new TdsResultSet(new TdsColumn("outcome", TdsType.VarChar(1)))));
-        _second.OnText(Dialect.ListHeuristicExpectationsSql!, TdsReply.Rows(new TdsResultSet(new TdsColumn("gtrid", TdsType.VarChar(200)), TdsColumn.Int("age"))));
+        Primary.OnText(Dialect.TransactionStatements!.ListHeuristicExpectationsSql!, TdsReply.Rows(new TdsResultSet(new TdsColumn("gtrid", TdsType.VarChar(200)), TdsColumn.Int("age")).Row(expectation, 3600)));
+        _second.OnText(Dialect.TransactionStatements!.SelectDecisionSql, TdsReply.Rows(new TdsResultSet(new TdsColumn("outcome", TdsType.VarChar(1)))));
+        _second.OnText(Dialect.TransactionStatements!.ListHeuristicExpectationsSql!, TdsReply.Rows(new TdsResultSet(new TdsColumn("gtrid", TdsType.VarChar(200)), TdsColumn.Int("age"))));
         var result = await RwSplitRecovery.RecoverAsync(TimeSpan.FromMinutes(1), default);
 
         var outcome = result.HeuristicOutcomes.Single();
@@ -289,9 +289,9 @@ public sealed class TdsDistributedTransactionTests : TdsTestBase
         Assert.That(outcome.DecisionDatabase, Does.Contain(Primary.Port.ToString(CultureInfo.InvariantCulture)));
         Assert.That(result.HeuristicConfirmed, Is.Zero);
         Assert.That(RwSplitRecovery.HeuristicOutcomes.Select(h => h.Id), Does.Contain(expectation));
-        var markerLookup = _second.ApplicationRequests.Single(r => r.Text == Dialect.SelectDecisionSql);
+        var markerLookup = _second.ApplicationRequests.Single(r => r.Text == Dialect.TransactionStatements!.SelectDecisionSql);
         Assert.That(markerLookup.Parameter("@gtrid"), Is.EqualTo($"{gtrid}:marker:{key}"), "recovery looked for the participant's marker");
-        Assert.That(Primary.Statements, Has.None.EqualTo(Dialect.DeleteDecisionSql), "a heuristic outcome stays recorded until acknowledged");
+        Assert.That(Primary.Statements, Has.None.EqualTo(Dialect.TransactionStatements!.DeleteDecisionSql), "a heuristic outcome stays recorded until acknowledged");
         Assert.That(telemetry.Logged(3007).Single().Message, Does.Contain(gtrid).And.Contain(_second.Port.ToString(CultureInfo.InvariantCulture)), "the failed heuristic commit is logged as an error");
         var hazard = telemetry.Logged(3008).Single();
         Assert.That((hazard.Level, hazard.Message), Is.EqualTo((Microsoft.Extensions.Logging.LogLevel.Error, $"Heuristic outcome of distributed transaction {gtrid}: the decision committed on {outcome.DecisionDatabase}, but participant {outcome.Participant} has no marker row, so its work was rolled back; reconcile by hand, then call RwSplitRecovery.AcknowledgeHeuristicAsync")));
@@ -299,8 +299,8 @@ public sealed class TdsDistributedTransactionTests : TdsTestBase
 
         // The operator reconciles, then acknowledges: the expectation row goes, recovery stops listing it.
         var stored = new HashSet<string> { expectation };
-        Primary.On(TdsMatch.Exact(Dialect.DeleteDecisionSql)).Reply(r => TdsReply.Affected(stored.Remove((string)r.Parameter("@gtrid")!) ? 1 : 0));
-        _second.OnText(Dialect.DeleteDecisionSql, TdsReply.Affected(0));
+        Primary.On(TdsMatch.Exact(Dialect.TransactionStatements!.DeleteDecisionSql)).Reply(r => TdsReply.Affected(stored.Remove((string)r.Parameter("@gtrid")!) ? 1 : 0));
+        _second.OnText(Dialect.TransactionStatements!.DeleteDecisionSql, TdsReply.Affected(0));
         await RwSplitRecovery.AcknowledgeHeuristicAsync(expectation);
         Assert.That(stored, Is.Empty, "the decision database deleted the expectation row");
         Assert.That(RwSplitRecovery.HeuristicOutcomes.Select(h => h.Id), Does.Not.Contain(expectation));
@@ -322,22 +322,22 @@ public sealed class TdsDistributedTransactionTests : TdsTestBase
             scope.Complete();
         }
 
-        var gtrid = (string)Primary.ApplicationRequests.Single(r => r.Text == Dialect.InsertDecisionSql && (string)r.Parameter("@outcome")! == "c").Parameter("@gtrid")!;
+        var gtrid = (string)Primary.ApplicationRequests.Single(r => r.Text == Dialect.TransactionStatements!.InsertDecisionSql && (string)r.Parameter("@outcome")! == "c").Parameter("@gtrid")!;
         var key = KeyOf(_second);
         var expectation = $"{gtrid}:expect:{key}";
         var marker = $"{gtrid}:marker:{key}";
-        Primary.OnText(Dialect.ListHeuristicExpectationsSql!, TdsReply.Rows(new TdsResultSet(new TdsColumn("gtrid", TdsType.VarChar(200)), TdsColumn.Int("age")).Row(expectation, 90).Row($"{gtrid}x:expect:{key}", 5)));
-        _second.OnText(Dialect.ListHeuristicExpectationsSql!, TdsReply.Rows(new TdsResultSet(new TdsColumn("gtrid", TdsType.VarChar(200)), TdsColumn.Int("age"))));
-        _second.On(TdsMatch.Where(r => r.Text == Dialect.SelectDecisionSql && (string?)r.Parameter("@gtrid") == marker, "marker lookup")).Reply(TdsReply.Rows(new TdsResultSet(new TdsColumn("outcome", TdsType.VarChar(1))).Row("h")));
-        Primary.OnText(Dialect.DeleteDecisionSql, TdsReply.Affected(1));
-        _second.OnText(Dialect.DeleteDecisionSql, TdsReply.Affected(1));
+        Primary.OnText(Dialect.TransactionStatements!.ListHeuristicExpectationsSql!, TdsReply.Rows(new TdsResultSet(new TdsColumn("gtrid", TdsType.VarChar(200)), TdsColumn.Int("age")).Row(expectation, 90).Row($"{gtrid}x:expect:{key}", 5)));
+        _second.OnText(Dialect.TransactionStatements!.ListHeuristicExpectationsSql!, TdsReply.Rows(new TdsResultSet(new TdsColumn("gtrid", TdsType.VarChar(200)), TdsColumn.Int("age"))));
+        _second.On(TdsMatch.Where(r => r.Text == Dialect.TransactionStatements!.SelectDecisionSql && (string?)r.Parameter("@gtrid") == marker, "marker lookup")).Reply(TdsReply.Rows(new TdsResultSet(new TdsColumn("outcome", TdsType.VarChar(1))).Row("h")));
+        Primary.OnText(Dialect.TransactionStatements!.DeleteDecisionSql, TdsReply.Affected(1));
+        _second.OnText(Dialect.TransactionStatements!.DeleteDecisionSql, TdsReply.Affected(1));
 
         var result = await RwSplitRecovery.RecoverAsync(TimeSpan.FromMinutes(1), default);
 
         Assert.That(result.HeuristicConfirmed, Is.EqualTo(1), "the 5-second-old expectation is within the grace period: its coordinator may still be committing");
         Assert.That(result.HeuristicOutcomes, Is.Empty);
-        var deleteExpectation = Primary.ApplicationRequests.Single(r => r.Text == Dialect.DeleteDecisionSql);
-        var deleteMarker = _second.ApplicationRequests.Single(r => r.Text == Dialect.DeleteDecisionSql);
+        var deleteExpectation = Primary.ApplicationRequests.Single(r => r.Text == Dialect.TransactionStatements!.DeleteDecisionSql);
+        var deleteMarker = _second.ApplicationRequests.Single(r => r.Text == Dialect.TransactionStatements!.DeleteDecisionSql);
         Assert.That(deleteExpectation.Parameter("@gtrid"), Is.EqualTo(expectation));
         Assert.That(deleteMarker.Parameter("@gtrid"), Is.EqualTo(marker));
         Assert.That(deleteExpectation.GlobalSequence, Is.LessThan(deleteMarker.GlobalSequence), "the expectation goes first: a crash between leaves a stray marker, never a false alarm");

@@ -53,7 +53,7 @@ public sealed class TdsMonitorTests : TdsTestBase
         await dataSource.RefreshTopologyAsync();
         var topology = dataSource.GetTopology();
 
-        Assert.That(topology[0].Position, Is.EqualTo(SqlServerDialect.Instance.ToPosition(Lsn(40, 5_000, 2))));
+        Assert.That(topology[0].Position, Is.EqualTo(SqlServerDialect.Instance.Replication.ToPosition(Lsn(40, 5_000, 2))));
         Assert.That((topology[1].IsAvailable, topology[1].PositionLag, topology[1].ReplicationLag), Is.EqualTo((true, (long?)0, (TimeSpan?)TimeSpan.Zero)), topology[1].ToString());
         Assert.That((topology[2].IsAvailable, topology[2].PositionLag > 0, topology[2].ReplicationLag), Is.EqualTo((false, true, (TimeSpan?)TimeSpan.FromSeconds(42.5))), topology[2].ToString());
 
@@ -83,7 +83,7 @@ public sealed class TdsMonitorTests : TdsTestBase
         Assert.That(command.LastDecision?.Reason, Is.EqualTo(RoutingReason.CaughtUpReplica));
 
         // RwSplit asked the primary for its position right after the write, on the application's connection.
-        Assert.That(Ran(Primary), Is.EqualTo(new[] { "INSERT dbo.orders (id) VALUES (1)", SqlServerDialect.Instance.WritePositionQuery }));
+        Assert.That(Ran(Primary), Is.EqualTo(new[] { "INSERT dbo.orders (id) VALUES (1)", SqlServerDialect.Instance.Replication.WritePositionQuery }));
         Assert.That(Ran(Replica1), Is.Empty);
     }
 
@@ -151,7 +151,7 @@ public sealed class TdsMonitorTests : TdsTestBase
         command.CommandText = "SELECT @@SERVERNAME";
         Assert.That(await ScalarAsync(command, async), Does.StartWith("sql-replica-"));
         await redo;
-        var polls = Replica1.Journal.Concat(Replica2.Journal).Count(r => !r.IsMonitor && r.Text == SqlServerDialect.Instance.ReplayPositionQuery);
+        var polls = Replica1.Journal.Concat(Replica2.Journal).Count(r => !r.IsMonitor && r.Text == SqlServerDialect.Instance.Replication.ReplayPositionQuery);
         Assert.That(polls, Is.GreaterThanOrEqualTo(2), "the read polled redo's position until it reached the write");
     }
 

@@ -28,7 +28,7 @@ public sealed class TdsRoutingTests : TdsTestBase
         var dialect = SqlServerDialect.Instance;
         foreach (var server in new[] { Primary, Replica1, Replica2 })
         {
-            server.On(TdsMatch.Where(r => r.Kind is TdsRequestKind.SqlBatch or TdsRequestKind.Rpc && r.Text != dialect.HealthProbeQuery && r.Text != dialect.WritePositionQuery, "any statement"))
+            server.On(TdsMatch.Where(r => r.Kind is TdsRequestKind.SqlBatch or TdsRequestKind.Rpc && r.Text != dialect.Replication!.HealthProbeQuery && r.Text != dialect.Replication!.WritePositionQuery, "any statement"))
                 .Reply(TdsReply.Scalar(TdsType.NVarChar(128), server.Name));
         }
     }

@@ -314,7 +314,7 @@ public sealed class TdsServerTests : TdsTestBase
             await connection.OpenAsync();
             await using var command = new SqlCommand("SELECT @@SERVERNAME", connection);
             Assert.That(await command.ExecuteScalarAsync(), Is.EqualTo(server.Name));
-            command.CommandText = RwSplit.SqlServer.SqlServerDialect.Instance.HealthProbeQuery;
+            command.CommandText = RwSplit.SqlServer.SqlServerDialect.Instance.Replication.HealthProbeQuery;
             await using var reader = await command.ExecuteReaderAsync();
             Assert.That(await reader.ReadAsync(), Is.True);
             Assert.That(reader.GetBoolean(0), Is.EqualTo(server.Role == TdsServerRole.Secondary));

@@ -58,8 +58,8 @@ public sealed class SqlServerLastResourceTests
     {
         await _bank.ResetAsync();
         _sql = TdsServer.Start("sql-primary");
-        _sql.On(TdsMatch.Exact(Dialect.DatabaseIdentitySql)).Reply(r => TdsReply.Scalar(TdsType.NVarChar(300), $"{r.Server}/{r.Database}"));
-        _sql.OnText(Dialect.CreateDecisionTableSql, TdsReply.Empty);
+        _sql.On(TdsMatch.Exact(Dialect.TransactionStatements!.DatabaseIdentitySql)).Reply(r => TdsReply.Scalar(TdsType.NVarChar(300), $"{r.Server}/{r.Database}"));
+        _sql.OnText(Dialect.TransactionStatements!.CreateDecisionTableSql, TdsReply.Empty);
         _sql.OnText(SqlUpdate, TdsReply.Affected(1));
         _sql.OnText(SqlInsert, TdsReply.Affected(1));
         _sqlApp = CreateSqlDataSource("app");
@@ -142,7 +142,7 @@ public sealed class SqlServerLastResourceTests
         {
             result.Add(r.Kind switch
             {
-                TdsRequestKind.Rpc when r.Text == Dialect.InsertDecisionSql => $"{r.Database}: decision row {r.Parameter("@outcome")} {r.Parameter("@gtrid")}",
+                TdsRequestKind.Rpc when r.Text == Dialect.TransactionStatements!.InsertDecisionSql => $"{r.Database}: decision row {r.Parameter("@outcome")} {r.Parameter("@gtrid")}",
                 TdsRequestKind.Rpc or TdsRequestKind.SqlBatch => $"{r.Database}: {r.Text}",
                 _ => $"{r.Database}: {r.Kind} => {r.Outcome}",
             });
@@ -153,12 +153,12 @@ public sealed class SqlServerLastResourceTests
         return result;
     }
 
-    private string DecisionGtrid() => (string)_sql.ApplicationRequests.Single(r => r.Text == Dialect.InsertDecisionSql).Parameter("@gtrid")!;
+    private string DecisionGtrid() => (string)_sql.ApplicationRequests.Single(r => r.Text == Dialect.TransactionStatements!.InsertDecisionSql).Parameter("@gtrid")!;
 
     [Test]
     public async Task PostgreSql_is_prepared_then_the_decision_row_commits_in_the_SQL_Server_branch([Values] bool async)
     {
-        _sql.OnText(Dialect.InsertDecisionSql, TdsReply.Affected(1));
+        _sql.OnText(Dialect.TransactionStatements!.InsertDecisionSql, TdsReply.Affected(1));
         using (var scope = Scope())
         {
             await TransferAsync(_pgFirst, _sqlApp, _sqlBilling, async);
@@ -183,7 +183,7 @@ public sealed class SqlServerLastResourceTests
         Assert.That(gid[0], Is.EqualTo("rws"));
         Assert.That(gid[2], Is.EqualTo(gtrid));
         Assert.That(gid[3], Is.EqualTo(KeyOf("sql-primary/app")));
-        Assert.That(_sql.Journal.Take((int)_journalAtPrepare.Single()).Select(r => r.Text), Has.None.EqualTo(Dialect.InsertDecisionSql));
+        Assert.That(_sql.Journal.Take((int)_journalAtPrepare.Single()).Select(r => r.Text), Has.None.EqualTo(Dialect.TransactionStatements!.InsertDecisionSql));
         Assert.That(await PgBalanceAsync(), Is.EqualTo(Bank.InitialBalance - 100));
         Assert.That(_sql.ApplicationLogins.Count(l => l.Login!.Database == "app"), Is.GreaterThanOrEqualTo(1));
     }
@@ -191,7 +191,7 @@ public sealed class SqlServerLastResourceTests
     [Test]
     public async Task Lost_reply_to_the_decision_commit_is_in_doubt_and_recovery_follows_the_SQL_Server_decision_once_reachable()
     {
-        _sql.OnText(Dialect.InsertDecisionSql, TdsReply.Affected(1));
+        _sql.OnText(Dialect.TransactionStatements!.InsertDecisionSql, TdsReply.Affected(1));
         _sql.On(TdsMatch.Where(r => r.Kind == TdsRequestKind.CommitTransaction, "commit")).Reply(TdsReply.LoseReply()).Times(1);
 
         var scope = Scope();
@@ -215,7 +215,7 @@ public sealed class SqlServerLastResourceTests
 
         // Reachable again: the decision row says commit.
         _sql.RefuseConnections = false;
-        var lookup = _sql.On(TdsMatch.Where(r => r.Text == Dialect.SelectDecisionSql && (string?)r.Parameter("@gtrid") == gtrid, "decision lookup"))
+        var lookup = _sql.On(TdsMatch.Where(r => r.Text == Dialect.TransactionStatements!.SelectDecisionSql && (string?)r.Parameter("@gtrid") == gtrid, "decision lookup"))
             .Reply(TdsReply.Rows(new TdsResultSet(new TdsColumn("outcome", TdsType.VarChar(1))).Row("c")));
         var recovered = await RwSplitRecovery.RecoverAsync(TimeSpan.Zero, default);
         Assert.That(recovered.Unresolved.Select(u => u.BranchId), Does.Not.Contain(gid), string.Join(" | ", recovered.Unresolved.Select(u => u.Reason)));
@@ -223,13 +223,13 @@ public sealed class SqlServerLastResourceTests
         Assert.That(lookup.Hits, Is.GreaterThanOrEqualTo(1), "recovery read the decision row on the SQL Server (this pass, or the background pass that a new data source schedules)");
         Assert.That(await _bank.PreparedAsync(), Is.Empty);
         Assert.That(await PgBalanceAsync(), Is.EqualTo(Bank.InitialBalance - 100));
-        Assert.That(_sql.ApplicationRequests.Where(r => r.Text == Dialect.InsertDecisionSql).Select(r => r.Parameter("@outcome")), Is.EqualTo(new[] { "c" }), "recovery wrote no fence");
+        Assert.That(_sql.ApplicationRequests.Where(r => r.Text == Dialect.TransactionStatements!.InsertDecisionSql).Select(r => r.Parameter("@outcome")), Is.EqualTo(new[] { "c" }), "recovery wrote no fence");
     }
 
     [Test]
     public async Task Decision_refused_as_a_duplicate_key_means_recovery_fenced_it_and_everything_rolls_back()
     {
-        _sql.OnText(Dialect.InsertDecisionSql, TdsReply.Error(2627, "Violation of PRIMARY KEY constraint 'PK_rwsplit_decisions'. Cannot insert duplicate key in object 'dbo.rwsplit_decisions'.", severity: 14));
+        _sql.OnText(Dialect.TransactionStatements!.InsertDecisionSql, TdsReply.Error(2627, "Violation of PRIMARY KEY constraint 'PK_rwsplit_decisions'. Cannot insert duplicate key in object 'dbo.rwsplit_decisions'.", severity: 14));
 
         var scope = Scope();
         await TransferAsync(_pgFirst, _sqlApp, _sqlBilling, true);

@@ -6,6 +6,7 @@ using System.Data.Common;
 using System.Diagnostics.CodeAnalysis;
 using System.Threading;
 using System.Threading.Tasks;
+using RwSplit.Providers;
 using RwSplit.Routing;
 using RwSplit.Topology;
 
@@ -481,27 +482,46 @@ public sealed class FakeDialect : RwSplitDialect
         _twoPhase = twoPhase;
     }
 
-    public override bool SupportsTwoPhaseCommit => _twoPhase;
+    public override TransactionStatements TransactionStatements => _twoPhase ? Statements.Preparing : Statements.LastResourceOnly;
 
-    public override string PrepareTransactionSql(string gid) => "PREPARE " + gid;
+    public override ReplicationQueries? Replication => _monitored ? Queries.Instance : null;
 
-    public override string CommitPreparedSql(string gid) => "COMMIT PREPARED " + gid;
+    private sealed class Statements : TransactionStatements
+    {
+        public static readonly Statements Preparing = new(true);
+        public static readonly Statements LastResourceOnly = new(false);
 
-    public override string RollbackPreparedSql(string gid) => "ROLLBACK PREPARED " + gid;
+        private readonly bool _canPrepare;
 
-    public override string? MaxPreparedTransactionsSql => _twoPhase ? MaxPreparedQuery : null;
+        private Statements(bool canPrepare) => _canPrepare = canPrepare;
 
-    public override string DatabaseIdentitySql => IdentityQuery;
+        public override bool CanPrepare => _canPrepare;
 
-    public override string CreateDecisionTableSql => CreateDecisions;
+        public override string PrepareTransactionSql(string gid) => "PREPARE " + gid;
 
-    public override bool IsUniqueViolation(Exception exception) => exception is UniqueViolationException;
+        public override string CommitPreparedSql(string gid) => "COMMIT PREPARED " + gid;
 
-    public override string? HealthProbeQuery => _monitored ? Probe : null;
+        public override string RollbackPreparedSql(string gid) => "ROLLBACK PREPARED " + gid;
 
-    public override string? WritePositionQuery => _monitored ? WritePosition : null;
+        public override string? MaxPreparedTransactionsSql => _canPrepare ? MaxPreparedQuery : null;
 
-    public override string? ReplayPositionQuery => _monitored ? ReplayPosition : null;
+        public override string DatabaseIdentitySql => IdentityQuery;
+
+        public override string CreateDecisionTableSql => CreateDecisions;
+
+        public override bool IsUniqueViolation(Exception exception) => exception is UniqueViolationException;
+    }
+
+    private sealed class Queries : ReplicationQueries
+    {
+        public static readonly Queries Instance = new();
+
+        public override string HealthProbeQuery => Probe;
+
+        public override string? WritePositionQuery => WritePosition;
+
+        public override string? ReplayPositionQuery => ReplayPosition;
+    }
 
     public override string SystemName => "fake";
 

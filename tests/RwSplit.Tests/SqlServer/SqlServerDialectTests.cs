@@ -147,7 +147,7 @@ public sealed class SqlServerDialectTests
     [Test]
     public void Health_and_position_queries_are_valid_T_SQL_with_a_permission_fallback()
     {
-        foreach (var query in new[] { SqlServerDialect.Instance.HealthProbeQuery!, SqlServerDialect.Instance.WritePositionQuery!, SqlServerDialect.Instance.ReplayPositionQuery! })
+        foreach (var query in new[] { SqlServerDialect.Instance.Replication.HealthProbeQuery!, SqlServerDialect.Instance.Replication.WritePositionQuery!, SqlServerDialect.Instance.Replication.ReplayPositionQuery! })
         {
             AssertParses(query);
             AssertParses(InnerDynamicSql(query));
@@ -155,10 +155,10 @@ public sealed class SqlServerDialectTests
             Assert.That(InnerDynamicSql(query), Does.Contain("sys.dm_hadr_database_replica_states").And.Contain("is_local = 1"));
         }
 
-        Assert.That(SqlServerDialect.Instance.HealthProbeQuery, Does.Contain("DATABASEPROPERTYEX(DB_NAME(), 'Updateability')"), "the role comes from the database's updateability");
-        Assert.That(InnerDynamicSql(SqlServerDialect.Instance.WritePositionQuery!), Does.Contain("last_commit_lsn").And.Not.Contain("last_commit_time"), "the primary's watermark is its last commit record");
-        Assert.That(InnerDynamicSql(SqlServerDialect.Instance.ReplayPositionQuery!), Does.Contain("last_redone_lsn"), "a secondary's readers see what redo applied, not what was hardened");
-        Assert.That(InnerDynamicSql(SqlServerDialect.Instance.HealthProbeQuery!), Does.Contain("THEN s.last_redone_lsn ELSE s.last_commit_lsn END"));
+        Assert.That(SqlServerDialect.Instance.Replication.HealthProbeQuery, Does.Contain("DATABASEPROPERTYEX(DB_NAME(), 'Updateability')"), "the role comes from the database's updateability");
+        Assert.That(InnerDynamicSql(SqlServerDialect.Instance.Replication.WritePositionQuery!), Does.Contain("last_commit_lsn").And.Not.Contain("last_commit_time"), "the primary's watermark is its last commit record");
+        Assert.That(InnerDynamicSql(SqlServerDialect.Instance.Replication.ReplayPositionQuery!), Does.Contain("last_redone_lsn"), "a secondary's readers see what redo applied, not what was hardened");
+        Assert.That(InnerDynamicSql(SqlServerDialect.Instance.Replication.HealthProbeQuery!), Does.Contain("THEN s.last_redone_lsn ELSE s.last_commit_lsn END"));
     }
 
     private static decimal Lsn(long vlf, long block, int slot) => (vlf * 1_000_000_000_000_000m) + (block * 100_000m) + slot;
@@ -172,22 +172,22 @@ public sealed class SqlServerDialectTests
             Lsn(0, 0, 0), Lsn(0, 0, 1), Lsn(0, 1, 0), Lsn(34, 999, 4095), Lsn(35, 0, 1), Lsn(35, 16, 2), Lsn(35, 17, 1),
             Lsn(1_000_000, 5, 5), Lsn((1 << 25) - 1, (1 << 26) - 1, 4095),
         ];
-        var positions = ordered.Select(l => dialect.ToPosition(l)).ToArray();
+        var positions = ordered.Select(l => dialect.Replication!.ToPosition(l)).ToArray();
         Assert.That(positions, Is.All.Not.Null.And.All.GreaterThanOrEqualTo(0));
         Assert.That(positions, Is.Ordered.Ascending.And.Unique);
-        Assert.That(dialect.ToPosition(Lsn(35, 16, 2)), Is.EqualTo((35L << 38) | (16L << 12) | 2));
+        Assert.That(dialect.Replication!.ToPosition(Lsn(35, 16, 2)), Is.EqualTo((35L << 38) | (16L << 12) | 2));
     }
 
     [Test]
     public void An_LSN_beyond_the_packed_range_has_no_position()
     {
         var dialect = SqlServerDialect.Instance;
-        Assert.That(dialect.ToPosition(Lsn(1 << 25, 0, 0)), Is.Null, "VLF sequence number beyond 25 bits");
-        Assert.That(dialect.ToPosition(Lsn(1, 1 << 26, 0)), Is.Null, "log block offset beyond 32 GiB");
-        Assert.That(dialect.ToPosition(Lsn(1, 1, 4096)), Is.Null, "slot beyond 12 bits");
-        Assert.That(dialect.ToPosition(-1m), Is.Null);
-        Assert.That(dialect.ToPosition(1.5m), Is.Null);
-        Assert.That(dialect.ToPosition(42L), Is.EqualTo(42), "an integer is a position as it is");
+        Assert.That(dialect.Replication!.ToPosition(Lsn(1 << 25, 0, 0)), Is.Null, "VLF sequence number beyond 25 bits");
+        Assert.That(dialect.Replication!.ToPosition(Lsn(1, 1 << 26, 0)), Is.Null, "log block offset beyond 32 GiB");
+        Assert.That(dialect.Replication!.ToPosition(Lsn(1, 1, 4096)), Is.Null, "slot beyond 12 bits");
+        Assert.That(dialect.Replication!.ToPosition(-1m), Is.Null);
+        Assert.That(dialect.Replication!.ToPosition(1.5m), Is.Null);
+        Assert.That(dialect.Replication!.ToPosition(42L), Is.EqualTo(42), "an integer is a position as it is");
     }
 
     [Test]

@@ -273,7 +273,7 @@ public sealed class TransactionProtocolTests
     {
         var (a, serverA) = Database(FakeDialect.TwoPhase, "alpha");
         var (b, _) = Database(FakeDialect.TwoPhase, "beta");
-        serverA.UniqueViolations.Add(FakeDialect.TwoPhase.InsertDecisionSql);
+        serverA.UniqueViolations.Add(FakeDialect.TwoPhase.TransactionStatements.InsertDecisionSql);
         var ex = Assert.ThrowsAsync<TransactionAbortedException>(async () =>
         {
             using var scope = new TransactionScope(TransactionScopeAsyncFlowOption.Enabled);

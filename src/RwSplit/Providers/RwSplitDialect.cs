@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Data.Common;
 using RwSplit.Routing;
+using RwSplit.Providers;
 using RwSplit.Topology;
 
 namespace RwSplit;
@@ -95,31 +96,8 @@ public abstract class RwSplitDialect
     /// </summary>
     public virtual IReadOnlyCollection<string> ReadOnlyVolatileFunctions => Array.Empty<string>();
 
-    /// <summary>
-    /// The health probe the topology monitor runs on every endpoint, or <see langword="null"/> to only check that a
-    /// connection opens. One row of four columns: (0) <c>bool</c> whether the server is a read-only replica; (1)
-    /// its replication position (a <c>bigint</c>, or what <see cref="ToPosition"/> maps), comparable across the replica
-    /// set and increasing (on a replica the replayed position, on the primary the written one), or null; (2)
-    /// <c>double</c> seconds since the last replayed commit on a replica, or null; (3) text identifying the replica set (the same on the primary and every replica,
-    /// different for another cluster), or null.
-    /// </summary>
-    public virtual string? HealthProbeQuery => null;
-
-    /// <summary>One value (see <see cref="ToPosition"/>): the primary's current write position (read-your-writes watermark), or null if unknown.</summary>
-    public virtual string? WritePositionQuery => null;
-
-    /// <summary>One value (see <see cref="ToPosition"/>): a replica's replayed position, polled while a read waits for a replica to catch up.</summary>
-    public virtual string? ReplayPositionQuery => null;
-
-    /// <summary>
-    /// The position a value of the probe's position column or of a position query denotes (see
-    /// <see cref="HealthProbeQuery"/>), or <see langword="null"/> if it denotes none. The default converts an integer;
-    /// a dialect whose engine reports positions in another form (SQL Server's <c>numeric(25,0)</c> LSNs) maps them here,
-    /// keeping their order.
-    /// </summary>
-    /// <param name="value">The value the server returned (never <see cref="DBNull"/>).</param>
-    public virtual long? ToPosition(object? value)
-        => value is null or DBNull ? null : Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture);
+    /// <summary>How the engine reports replication (health probe, positions), or <see langword="null"/>: no health monitoring.</summary>
+    public virtual ReplicationQueries? Replication => null;
 
     /// <summary>
     /// Whether <paramref name="exception"/>, thrown by <paramref name="connection"/>, means the connection or its server
@@ -158,74 +136,18 @@ public abstract class RwSplitDialect
     /// </summary>
     public virtual bool RevertsSessionCommandsOnRollback => false;
 
-    // ---- Distributed transactions ----
-
     /// <summary>
-    /// Whether the engine can prepare a transaction and commit it later from any session (PostgreSQL
-    /// <c>PREPARE TRANSACTION</c>). When <see langword="false"/> (SQL Server outside MSDTC), a branch of this engine can only
-    /// be the last resource of a distributed transaction.
+    /// The statements distributed transactions and recovery need of the engine, or <see langword="null"/> when it takes
+    /// no part in them.
     /// </summary>
-    public virtual bool SupportsTwoPhaseCommit => false;
+    public virtual TransactionStatements? TransactionStatements => null;
 
-    /// <summary>Prepares the session's transaction under <paramref name="gid"/> (it survives the session and a restart).</summary>
-    /// <param name="gid">The branch id (letters, digits, <c>:</c> and <c>-</c> only).</param>
-    public virtual string PrepareTransactionSql(string gid) => throw new NotSupportedException($"{SystemName} cannot prepare transactions.");
+    /// <summary>The distributed-transaction statements, for the coordinator and recovery (which run only where the dialect has them).</summary>
+    internal TransactionStatements Distributed
+        => TransactionStatements ?? throw new NotSupportedException($"{SystemName} takes no part in distributed transactions (its dialect has no TransactionStatements).");
 
-    /// <summary>Commits a prepared transaction.</summary>
-    /// <param name="gid">The branch id.</param>
-    public virtual string CommitPreparedSql(string gid) => throw new NotSupportedException($"{SystemName} cannot prepare transactions.");
-
-    /// <summary>Rolls back a prepared transaction.</summary>
-    /// <param name="gid">The branch id.</param>
-    public virtual string RollbackPreparedSql(string gid) => throw new NotSupportedException($"{SystemName} cannot prepare transactions.");
-
-    /// <summary>
-    /// Lists RwSplit's prepared transactions of the connected database: rows of (branch id, seconds since prepared).
-    /// Prepared transactions whose id starts with <c>rws:</c>.
-    /// </summary>
-    public virtual string? ListPreparedTransactionsSql => null;
-
-    /// <summary>Returns one integer: how many prepared transactions the server allows (0: prepared transactions are disabled).</summary>
-    public virtual string? MaxPreparedTransactionsSql => null;
-
-    /// <summary>One text value identifying the connected database across processes (same on every connection to it).</summary>
-    public virtual string DatabaseIdentitySql => throw new NotSupportedException($"{SystemName} does not identify databases for distributed transactions.");
-
-    /// <summary>
-    /// Creates the decision table if it does not exist: <c>rwsplit_decisions (gtrid text primary key, outcome char(1):
-    /// 'c' commit, 'a' abort fence or 'h' heuristic marker/expectation, coordinator text, created timestamp)</c>.
-    /// </summary>
-    public virtual string CreateDecisionTableSql => throw new NotSupportedException($"{SystemName} has no decision table.");
-
-    /// <summary>Inserts a decision row; parameters <c>@gtrid</c>, <c>@outcome</c>, <c>@coordinator</c>. Fails on a duplicate key.</summary>
-    public virtual string InsertDecisionSql => "INSERT INTO rwsplit_decisions (gtrid, outcome, coordinator) VALUES (@gtrid, @outcome, @coordinator)";
-
-    /// <summary>
-    /// Whether the coordinator prepares its decision insert (<see cref="System.Data.Common.DbCommand.Prepare"/>) on the
-    /// last resource's connection: worth it where the provider keeps prepared statements per pooled physical connection
-    /// and prepares without explicit parameter sizes (Npgsql). Default: <see langword="false"/>.
-    /// </summary>
-    public virtual bool PrepareCoordinatorStatements => false;
-
-    /// <summary>Reads a decision; parameter <c>@gtrid</c>; one row with the outcome character, or none.</summary>
-    public virtual string SelectDecisionSql => "SELECT outcome FROM rwsplit_decisions WHERE gtrid = @gtrid";
-
-    /// <summary>Deletes one decision-table row; parameter <c>@gtrid</c>.</summary>
-    public virtual string DeleteDecisionSql => "DELETE FROM rwsplit_decisions WHERE gtrid = @gtrid";
-
-    /// <summary>
-    /// Lists the heuristic-participant expectations recorded in this database's decision table (outcome <c>'h'</c>, id
-    /// <c>{gtrid}:expect:{participant key}</c>): rows of (id, seconds since written). <see langword="null"/> for engines
-    /// that never hold such rows (they can prepare, so a transaction never needs a heuristic participant).
-    /// </summary>
-    public virtual string? ListHeuristicExpectationsSql => null;
-
-    /// <summary>Deletes decisions older than <c>@days</c> days (housekeeping).</summary>
-    public virtual string? PurgeDecisionsSql => null;
-
-    /// <summary>Whether <paramref name="exception"/> is a duplicate-key violation (a decision or fence already exists).</summary>
-    /// <param name="exception">The exception.</param>
-    public virtual bool IsUniqueViolation(Exception exception) => false;
+    /// <summary>Whether the engine can prepare a transaction (<see cref="TransactionStatements.CanPrepare"/>).</summary>
+    internal bool CanPrepare => TransactionStatements?.CanPrepare == true;
 
     /// <summary>
     /// The key under which branches share one physical connection: by default the database (one branch per database);
@@ -235,7 +157,7 @@ public abstract class RwSplitDialect
     public virtual string BranchKey(EndpointAddress address)
     {
         ArgumentNullException.ThrowIfNull(address);
-        return SupportsTwoPhaseCommit ? address.ToString() : $"{address.Host}:{address.Port}";
+        return CanPrepare ? address.ToString() : $"{address.Host}:{address.Port}";
     }
 
     /// <summary>
