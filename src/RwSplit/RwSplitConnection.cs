@@ -33,6 +33,8 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     private bool _disposed;
     private bool _openedOnce;
     private ReadConsistency? _consistency;
+    private SessionSettings? _settings;
+    private WriteWatermark _watermark = new();
 
     internal RwSplitConnection(RwSplitDataSource dataSource)
         : this(dataSource.Factory, dataSource.ConnectionString)
@@ -49,7 +51,6 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
         _factory = factory;
         _connectionString = connectionString;
         Physical = new PhysicalConnections(this);
-        Settings = new SessionSettings(this);
     }
 
     /// <summary>
@@ -76,7 +77,7 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
 
     /// <summary>The database the connection uses: the one set by <see cref="ChangeDatabase"/>, else the primary's.</summary>
     public override string Database
-        => Settings.Database ?? Physical.Primary?.Database ?? Physical.Replica?.Database ?? _dataSource?.PrimaryAddress.Database ?? string.Empty;
+        => _settings?.Database ?? Physical.Primary?.Database ?? Physical.Replica?.Database ?? _dataSource?.PrimaryAddress.Database ?? string.Empty;
 
     /// <summary>The primary's host (and port), as the provider names it.</summary>
     public override string DataSource => _dataSource?.PrimaryAddress.ToString() ?? string.Empty;
@@ -95,7 +96,7 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     }
 
     /// <summary>Whether session state pinned this connection to the primary until it is closed, and why (<see langword="null"/> if not pinned).</summary>
-    public string? PinnedReason => Settings.PinDetail;
+    public string? PinnedReason => _settings?.PinDetail;
 
     /// <summary>Whether a statement that writes (or might) ran through this connection (read-your-writes then avoids replicas).</summary>
     public bool HasWritten => Watermark.HasWritten;
@@ -123,11 +124,13 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     // transactions its commands run in, and its replayed session commands, database switch and pin.
     internal PhysicalConnections Physical { get; }
 
-    internal WriteWatermark Watermark { get; } = new();
+    internal ref WriteWatermark Watermark => ref _watermark; // a struct inside the connection: mutated in place
 
     internal Enlistment Enlistment { get; } = new();
 
-    internal SessionSettings Settings { get; }
+    internal SessionSettings Settings => _settings ??= new SessionSettings(this); // allocated on first use: most sessions never need it
+
+    internal SessionSettings? SettingsIfAny => _settings;
 
     internal RwSplitTransaction? CurrentTransaction => Enlistment.Local;
 
@@ -193,7 +196,7 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
         finally
         {
             Enlistment.Reset();
-            Settings.Reset();
+            _settings?.Reset();
             Watermark.ForgetReads();
             SetState(ConnectionState.Closed);
         }

@@ -40,7 +40,7 @@ public sealed class RwSplitTransaction : DbTransaction
     public override void Commit()
     {
         InnerTransaction.Commit();
-        _connection.Settings.OnTransactionCommittedAsync(async: false).GetAwaiter().GetResult();
+        _connection.SettingsIfAny?.OnTransactionCommittedAsync(async: false).GetAwaiter().GetResult();
         Complete();
     }
 
@@ -48,7 +48,8 @@ public sealed class RwSplitTransaction : DbTransaction
     public override async Task CommitAsync(CancellationToken cancellationToken = default)
     {
         await InnerTransaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-        await _connection.Settings.OnTransactionCommittedAsync(async: true).ConfigureAwait(false);
+        if (_connection.SettingsIfAny is { } settings)
+            await settings.OnTransactionCommittedAsync(async: true).ConfigureAwait(false);
         Complete();
     }
 
@@ -144,6 +145,6 @@ public sealed class RwSplitTransaction : DbTransaction
     private void Complete()
     {
         _completed = true;
-        _connection.Enlistment.OnLocalEnded(this, _connection.Settings);
+        _connection.Enlistment.OnLocalEnded(this, _connection.SettingsIfAny);
     }
 }

@@ -69,12 +69,12 @@ internal sealed class Enlistment
     }
 
     /// <summary>The local transaction completed: after a rollback the server reverted its session commands (after a commit they were taken already).</summary>
-    public void OnLocalEnded(RwSplitTransaction transaction, SessionSettings settings)
+    public void OnLocalEnded(RwSplitTransaction transaction, SessionSettings? settings)
     {
         if (!ReferenceEquals(Local, transaction))
             return;
         Local = null;
-        settings.OnTransactionRolledBack();
+        settings?.OnTransactionRolledBack();
     }
 
     public void Join(RwSplitDistributedTransaction? transaction)

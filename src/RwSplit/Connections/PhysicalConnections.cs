@@ -72,7 +72,7 @@ internal sealed class PhysicalConnections
     private async ValueTask<DbConnection> GetCoreAsync(RoutingDecision decision, Transaction? ambient, bool async, CancellationToken cancellationToken)
     {
         var dataSource = _owner.DataSourceOrThrow;
-        var settings = _owner.Settings;
+        var settings = _owner.SettingsIfAny;
         if (decision.Target == RouteTarget.Primary)
         {
             // Inside a distributed transaction: the transaction's branch for this database, shared by every logical
@@ -81,8 +81,8 @@ internal sealed class PhysicalConnections
             if (enlistment.Current(ambient) is { } distributed)
             {
                 var branch = await distributed.GetBranchAsync(dataSource, async, cancellationToken).ConfigureAwait(false);
-                await branch.UseDatabaseAsync(settings.Database ?? dataSource.PrimaryAddress.Database, async, cancellationToken).ConfigureAwait(false);
-                if (settings.Replay is { } replay)
+                await branch.UseDatabaseAsync(settings?.Database ?? dataSource.PrimaryAddress.Database, async, cancellationToken).ConfigureAwait(false);
+                if (settings?.Replay is { } replay)
                     await branch.ApplySessionAsync(replay, async, cancellationToken).ConfigureAwait(false); // this session's SETs, as on its own connections
                 enlistment.ActiveBranch = branch;
                 return branch.Connection;
@@ -134,7 +134,7 @@ internal sealed class PhysicalConnections
     private async ValueTask<DbConnection> OpenAsync(Endpoint endpoint, bool async, CancellationToken cancellationToken)
     {
         var dataSource = _owner.DataSourceOrThrow;
-        var settings = _owner.Settings;
+        var settings = _owner.SettingsIfAny;
         var connection = endpoint.Connector.CreateConnection();
         try
         {
@@ -156,9 +156,9 @@ internal sealed class PhysicalConnections
         {
             RwSplitTelemetry.PhysicalOpens.Add(1, new KeyValuePair<string, object?>(TagNames.Role, endpoint.Role == EndpointRole.Primary ? "primary" : "replica"));
             Log.PhysicalOpened(dataSource.Logger, endpoint.Role, endpoint.Address);
-            if (settings.Database is { } database && !string.Equals(connection.Database, database, StringComparison.Ordinal))
+            if (settings?.Database is { } database && !string.Equals(connection.Database, database, StringComparison.Ordinal))
                 await ChangeDatabaseAsync(connection, database, async, cancellationToken).ConfigureAwait(false);
-            if (settings.Replay is { } replay)
+            if (settings?.Replay is { } replay)
             {
                 try
                 {
@@ -262,7 +262,7 @@ internal sealed class PhysicalConnections
             return;
         if (ReferenceEquals(physical, Replica))
             DropReplica();
-        else if (ReferenceEquals(physical, Primary) && !_owner.Enlistment.HoldsPrimaryState && _owner.Settings.PinDetail is null)
+        else if (ReferenceEquals(physical, Primary) && !_owner.Enlistment.HoldsPrimaryState && _owner.PinnedReason is null)
             DropPrimary();
         else
             return;

@@ -22,7 +22,7 @@ internal static class ReadYourWrites
     public static ValueTask<ulong> CaughtUpReplicasAsync(RwSplitConnection connection, bool async, CancellationToken cancellationToken)
     {
         var dataSource = connection.DataSourceOrThrow;
-        var watermark = connection.Watermark;
+        ref var watermark = ref connection.Watermark;
         if (!watermark.HasWritten)
             return new ValueTask<ulong>(ulong.MaxValue);
         if (!dataSource.HealthMonitoring)
@@ -61,7 +61,8 @@ internal static class ReadYourWrites
         if (connection.Physical.Primary is null && !openPrimary)
             return false;
         var primary = await connection.GetPhysicalAsync(RoutingDecision.ToPrimary(RoutingReason.ReadYourWrites), async, cancellationToken).ConfigureAwait(false);
-        connection.Watermark.Synced(await QueryPositionAsync(connection, primary, query, async, cancellationToken).ConfigureAwait(false));
+        var position = await QueryPositionAsync(connection, primary, query, async, cancellationToken).ConfigureAwait(false);
+        connection.Watermark.Synced(position);
         return true;
     }
 
@@ -158,16 +159,15 @@ internal static class ReadYourWrites
     /// </summary>
     public static async ValueTask<string?> ExportTokenAsync(RwSplitConnection connection, bool async, CancellationToken cancellationToken)
     {
-        var watermark = connection.Watermark;
-        if (!watermark.HasWritten)
+        if (!connection.Watermark.HasWritten)
             return null;
-        if (watermark.Unsynced)
+        if (connection.Watermark.Unsynced)
             await CaptureWritePositionAsync(connection, openPrimary: true, async, cancellationToken).ConfigureAwait(false);
         var dataSource = connection.DataSourceOrThrow;
-        var identity = watermark.TokenIdentity != 0 ? watermark.TokenIdentity : dataSource.IdentityHash;
+        var identity = connection.Watermark.TokenIdentity != 0 ? connection.Watermark.TokenIdentity : dataSource.IdentityHash;
         if (identity == 0)
             identity = await AskPrimaryIdentityAsync(connection, async, cancellationToken).ConfigureAwait(false);
-        var token = watermark.ToToken(identity);
+        var token = connection.Watermark.ToToken(identity);
         dataSource.RecordToken(token);
         return token.ToString();
     }

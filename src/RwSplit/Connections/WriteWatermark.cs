@@ -8,15 +8,20 @@ namespace RwSplit.Connections;
 /// <summary>
 /// What a logical connection's reads must see: whether it wrote, up to which replication position (or, without
 /// positions, since when), the cluster a token it applied came from, and where its last read ran (monotonic reads).
-/// Pure state, no I/O: <see cref="ReadYourWrites"/> asks the servers.
+/// Pure state, no I/O: <see cref="ReadYourWrites"/> asks the servers. A struct held in the connection and reached by
+/// <c>ref</c> (<see cref="RwSplitConnection.Watermark"/>): never copy it to a local.
 /// </summary>
-internal sealed class WriteWatermark
+internal struct WriteWatermark
 {
     private const int NoReadYet = -1;
     private const int ReadOnPrimary = -2;
 
     private int _lastReadServer = NoReadYet;
     private long _lastReadTimestamp;
+
+    public WriteWatermark()
+    {
+    }
 
     /// <summary>Whether a statement that writes (or might) ran, or a token was applied: read-your-writes then avoids replicas that lack it.</summary>
     public bool HasWritten { get; private set; }

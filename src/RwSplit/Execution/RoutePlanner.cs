@@ -218,7 +218,7 @@ internal static class RoutePlanner
         {
             InLocalTransaction = connection.Enlistment.Local is not null,
             InAmbientTransaction = connection.Enlistment.InAnyDistributed(ambient),
-            Pinned = connection.Settings.PinDetail is not null,
+            Pinned = connection.PinnedReason is not null,
             HasWritten = connection.Watermark.HasWritten,
             CurrentReplica = connection.Physical.CurrentReplica,
             ExcludedReplicas = connection.Physical.Excluded,
