@@ -30,6 +30,8 @@ internal sealed class BatchRequest : ExecutionRequest
 
     public override string Noun => "batch";
 
+    public override string ShellName => nameof(RwSplitBatch);
+
     public override string Text => _commands.Count == 0 ? string.Empty : _commands[Math.Min(_deciding, _commands.Count - 1)].CommandText;
 
     public override bool HasParameters => _commands.Exists(c => c.Parameters.Count > 0);

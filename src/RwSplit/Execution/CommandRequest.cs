@@ -31,6 +31,8 @@ internal sealed class CommandRequest : ExecutionRequest
 
     public override string Noun => "command";
 
+    public override string ShellName => nameof(RwSplitCommand);
+
     /// <summary>The provider refuses while the command's reader is open, with its own exception (as raw providers do).</summary>
     protected override void OnConnectionChanging()
     {

@@ -27,7 +27,7 @@ internal abstract class ExecutionRequest
     public RwSplitTransaction? Transaction { get; set; }
 
     /// <summary>The shell's type name, for messages (<c>RwSplitCommand</c>, <c>RwSplitBatch</c>).</summary>
-    public string ShellName => Noun == "batch" ? "RwSplitBatch" : "RwSplitCommand";
+    public abstract string ShellName { get; }
 
     /// <summary>Sets the logical connection (<c>DbCommand.Connection</c>, <c>DbBatch.Connection</c>): only one of this provider.</summary>
     public void SetConnection(RwSplitConnection? value)

@@ -9,7 +9,9 @@ namespace RwSplit;
 
 /// <summary>
 /// Everything RwSplit needs to know about one database engine and its ADO.NET provider: how to connect, how to
-/// classify SQL text, and how the engine reports a write that reached a read-only server. Implemented by the provider
+/// classify SQL text, and how the engine reports a write that reached a read-only server; how it reports replication
+/// (<see cref="Replication"/>) and what distributed transactions need of it (<see cref="TransactionStatements"/>) are
+/// role objects of their own. Implemented by the provider
 /// packages (<c>RwSplit.SqlServer</c>, <c>RwSplit.PostgreSql</c>); selected with <c>UseSqlServer()</c> /
 /// <c>UseNpgsql()</c> on <c>RwSplitOptions</c>.
 /// </summary>
