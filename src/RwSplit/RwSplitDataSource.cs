@@ -39,6 +39,7 @@ public sealed class RwSplitDataSource : DbDataSource
     private readonly int _fallbackLimit;
     private int _balancerTicket = -1;
     private int _disposed;
+    private readonly bool _ownsRecovery;
 
     /// <summary>Whether the data source was disposed (a drop-in factory then builds a new one for its connection string).</summary>
     internal bool IsDisposed => Volatile.Read(ref _disposed) != 0;
@@ -96,10 +97,20 @@ public sealed class RwSplitDataSource : DbDataSource
         Diagnostics.RwSplitTelemetry.Register(this);
         Transactions = new DataSourceTransactions(this, options);
         if (Transactions.Enabled)
-            RwSplitRecovery.Register(this);
+        {
+            _ownsRecovery = options.Recovery is null;
+            Recovery = options.Recovery ?? new RwSplitRecovery();
+            Recovery.Join(this);
+        }
         if (Dialect.FunctionCatalogQuery is not null)
             _functions = new FunctionCatalog(Dialect, [.. _replicas, Primary], options.ReadOnlyFunctions.ToFrozenSet(StringComparer.OrdinalIgnoreCase), options.FunctionCatalogRefreshInterval, Logger);
     }
+
+    /// <summary>
+    /// The crash recovery of this data source's distributed transactions (<see cref="RwSplitOptions.Recovery"/>), or
+    /// <see langword="null"/> when <see cref="RwSplitOptions.DistributedTransactions"/> is off.
+    /// </summary>
+    public RwSplitRecovery? Recovery { get; }
 
     /// <summary>The name given in <see cref="RwSplitOptions.Name"/> (the DI key for keyed registrations).</summary>
     public string Name { get; }
@@ -395,13 +406,20 @@ public sealed class RwSplitDataSource : DbDataSource
             _ => RoutingReason.UnknownStatement,
         }, c.SessionEffect, c.Hint);
 
+    private void LeaveRecovery()
+    {
+        Recovery?.Leave(this);
+        if (_ownsRecovery)
+            Recovery?.Dispose();
+    }
+
     /// <inheritdoc />
     protected override void Dispose(bool disposing)
     {
         if (disposing && Interlocked.Exchange(ref _disposed, 1) == 0)
         {
             Diagnostics.RwSplitTelemetry.Unregister(this);
-            RwSplitRecovery.Unregister(this);
+            LeaveRecovery();
             _monitor?.Stop(); // the loop ends on its own and closes its probe connections; DisposeAsync waits for it
             _fallbackSlots?.Dispose();
             Primary.Connector.Dispose();
@@ -419,7 +437,7 @@ public sealed class RwSplitDataSource : DbDataSource
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
             Diagnostics.RwSplitTelemetry.Unregister(this);
-            RwSplitRecovery.Unregister(this);
+            LeaveRecovery();
             if (_monitor is not null)
                 await _monitor.DisposeAsync().ConfigureAwait(false);
             _fallbackSlots?.Dispose();

@@ -32,6 +32,18 @@ public sealed class RwSplitDataSourceBuilder
         return this;
     }
 
+    /// <summary>
+    /// Sets the crash recovery the data source joins (<see cref="RwSplitOptions.Recovery"/>): give every data source whose
+    /// databases take part in the same distributed transactions the same one.
+    /// </summary>
+    /// <param name="recovery">The recovery; <see langword="null"/> for one of the data source's own.</param>
+    /// <returns>This builder.</returns>
+    public RwSplitDataSourceBuilder UseRecovery(Transactions.RwSplitRecovery? recovery)
+    {
+        Options.Recovery = recovery;
+        return this;
+    }
+
     /// <summary>Validates the options and builds the data source.</summary>
     /// <exception cref="OptionsValidationException">The options are invalid; <see cref="OptionsValidationException.Failures"/> lists every problem.</exception>
     public RwSplitDataSource Build()

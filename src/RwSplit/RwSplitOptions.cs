@@ -108,8 +108,8 @@ public sealed class RwSplitOptions
 
     /// <summary>
     /// Whether this data source takes part in distributed transactions (<c>TransactionScope</c> or
-    /// <see cref="Transactions.RwSplitDistributedTransaction"/> across several databases) and is registered for crash
-    /// recovery. Default: <see langword="true"/>. When off, joining a distributed transaction is refused.
+    /// <see cref="Transactions.RwSplitDistributedTransaction"/> across several databases) and is recovered after a crash
+    /// (<see cref="Recovery"/>). Default: <see langword="true"/>. When off, joining a distributed transaction is refused.
     /// </summary>
     public bool DistributedTransactions { get; set; } = true;
 
@@ -139,6 +139,13 @@ public sealed class RwSplitOptions
 
     /// <summary>How often recovery runs (it also runs at start-up). Default: 30 seconds. Range: 1 second to 1 day.</summary>
     public TimeSpan RecoveryInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// The crash recovery this data source joins when <see cref="DistributedTransactions"/> is on. Give every data source
+    /// whose databases take part in the same distributed transactions the same instance (the DI registration does: one per
+    /// container). Default: none, and the data source gets a recovery of its own, disposed with it.
+    /// </summary>
+    public Transactions.RwSplitRecovery? Recovery { get; set; }
 
     /// <summary>The logger factory. Default: none (no logging). The DI registration takes the container's.</summary>
     public ILoggerFactory? LoggerFactory { get; set; }

@@ -40,6 +40,9 @@ public sealed class RwSplitProviderFactory : DbProviderFactory
     /// <summary>The provider dialect.</summary>
     public RwSplitDialect Dialect { get; }
 
+    /// <summary>The crash recovery shared by the data sources of this factory's drop-in connections.</summary>
+    public Transactions.RwSplitRecovery Recovery { get; } = new();
+
     /// <inheritdoc />
     public override bool CanCreateDataSourceEnumerator => false;
 
@@ -124,7 +127,7 @@ public sealed class RwSplitProviderFactory : DbProviderFactory
             throw new RwSplitException(RwSplitError.InvalidConfiguration, $"The RwSplit connection string is malformed ({ex.GetType().Name}); check quoting of values containing ';' or '='.", null);
         }
 
-        var options = new RwSplitOptions { Name = "drop-in" };
+        var options = new RwSplitOptions { Name = "drop-in", Recovery = Recovery };
         options.UseDialect(Dialect);
         string? replicas = null;
         if (builder.TryGetValue(ReplicasKeyword, out var value))

@@ -107,8 +107,9 @@ public sealed class Bank
     }
 
     /// <summary>Data sources over the two databases (primaries only), registered for RwSplit recovery.</summary>
-    public (RwSplitDataSource First, RwSplitDataSource Second) CreateDataSources(string application, TimeSpan? grace = null, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory = null)
+    public (RwSplitDataSource First, RwSplitDataSource Second) CreateDataSources(string application, TimeSpan? grace = null, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory = null, RwSplit.Transactions.RwSplitRecovery? recovery = null)
     {
+        recovery ??= new RwSplit.Transactions.RwSplitRecovery(); // one for both: a branch of one is resolved from the other's decision
         RwSplitDataSource Create(string cs, string name) => RwSplitDataSource.Create(o =>
         {
             o.UseNpgsql();
@@ -117,6 +118,7 @@ public sealed class Bank
             o.HealthMonitoring = false;
             o.RecoveryGracePeriod = grace ?? TimeSpan.FromMinutes(1);
             o.LoggerFactory = loggerFactory;
+            o.Recovery = recovery;
         });
         return (Create(Database1, "bank-1"), Create(Database2, "bank-2"));
     }

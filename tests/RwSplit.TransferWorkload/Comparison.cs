@@ -48,7 +48,7 @@ public static class Comparison
                 child.Kill();
                 await child.WaitForExitAsync(TimeSpan.FromSeconds(10));
                 if (mode == "rwsplit")
-                    await RwSplitRecovery.RecoverAsync(TimeSpan.Zero, default); // the child is dead: no live coordinator to wait for
+                    await first!.Recovery!.RecoverAsync(TimeSpan.Zero, default); // the child is dead: no live coordinator to wait for
             }
         }
         finally

@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using RwSplit;
+using RwSplit.Transactions;
 
 // In the DI namespace, as the providers do, so that AddReadWriteSplit is found without an extra using.
 #pragma warning disable IDE0130
@@ -62,11 +63,13 @@ public static class RwSplitServiceCollectionExtensions
     private static void AddOptions(IServiceCollection services, string optionsName, string? dataSourceName, Action<RwSplitOptions> configure)
     {
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<RwSplitOptions>, RwSplitOptionsValidator>());
+        services.TryAddSingleton<RwSplitRecovery>();
         services.AddOptions<RwSplitOptions>(optionsName)
             .Configure(configure)
             .PostConfigure<IServiceProvider>((options, sp) =>
             {
                 options.LoggerFactory ??= sp.GetService<ILoggerFactory>();
+                options.Recovery ??= sp.GetRequiredService<RwSplitRecovery>();
                 if (dataSourceName is not null && options.Name == "default")
                     options.Name = dataSourceName;
             })

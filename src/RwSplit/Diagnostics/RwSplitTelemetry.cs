@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using System.Linq;
 using System.Reflection;
 
 namespace RwSplit.Diagnostics;
@@ -78,15 +79,19 @@ public static class RwSplitTelemetry
 
     /// <summary>Prepared branches the last recovery pass could not resolve (stuck or in doubt).</summary>
     internal static readonly ObservableGauge<int> Unresolved = Meter.CreateObservableGauge(
-        "rwsplit.recovery.unresolved", () => RwSplit.Transactions.RwSplitRecovery.Unresolved.Count, unit: "{branch}", description: "Prepared branches the last recovery pass could not resolve.");
+        "rwsplit.recovery.unresolved", () => Recoveries().Sum(r => r.Unresolved.Count), unit: "{branch}", description: "Prepared branches the last recovery pass could not resolve.");
 
     /// <summary>Heuristic outcomes (decision committed, a heuristic participant's work missing) not acknowledged yet.</summary>
     internal static readonly ObservableGauge<int> HeuristicOutcomes = Meter.CreateObservableGauge(
-        "rwsplit.recovery.heuristic", () => RwSplit.Transactions.RwSplitRecovery.HeuristicOutcomes.Count, unit: "{transaction}", description: "Heuristic outcomes the last recovery pass found that are not acknowledged yet (AllowHeuristicCommit).");
+        "rwsplit.recovery.heuristic", () => Recoveries().Sum(r => r.HeuristicOutcomes.Count), unit: "{transaction}", description: "Heuristic outcomes the last recovery pass found that are not acknowledged yet (AllowHeuristicCommit).");
 
     internal static void Register(RwSplitDataSource dataSource) => DataSources.TryAdd(dataSource, 0);
 
     internal static void Unregister(RwSplitDataSource dataSource) => DataSources.TryRemove(dataSource, out _);
+
+    /// <summary>The recoveries of the live data sources, each once.</summary>
+    private static IEnumerable<RwSplit.Transactions.RwSplitRecovery> Recoveries()
+        => DataSources.Keys.Select(d => d.Recovery).OfType<RwSplit.Transactions.RwSplitRecovery>().Distinct();
 
     private static IEnumerable<Measurement<double>> ObserveLag()
     {

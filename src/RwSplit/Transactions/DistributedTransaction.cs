@@ -250,6 +250,8 @@ internal sealed class DistributedTransaction
             await InsertDecisionRowAsync(participant, HeuristicId(Gtrid, "marker", key), "h", async, cancellationToken).ConfigureAwait(false);
         }
 
+        RwSplitRecovery.Introduce(last.DataSource, toPrepare.Concat(heuristic).Select(b => b.DataSource));
+
         // Phase 1b: prepare.
         foreach (var branch in toPrepare)
         {
@@ -522,7 +524,7 @@ internal sealed class DistributedTransaction
             await FenceAsync(async).ConfigureAwait(false);
         }
 
-        RwSplitRecovery.RequestPass();
+        branch.DataSource.Recovery?.RequestPass(); // the recovery that scans the branch's database
     }
 
     private static async ValueTask<bool> IsPreparedAsync(Branch branch, bool async)

@@ -45,63 +45,76 @@ public sealed record RecoveryResult(int Committed, int RolledBack, int Fenced, I
 public sealed record HeuristicOutcome(string Id, string Gtrid, string DecisionDatabase, string Participant, TimeSpan Age);
 
 /// <summary>
-/// Crash recovery of distributed transactions, for every data source of the process with
-/// <see cref="RwSplitOptions.DistributedTransactions"/> on. Runs at start-up, every <see cref="RwSplitOptions.RecoveryInterval"/>,
-/// and on demand (<see cref="RecoverAsync(CancellationToken)"/>). For each RwSplit prepared transaction (<c>rws:</c> ids, including those of
-/// other processes that never came back) it reads the decision in the database the id names: commit, roll back, or —
-/// when there is none and the branch is older than <see cref="RwSplitOptions.RecoveryGracePeriod"/> — insert an abort
-/// fence under the transaction's key (a late coordinator then fails on the key) and roll back. It never decides while
-/// the decision database is unreachable.
+/// Crash recovery of the distributed transactions of a set of data sources (those with
+/// <see cref="RwSplitOptions.DistributedTransactions"/> on that were built with this recovery: <see cref="RwSplitOptions.Recovery"/>,
+/// <see cref="RwSplitDataSourceBuilder.UseRecovery"/>; dependency injection gives every data source of the container one
+/// shared instance, and the drop-in factory one for its connections). Runs shortly after its first data source joins, every
+/// <see cref="RwSplitOptions.RecoveryInterval"/>, and on demand (<see cref="RecoverAsync(CancellationToken)"/>). For each
+/// RwSplit prepared transaction (<c>rws:</c> ids, including those of other processes that never came back) it reads the
+/// decision in the database the id names: commit, roll back, or — when there is none and the branch is older than
+/// <see cref="RwSplitOptions.RecoveryGracePeriod"/> — insert an abort fence under the transaction's key (a late coordinator
+/// then fails on the key) and roll back. It never decides while the decision database is unreachable.
 /// </summary>
-public static class RwSplitRecovery
+/// <remarks>
+/// Put every data source whose databases take part in the same distributed transactions into one recovery: after a
+/// restart, a prepared branch can only be resolved by a recovery that also has the data source of its decision database.
+/// (While the process runs, a recovery also learns the data sources its members shared a transaction with.) A data source
+/// built without one gets its own, disposed with it.
+/// </remarks>
+public sealed class RwSplitRecovery : IDisposable
 {
-    private static readonly ConcurrentDictionary<RwSplitDataSource, byte> Registered = new();
-    private static readonly SemaphoreSlim Pass = new(1, 1);
-    private static readonly object TimerGate = new();
-    private static Timer? _timer;
-    private static volatile IReadOnlyList<UnresolvedTransaction> _unresolved = Array.Empty<UnresolvedTransaction>();
-    private static volatile IReadOnlyList<HeuristicOutcome> _heuristic = Array.Empty<HeuristicOutcome>();
+    private readonly ConcurrentDictionary<RwSplitDataSource, byte> _members = new();
+    private readonly ConcurrentDictionary<RwSplitDataSource, byte> _peers = new();
+    private readonly SemaphoreSlim _pass = new(1, 1);
+    private readonly object _timerGate = new();
+    private Timer? _timer;
+    private bool _disposed;
+    private volatile IReadOnlyList<UnresolvedTransaction> _unresolved = Array.Empty<UnresolvedTransaction>();
+    private volatile IReadOnlyList<HeuristicOutcome> _heuristic = Array.Empty<HeuristicOutcome>();
+
+    /// <summary>The data sources this recovery scans (each joined when it was built, and left when disposed).</summary>
+    public IReadOnlyCollection<RwSplitDataSource> DataSources => _members.Keys.ToArray();
 
     /// <summary>What the last pass could not resolve.</summary>
-    public static IReadOnlyList<UnresolvedTransaction> Unresolved => _unresolved;
+    public IReadOnlyList<UnresolvedTransaction> Unresolved => _unresolved;
 
     /// <summary>
     /// Heuristic outcomes the last pass found (see <see cref="RwSplitOptions.AllowHeuristicCommit"/>): each stays listed,
     /// logged and counted until acknowledged with <see cref="AcknowledgeHeuristicAsync"/>.
     /// </summary>
-    public static IReadOnlyList<HeuristicOutcome> HeuristicOutcomes => _heuristic;
+    public IReadOnlyList<HeuristicOutcome> HeuristicOutcomes => _heuristic;
 
-    internal static void Register(RwSplitDataSource dataSource)
+    /// <summary>Stops the periodic passes (the data sources stay usable; an explicit <see cref="RecoverAsync(CancellationToken)"/> still works).</summary>
+    public void Dispose()
     {
-        Registered.TryAdd(dataSource, 0);
-        lock (TimerGate)
+        lock (_timerGate)
         {
-            var interval = Registered.Keys.Min(d => d.Transactions.RecoveryInterval);
-            _timer ??= new Timer(static _ => _ = RunInBackgroundAsync(), null, TimeSpan.FromSeconds(1), interval); // start-up pass, then periodic
-            _timer.Change(TimeSpan.FromSeconds(1), interval);
+            _disposed = true;
+            _timer?.Dispose();
+            _timer = null;
         }
     }
 
-    /// <summary>
-    /// Asks for a pass soon (a coordinator left a branch it could not finish, with its answer written down), instead of
-    /// at the next <see cref="RwSplitOptions.RecoveryInterval"/>.
-    /// </summary>
-    internal static void RequestPass()
+    internal void Join(RwSplitDataSource dataSource)
     {
-        lock (TimerGate)
+        _members.TryAdd(dataSource, 0);
+        _peers.TryRemove(dataSource, out _);
+        lock (_timerGate)
         {
-            if (_timer is null || Registered.IsEmpty)
+            if (_disposed)
                 return;
-            _timer.Change(TimeSpan.FromMilliseconds(500), Registered.Keys.Min(d => d.Transactions.RecoveryInterval));
+            var interval = _members.Keys.Min(d => d.Transactions.RecoveryInterval);
+            _timer ??= new Timer(static state => _ = ((RwSplitRecovery)state!).RunInBackgroundAsync(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            _timer.Change(TimeSpan.FromSeconds(1), interval); // start-up pass, then periodic
         }
     }
 
-    internal static void Unregister(RwSplitDataSource dataSource)
+    internal void Leave(RwSplitDataSource dataSource)
     {
-        Registered.TryRemove(dataSource, out _);
-        lock (TimerGate)
+        _members.TryRemove(dataSource, out _);
+        lock (_timerGate)
         {
-            if (Registered.IsEmpty && _timer is not null)
+            if (_members.IsEmpty && _timer is not null)
             {
                 _timer.Dispose();
                 _timer = null;
@@ -109,7 +122,52 @@ public static class RwSplitRecovery
         }
     }
 
-    private static async Task RunInBackgroundAsync()
+    /// <summary>
+    /// Makes the data sources of one distributed transaction known to each other's recovery (lookups only: each is
+    /// scanned by its own), so that a branch one member prepared can be resolved from a decision held by another's database.
+    /// </summary>
+    internal static void Introduce(RwSplitDataSource decision, IEnumerable<RwSplitDataSource> participants)
+    {
+        foreach (var participant in participants)
+        {
+            participant.Recovery?.Learn(decision);
+            decision.Recovery?.Learn(participant);
+        }
+    }
+
+    private void Learn(RwSplitDataSource peer)
+    {
+        if (!_members.ContainsKey(peer))
+            _peers.TryAdd(peer, 0);
+    }
+
+    /// <summary>
+    /// Asks for a pass soon (a coordinator left a branch it could not finish, with its answer written down), instead of
+    /// at the next <see cref="RwSplitOptions.RecoveryInterval"/>.
+    /// </summary>
+    internal void RequestPass()
+    {
+        lock (_timerGate)
+        {
+            if (_timer is null || _members.IsEmpty)
+                return;
+            _timer.Change(TimeSpan.FromMilliseconds(500), _members.Keys.Min(d => d.Transactions.RecoveryInterval));
+        }
+    }
+
+    /// <summary>Members first, then the live peers (disposed peers are forgotten).</summary>
+    private RwSplitDataSource[] Known()
+    {
+        foreach (var peer in _peers.Keys)
+        {
+            if (peer.IsDisposed)
+                _peers.TryRemove(peer, out _);
+        }
+
+        return [.. _members.Keys.Where(d => !d.IsDisposed), .. _peers.Keys.Where(d => !d.IsDisposed)];
+    }
+
+    private async Task RunInBackgroundAsync()
     {
         try
         {
@@ -119,28 +177,28 @@ public static class RwSplitRecovery
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            foreach (var logger in Registered.Keys.Select(d => d.Logger).Distinct())
+            foreach (var logger in _members.Keys.Select(d => d.Logger).Distinct())
                 Log.RecoveryPassFailed(logger, ex);
         }
     }
 
-    /// <summary>Runs one recovery pass now over every registered data source.</summary>
+    /// <summary>Runs one recovery pass now over this recovery's data sources.</summary>
     /// <param name="cancellationToken">Cancels the pass.</param>
-    public static Task<RecoveryResult> RecoverAsync(CancellationToken cancellationToken = default) => RecoverAsync(null, cancellationToken);
+    public Task<RecoveryResult> RecoverAsync(CancellationToken cancellationToken = default) => RecoverAsync(null, cancellationToken);
 
     /// <summary>Runs one pass with a grace period other than the data sources' (tests, and operators who know no coordinator is alive).</summary>
-    internal static async Task<RecoveryResult> RecoverAsync(TimeSpan? gracePeriod, CancellationToken cancellationToken)
+    internal async Task<RecoveryResult> RecoverAsync(TimeSpan? gracePeriod, CancellationToken cancellationToken)
     {
-        await Pass.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await _pass.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             var committed = 0;
             var rolledBack = 0;
             var fenced = 0;
             var unresolved = new List<UnresolvedTransaction>();
-            var sources = Registered.Keys.ToArray();
+            var sources = Known();
             var seenDatabases = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var dataSource in sources)
+            foreach (var dataSource in sources.Where(_members.ContainsKey))
             {
                 if (!dataSource.Dialect.CanPrepare || dataSource.Dialect.Distributed.ListPreparedTransactionsSql is null)
                     continue;
@@ -205,7 +263,7 @@ public static class RwSplitRecovery
         }
         finally
         {
-            Pass.Release();
+            _pass.Release();
         }
     }
 
@@ -223,10 +281,10 @@ public static class RwSplitRecovery
     /// <param name="branchId">The <c>rws:</c> id, as listed in <see cref="Unresolved"/>.</param>
     /// <param name="commit"><see langword="true"/> to commit it, <see langword="false"/> to roll it back.</param>
     /// <param name="cancellationToken">Cancels the operation.</param>
-    public static async Task ForceResolveAsync(string branchId, bool commit, CancellationToken cancellationToken = default)
+    public async Task ForceResolveAsync(string branchId, bool commit, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(branchId);
-        foreach (var dataSource in Registered.Keys)
+        foreach (var dataSource in _members.Keys)
         {
             if (!dataSource.Dialect.CanPrepare)
                 continue;
@@ -240,7 +298,7 @@ public static class RwSplitRecovery
             return;
         }
 
-        throw new InvalidOperationException($"No registered data source has a prepared transaction '{branchId}'.");
+        throw new InvalidOperationException($"No data source of this recovery has a prepared transaction '{branchId}'.");
     }
 
     private readonly record struct Resolution(string? Action, string? Reason);
@@ -256,7 +314,7 @@ public static class RwSplitRecovery
 
         var decisionSource = await FindByKeyAsync(sources, decisionKey, cancellationToken).ConfigureAwait(false);
         if (decisionSource is null)
-            return new Resolution(null, $"its decision database (key {decisionKey}) is not registered in this process or unreachable: create an RwSplitDataSource over it (DistributedTransactions on) so that recovery can read the decision; nothing is decided meanwhile");
+            return new Resolution(null, $"its decision database (key {decisionKey}) is not in this recovery or unreachable: build its RwSplitDataSource (DistributedTransactions on) with the same RwSplitRecovery so that recovery can read the decision; nothing is decided meanwhile");
 
         FaultInjection.Hit(FaultInjection.RecoveryBeforeResolve, gid);
         string? outcome;
@@ -296,7 +354,7 @@ public static class RwSplitRecovery
         }
     }
 
-    /// <summary>The registered data source of the database with this key, or null (none, or unreachable now: tried again next pass).</summary>
+    /// <summary>The known data source of the database with this key, or null (none, or unreachable now: tried again next pass).</summary>
     private static async Task<RwSplitDataSource?> FindByKeyAsync(RwSplitDataSource[] sources, string key, CancellationToken cancellationToken)
     {
         foreach (var candidate in sources)
@@ -320,14 +378,14 @@ public static class RwSplitRecovery
     /// the participant's marker row present means it committed (both rows are removed); absent means its work was rolled
     /// back while the decision committed, a heuristic outcome. Runs only when some data source allows heuristic commit.
     /// </summary>
-    private static async Task<(int Confirmed, List<HeuristicOutcome> Hazards)> CheckHeuristicParticipantsAsync(RwSplitDataSource[] sources, TimeSpan? gracePeriod, List<UnresolvedTransaction> unresolved, CancellationToken cancellationToken)
+    private async Task<(int Confirmed, List<HeuristicOutcome> Hazards)> CheckHeuristicParticipantsAsync(RwSplitDataSource[] sources, TimeSpan? gracePeriod, List<UnresolvedTransaction> unresolved, CancellationToken cancellationToken)
     {
         var hazards = new List<HeuristicOutcome>();
         var confirmed = 0;
         if (!sources.Any(s => s.Transactions.AllowHeuristicCommit))
             return (confirmed, hazards);
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var decisionSource in sources)
+        foreach (var decisionSource in sources.Where(_members.ContainsKey))
         {
             var sql = decisionSource.Dialect.Distributed.ListHeuristicExpectationsSql;
             if (sql is null)
@@ -358,7 +416,7 @@ public static class RwSplitRecovery
                 var participant = await FindByKeyAsync(sources, parts[2], cancellationToken).ConfigureAwait(false);
                 if (participant is null)
                 {
-                    AddUnresolved(unresolved, new UnresolvedTransaction(id, decisionSource.CurrentPrimaryAddress.ToString(), TimeSpan.FromSeconds(age), $"its heuristic participant (key {parts[2]}) is not registered in this process or unreachable: create an RwSplitDataSource over it (DistributedTransactions on) so that recovery can check its marker row"), decisionSource);
+                    AddUnresolved(unresolved, new UnresolvedTransaction(id, decisionSource.CurrentPrimaryAddress.ToString(), TimeSpan.FromSeconds(age), $"its heuristic participant (key {parts[2]}) is not in this recovery or unreachable: build its RwSplitDataSource (DistributedTransactions on) with the same RwSplitRecovery so that recovery can check its marker row"), decisionSource);
                     continue;
                 }
 
@@ -396,11 +454,11 @@ public static class RwSplitRecovery
     /// </summary>
     /// <param name="id">The outcome's <see cref="HeuristicOutcome.Id"/>.</param>
     /// <param name="cancellationToken">Cancels the operation.</param>
-    /// <exception cref="InvalidOperationException">No registered data source holds that expectation.</exception>
-    public static async Task AcknowledgeHeuristicAsync(string id, CancellationToken cancellationToken = default)
+    /// <exception cref="InvalidOperationException">No data source of this recovery holds that expectation.</exception>
+    public async Task AcknowledgeHeuristicAsync(string id, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(id);
-        foreach (var dataSource in Registered.Keys)
+        foreach (var dataSource in _members.Keys)
         {
             if (dataSource.Dialect.Distributed.ListHeuristicExpectationsSql is null)
                 continue;
@@ -422,7 +480,7 @@ public static class RwSplitRecovery
             return;
         }
 
-        throw new InvalidOperationException($"No registered data source holds the heuristic outcome '{id}' (already acknowledged, or its decision database is not registered in this process).");
+        throw new InvalidOperationException($"No data source of this recovery holds the heuristic outcome '{id}' (already acknowledged, or its decision database's data source is not in this recovery).");
     }
 
     private static async Task<List<(string Id, double Age)>> ListRowsAsync(RwSplitDataSource dataSource, string sql, CancellationToken cancellationToken, bool async = true)

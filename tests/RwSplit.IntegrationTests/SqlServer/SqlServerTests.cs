@@ -231,7 +231,7 @@ public sealed class SqlServerTests
             Assert.That(await command.ExecuteNonQueryAsync(), Is.Zero);
         }
 
-        var recovery = await RwSplit.Transactions.RwSplitRecovery.RecoverAsync();
+        var recovery = await sql.Recovery!.RecoverAsync();
         Assert.That(recovery.HeuristicOutcomes, Is.Empty);
     }
 }

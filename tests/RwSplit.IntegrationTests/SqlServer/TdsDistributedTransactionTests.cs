@@ -59,6 +59,9 @@ public sealed class TdsDistributedTransactionTests : TdsTestBase
     private static string KeyOf(TdsServer server, string database = "app")
         => ConsistencyToken.HashIdentity($"{server.Name}/{database}").ToString("x16", CultureInfo.InvariantCulture);
 
+    /// <summary>Every data source of a test in one recovery, as DI would do: a branch is resolved from another's decision.</summary>
+    private readonly RwSplitRecovery _recovery = new();
+
     private RwSplitDataSource CreateDataSource(TdsServer server, string database, bool allowHeuristic = false, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory = null)
         => Track(RwSplitDataSource.Create(o =>
         {
@@ -69,6 +72,7 @@ public sealed class TdsDistributedTransactionTests : TdsTestBase
             o.HealthMonitoring = false;
             o.AllowHeuristicCommit = allowHeuristic;
             o.RecoveryInterval = TimeSpan.FromDays(1);
+            o.Recovery = _recovery;
         }));
 
     private static async Task WriteAsync(RwSplitDataSource dataSource, string sql, bool async)
@@ -280,7 +284,7 @@ public sealed class TdsDistributedTransactionTests : TdsTestBase
         Primary.OnText(Dialect.TransactionStatements!.ListHeuristicExpectationsSql!, TdsReply.Rows(new TdsResultSet(new TdsColumn("gtrid", TdsType.VarChar(200)), TdsColumn.Int("age")).Row(expectation, 3600)));
         _second.OnText(Dialect.TransactionStatements!.SelectDecisionSql, TdsReply.Rows(new TdsResultSet(new TdsColumn("outcome", TdsType.VarChar(1)))));
         _second.OnText(Dialect.TransactionStatements!.ListHeuristicExpectationsSql!, TdsReply.Rows(new TdsResultSet(new TdsColumn("gtrid", TdsType.VarChar(200)), TdsColumn.Int("age"))));
-        var result = await RwSplitRecovery.RecoverAsync(TimeSpan.FromMinutes(1), default);
+        var result = await _recovery.RecoverAsync(TimeSpan.FromMinutes(1), default);
 
         var outcome = result.HeuristicOutcomes.Single();
         Assert.That(outcome.Id, Is.EqualTo(expectation));
@@ -288,7 +292,7 @@ public sealed class TdsDistributedTransactionTests : TdsTestBase
         Assert.That(outcome.Participant, Does.Contain(_second.Port.ToString(CultureInfo.InvariantCulture)));
         Assert.That(outcome.DecisionDatabase, Does.Contain(Primary.Port.ToString(CultureInfo.InvariantCulture)));
         Assert.That(result.HeuristicConfirmed, Is.Zero);
-        Assert.That(RwSplitRecovery.HeuristicOutcomes.Select(h => h.Id), Does.Contain(expectation));
+        Assert.That(_recovery.HeuristicOutcomes.Select(h => h.Id), Does.Contain(expectation));
         var markerLookup = _second.ApplicationRequests.Single(r => r.Text == Dialect.TransactionStatements!.SelectDecisionSql);
         Assert.That(markerLookup.Parameter("@gtrid"), Is.EqualTo($"{gtrid}:marker:{key}"), "recovery looked for the participant's marker");
         Assert.That(Primary.Statements, Has.None.EqualTo(Dialect.TransactionStatements!.DeleteDecisionSql), "a heuristic outcome stays recorded until acknowledged");
@@ -301,10 +305,10 @@ public sealed class TdsDistributedTransactionTests : TdsTestBase
         var stored = new HashSet<string> { expectation };
         Primary.On(TdsMatch.Exact(Dialect.TransactionStatements!.DeleteDecisionSql)).Reply(r => TdsReply.Affected(stored.Remove((string)r.Parameter("@gtrid")!) ? 1 : 0));
         _second.OnText(Dialect.TransactionStatements!.DeleteDecisionSql, TdsReply.Affected(0));
-        await RwSplitRecovery.AcknowledgeHeuristicAsync(expectation);
+        await _recovery.AcknowledgeHeuristicAsync(expectation);
         Assert.That(stored, Is.Empty, "the decision database deleted the expectation row");
-        Assert.That(RwSplitRecovery.HeuristicOutcomes.Select(h => h.Id), Does.Not.Contain(expectation));
-        Assert.ThrowsAsync<InvalidOperationException>(() => RwSplitRecovery.AcknowledgeHeuristicAsync("no-such-outcome"));
+        Assert.That(_recovery.HeuristicOutcomes.Select(h => h.Id), Does.Not.Contain(expectation));
+        Assert.ThrowsAsync<InvalidOperationException>(() => _recovery.AcknowledgeHeuristicAsync("no-such-outcome"));
         Assert.That(telemetry.Logged(3009).Single().Message, Is.EqualTo($"Heuristic outcome {expectation} acknowledged by hand"));
     }
 
@@ -332,7 +336,7 @@ public sealed class TdsDistributedTransactionTests : TdsTestBase
         Primary.OnText(Dialect.TransactionStatements!.DeleteDecisionSql, TdsReply.Affected(1));
         _second.OnText(Dialect.TransactionStatements!.DeleteDecisionSql, TdsReply.Affected(1));
 
-        var result = await RwSplitRecovery.RecoverAsync(TimeSpan.FromMinutes(1), default);
+        var result = await _recovery.RecoverAsync(TimeSpan.FromMinutes(1), default);
 
         Assert.That(result.HeuristicConfirmed, Is.EqualTo(1), "the 5-second-old expectation is within the grace period: its coordinator may still be committing");
         Assert.That(result.HeuristicOutcomes, Is.Empty);

@@ -48,7 +48,7 @@ public sealed class CrashTests
 
     private async Task RecoverAndCheckAsync(string after)
     {
-        var result = await RwSplitRecovery.RecoverAsync(TimeSpan.Zero, default); // the child is dead: no live coordinator
+        var result = await _first.Recovery!.RecoverAsync(TimeSpan.Zero, default); // the child is dead: no live coordinator
         Assert.That(result.Unresolved, Is.Empty, () => $"{after}: unresolved: {string.Join(" | ", result.Unresolved.Select(u => u.Reason))}");
         Assert.That(await _bank.TotalAsync(), Is.EqualTo(Bank.ExpectedTotal), $"{after}: no money lost or created");
         Assert.That(await _bank.PreparedAsync(), Is.Empty, $"{after}: no prepared transaction left");

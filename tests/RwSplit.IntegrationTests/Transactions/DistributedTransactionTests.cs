@@ -69,7 +69,7 @@ public sealed class DistributedTransactionTests
     public async Task CheckInvariantsAsync()
     {
         FaultInjection.Hook = null;
-        var recovery = await RwSplitRecovery.RecoverAsync(TimeSpan.Zero, default); // every coordinator of this test is done: decide the rest
+        var recovery = await _first.Recovery!.RecoverAsync(TimeSpan.Zero, default); // every coordinator of this test is done: decide the rest
         TestContext.Out.WriteLine($"recovery: {recovery.Committed} committed, {recovery.RolledBack} rolled back, {recovery.Fenced} fenced; unresolved: {string.Join(" | ", recovery.Unresolved.Select(u => u.BranchId + ": " + u.Reason))}");
         Assert.That(await _bank.TotalAsync(), Is.EqualTo(Bank.ExpectedTotal), "no money lost or created");
         Assert.That(await _bank.PreparedAsync(), Is.Empty, "no prepared transaction left behind");
@@ -122,18 +122,18 @@ public sealed class DistributedTransactionTests
             await prepare.ExecuteNonQueryAsync();
         }
 
-        var pass = await RwSplitRecovery.RecoverAsync(TimeSpan.Zero, default);
+        var pass = await _first.Recovery!.RecoverAsync(TimeSpan.Zero, default);
         Assert.That(pass.Unresolved.Select(u => u.BranchId), Does.Contain(gid), "recovery cannot decide without the decision database");
-        Assert.That(RwSplitRecovery.Unresolved.Select(u => u.BranchId), Does.Contain(gid));
+        Assert.That(_first.Recovery!.Unresolved.Select(u => u.BranchId), Does.Contain(gid));
         Assert.That(_telemetry.Logged(3002).Select(e => e.Message), Has.Some.StartsWith($"Recovery could not resolve {gid} on "));
         Assert.That(_telemetry.Measured("rwsplit.recovery.unresolved").Last().Value, Is.GreaterThanOrEqualTo(1));
 
-        await RwSplitRecovery.ForceResolveAsync(gid, commit);
+        await _first.Recovery!.ForceResolveAsync(gid, commit);
         Assert.That(await _bank.PreparedAsync(), Has.None.Contains(gid));
         var forced = _telemetry.Logged(3005).Single();
         Assert.That((forced.Level, forced.Message), Is.EqualTo((Microsoft.Extensions.Logging.LogLevel.Warning, $"Heuristic resolution by hand: {(commit ? "commit" : "rollback")} of {gid} on {_second.CurrentPrimaryAddress}, without consulting its decision")));
         Assert.That(_telemetry.Measured("rwsplit.recovery.actions").Select(m => m.Tags["rwsplit.recovery.action"]), Does.Contain(commit ? "forced_commit" : "forced_rollback"));
-        Assert.That(RwSplitRecovery.Unresolved.Select(u => u.BranchId), Has.None.EqualTo(gid), "no longer listed");
+        Assert.That(_first.Recovery!.Unresolved.Select(u => u.BranchId), Has.None.EqualTo(gid), "no longer listed");
         Assert.That(await Bank.BalanceAsync(_bank.Database2, 8), Is.EqualTo(commit ? Bank.InitialBalance - 5 : Bank.InitialBalance));
         if (commit)
         {
@@ -144,7 +144,7 @@ public sealed class DistributedTransactionTests
             await restore.ExecuteNonQueryAsync();
         }
 
-        var unknown = Assert.ThrowsAsync<InvalidOperationException>(() => RwSplitRecovery.ForceResolveAsync(gid, commit));
+        var unknown = Assert.ThrowsAsync<InvalidOperationException>(() => _first.Recovery!.ForceResolveAsync(gid, commit));
         Assert.That(unknown!.Message, Does.Contain(gid));
     }
 
@@ -361,7 +361,7 @@ public sealed class DistributedTransactionTests
         else
             Assert.That(_telemetry.Events.Select(e => e.Id.Id), Has.None.EqualTo(3006));
         FaultInjection.Hook = null;
-        await RwSplitRecovery.RecoverAsync(TimeSpan.Zero, default);
+        await _first.Recovery!.RecoverAsync(TimeSpan.Zero, default);
         Assert.That(await Bank.BalanceAsync(_bank.Database2, 1), Is.EqualTo(Bank.InitialBalance + (commits ? 100 : 0)));
     }
 
@@ -417,7 +417,7 @@ public sealed class DistributedTransactionTests
         Assert.ThrowsAsync<TransactionInDoubtException>(() => Bank.TransferAsync(_first, _second, 2, 2, 50));
         FaultInjection.Hook = null;
         Assert.That(await _bank.PreparedAsync(), Has.Count.EqualTo(1), "the other branch waits, prepared, for recovery");
-        var result = await RwSplitRecovery.RecoverAsync(TimeSpan.Zero, default);
+        var result = await _first.Recovery!.RecoverAsync(TimeSpan.Zero, default);
         Assert.That(result.Committed, Is.GreaterThanOrEqualTo(1));
         Assert.That(await Bank.BalanceAsync(_bank.Database2, 2), Is.EqualTo(Bank.InitialBalance + 50), "the decision said commit");
     }
@@ -499,7 +499,7 @@ public sealed class DistributedTransactionTests
             Assert.That(deferred.Message, Does.StartWith(afterDecision ? "COMMIT PREPARED of rws:" : "Rolling back rws:"));
             Assert.That(deferred.Exception, Is.Not.Null, "the cause is attached");
 
-            var blocked = await RwSplitRecovery.RecoverAsync(TimeSpan.FromHours(1), default);
+            var blocked = await _first.Recovery!.RecoverAsync(TimeSpan.FromHours(1), default);
             Assert.That(_telemetry.Logged(3003).Select(e => e.Message), Does.Contain($"Recovery could not reach {_second.CurrentPrimaryAddress}; its prepared transactions wait for the next pass"));
             Assert.That(blocked.Committed + blocked.RolledBack, Is.Zero);
         }
@@ -512,7 +512,7 @@ public sealed class DistributedTransactionTests
         }
 
         // A long grace period: only the coordinator's written answer (decision row or abort fence) can decide it now.
-        var pass = await RwSplitRecovery.RecoverAsync(TimeSpan.FromHours(1), default);
+        var pass = await _first.Recovery!.RecoverAsync(TimeSpan.FromHours(1), default);
         Assert.That(afterDecision ? pass.Committed : pass.RolledBack, Is.EqualTo(1), "recovery followed the coordinator's answer at once");
         Assert.That(await Bank.BalanceAsync(_bank.Database2, 5), Is.EqualTo(Bank.InitialBalance + (afterDecision ? 25 : 0)));
     }
@@ -543,8 +543,96 @@ public sealed class DistributedTransactionTests
             FaultInjection.Hook = null;
             Assert.That(_telemetry.Logged(3006), Has.Count.EqualTo(1));
             Assert.That(other.Events.Count(e => e.Id.Id == 3006), Is.EqualTo(1), "the other logger saw only its own");
-            await RwSplitRecovery.RecoverAsync(TimeSpan.Zero, default); // while the other pair is still registered
+            await otherFirst.Recovery!.RecoverAsync(TimeSpan.Zero, default); // the other pair has a recovery of its own
         }
+    }
+
+    /// <summary>
+    /// Recovery is owned, not process-wide (it was one static registry and timer): a data source built without a
+    /// recovery has one of its own, which cannot resolve a branch whose decision database it does not know — as after a
+    /// restart, it lists it, naming the fix — until a transaction between the two introduces them, or until both are
+    /// in one <see cref="RwSplitRecovery"/>.
+    /// </summary>
+    [Test]
+    public async Task A_branch_is_resolved_only_by_a_recovery_that_knows_its_decision_database()
+    {
+        var explicitPass = new System.Threading.AsyncLocal<bool>();
+        var stopAfterDecision = true;
+        FaultInjection.Hook = (p, _) =>
+        {
+            if (p == FaultInjection.AfterDecisionCommit && stopAfterDecision)
+                throw new InvalidOperationException("injected after the decision"); // the coordinator stops: its branch stays prepared
+            if (p == FaultInjection.RecoveryBeforeResolve && !explicitPass.Value)
+                throw new InvalidOperationException("only this test's own passes may resolve"); // the periodic passes of other recoveries over these databases
+        };
+        await Bank.TransferAsync(_first, _second, 7, 7, 5);
+        var left = await _bank.PreparedAsync();
+        Assert.That(left, Has.Count.EqualTo(1), "the prepared branch waits for recovery");
+        var gid = left[0][(left[0].IndexOf(": ", StringComparison.Ordinal) + 2)..];
+        var inFirst = new NpgsqlConnectionStringBuilder(_bank.Database1);
+        var branchInFirst = left[0].StartsWith($"{inFirst.Database}@{inFirst.Port}:", StringComparison.Ordinal);
+
+        RwSplitDataSource Alone(string cs, string name) => RwSplitDataSource.Create(o =>
+        {
+            RwSplit.PostgreSql.RwSplitNpgsqlExtensions.UseNpgsql(o);
+            o.Primary = cs;
+            o.Name = name;
+            o.HealthMonitoring = false;
+        });
+        await using var first = Alone(_bank.Database1, "alone-1");
+        await using var second = Alone(_bank.Database2, "alone-2");
+        var (holder, other) = branchInFirst ? (first, second) : (second, first);
+        Assert.That(holder.Recovery, Is.Not.Null.And.Not.SameAs(other.Recovery), "each has a recovery of its own");
+        Assert.That(holder.Recovery!.DataSources, Is.EquivalentTo(new[] { holder }));
+
+        explicitPass.Value = true;
+        var alone = await holder.Recovery.RecoverAsync(TimeSpan.Zero, default);
+        Assert.That((alone.Committed, alone.RolledBack), Is.EqualTo((0, 0)), "nothing decided without the decision");
+        var unresolved = alone.Unresolved.Single(u => u.BranchId == gid);
+        Assert.That(unresolved.Reason, Does.Contain("with the same RwSplitRecovery"));
+        Assert.That(other.Recovery!.Unresolved, Is.Empty, "the other recovery has its own list");
+
+        explicitPass.Value = false;
+        stopAfterDecision = false;
+        await Bank.TransferAsync(first, second, 8, 8, 1); // a transaction between them makes each known to the other's recovery
+        explicitPass.Value = true;
+        var introduced = await holder.Recovery.RecoverAsync(TimeSpan.Zero, default);
+        Assert.That(introduced.Committed, Is.EqualTo(1), "the branch follows its decision");
+        Assert.That(holder.Recovery.Unresolved, Is.Empty);
+        Assert.That(await _bank.PreparedAsync(), Is.Empty);
+        Assert.That(await Bank.BalanceAsync(_bank.Database1, 7), Is.EqualTo(Bank.InitialBalance - 5));
+        Assert.That(await Bank.BalanceAsync(_bank.Database2, 7), Is.EqualTo(Bank.InitialBalance + 5));
+    }
+
+    /// <summary>The same branch, resolved by one recovery given to both data sources (what DI and the drop-in factory do).</summary>
+    [Test]
+    public async Task A_recovery_given_to_both_data_sources_resolves_a_branch_after_a_restart()
+    {
+        var explicitPass = new System.Threading.AsyncLocal<bool>();
+        FaultInjection.Hook = (p, _) =>
+        {
+            if (p == FaultInjection.AfterDecisionCommit)
+                throw new InvalidOperationException("injected after the decision");
+            if (p == FaultInjection.RecoveryBeforeResolve && !explicitPass.Value)
+                throw new InvalidOperationException("only this test's own passes may resolve");
+        };
+        await Bank.TransferAsync(_first, _second, 9, 9, 5);
+        Assert.That(await _bank.PreparedAsync(), Has.Count.EqualTo(1));
+
+        using var recovery = new RwSplitRecovery();
+        var (first, second) = _bank.CreateDataSources(_application + "-restarted", recovery: recovery);
+        using (first)
+        using (second)
+        {
+            Assert.That(recovery.DataSources, Is.EquivalentTo(new[] { first, second }));
+            Assert.That((first.Recovery, second.Recovery), Is.EqualTo((recovery, recovery)));
+            explicitPass.Value = true;
+            var pass = await recovery.RecoverAsync(TimeSpan.Zero, default);
+            Assert.That(pass.Committed, Is.EqualTo(1));
+            Assert.That(await _bank.PreparedAsync(), Is.Empty);
+        }
+
+        Assert.That(recovery.DataSources, Is.Empty, "a disposed data source leaves its recovery");
     }
 
     [Test]
@@ -554,7 +642,7 @@ public sealed class DistributedTransactionTests
         FaultInjection.Hook = (p, _) =>
         {
             if (p == FaultInjection.BeforeDecision)
-                recovery = RwSplitRecovery.RecoverAsync(TimeSpan.Zero, default).GetAwaiter().GetResult(); // the coordinator is "slow": recovery runs now
+                recovery = _first.Recovery!.RecoverAsync(TimeSpan.Zero, default).GetAwaiter().GetResult(); // the coordinator is "slow": recovery runs now
         };
         var ex = Assert.ThrowsAsync<TransactionAbortedException>(() => Bank.TransferAsync(_first, _second, 4, 4, 40));
         Assert.That(ex!.ToString(), Does.Contain("fenced"));
@@ -569,7 +657,7 @@ public sealed class DistributedTransactionTests
         FaultInjection.Hook = (p, _) =>
         {
             if (p == FaultInjection.AfterDecisionCommit)
-                recovery = RwSplitRecovery.RecoverAsync(TimeSpan.Zero, default).GetAwaiter().GetResult();
+                recovery = _first.Recovery!.RecoverAsync(TimeSpan.Zero, default).GetAwaiter().GetResult();
         };
         await Bank.TransferAsync(_first, _second, 4, 4, 40);
         Assert.That(recovery!.Committed, Is.EqualTo(1), "recovery committed the prepared branch, as the decision says");

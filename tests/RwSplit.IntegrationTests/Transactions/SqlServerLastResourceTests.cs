@@ -31,6 +31,7 @@ public sealed class SqlServerLastResourceTests
     private static readonly SqlServerDialect Dialect = SqlServerDialect.Instance;
 
     private Bank _bank = null!;
+    private readonly RwSplitRecovery _recovery = new(); // the PostgreSQL and the SQL Server data sources: one recovery
     private RwSplitDataSource _pgFirst = null!;
     private RwSplitDataSource _pgSecond = null!;
     private TdsServer _sql = null!;
@@ -43,7 +44,7 @@ public sealed class SqlServerLastResourceTests
     public async Task CreateBankAsync()
     {
         _bank = await TransactionTestSupport.BankAsync(BankTopology.TwoServers);
-        (_pgFirst, _pgSecond) = _bank.CreateDataSources("rwsplit-sql-last-resource");
+        (_pgFirst, _pgSecond) = _bank.CreateDataSources("rwsplit-sql-last-resource", recovery: _recovery);
     }
 
     [OneTimeTearDown]
@@ -51,6 +52,7 @@ public sealed class SqlServerLastResourceTests
     {
         _pgFirst?.Dispose();
         _pgSecond?.Dispose();
+        _recovery.Dispose();
     }
 
     [SetUp]
@@ -98,6 +100,7 @@ public sealed class SqlServerLastResourceTests
         o.Name = "sql-" + database;
         o.HealthMonitoring = false;
         o.RecoveryInterval = TimeSpan.FromDays(1);
+        o.Recovery = _recovery;
     });
 
     private static string KeyOf(string identity) => ConsistencyToken.HashIdentity(identity).ToString("x16", CultureInfo.InvariantCulture);
@@ -208,7 +211,7 @@ public sealed class SqlServerLastResourceTests
         // While the decision database is unreachable, recovery decides nothing, whatever the grace period.
         _sql.RefuseConnections = true;
         SqlConnection.ClearAllPools();
-        var blind = await RwSplitRecovery.RecoverAsync(TimeSpan.Zero, default);
+        var blind = await _recovery.RecoverAsync(TimeSpan.Zero, default);
         Assert.That(blind.Committed + blind.RolledBack + blind.Fenced, Is.Zero);
         Assert.That(blind.Unresolved.Single(u => u.BranchId == gid).Reason, Does.Contain("unreachable"));
         Assert.That(await _bank.PreparedAsync(), Has.Count.EqualTo(1));
@@ -217,7 +220,7 @@ public sealed class SqlServerLastResourceTests
         _sql.RefuseConnections = false;
         var lookup = _sql.On(TdsMatch.Where(r => r.Text == Dialect.TransactionStatements!.SelectDecisionSql && (string?)r.Parameter("@gtrid") == gtrid, "decision lookup"))
             .Reply(TdsReply.Rows(new TdsResultSet(new TdsColumn("outcome", TdsType.VarChar(1))).Row("c")));
-        var recovered = await RwSplitRecovery.RecoverAsync(TimeSpan.Zero, default);
+        var recovered = await _recovery.RecoverAsync(TimeSpan.Zero, default);
         Assert.That(recovered.Unresolved.Select(u => u.BranchId), Does.Not.Contain(gid), string.Join(" | ", recovered.Unresolved.Select(u => u.Reason)));
         Assert.That(recovered.Fenced, Is.Zero, "a decision exists: no fence");
         Assert.That(lookup.Hits, Is.GreaterThanOrEqualTo(1), "recovery read the decision row on the SQL Server (this pass, or the background pass that a new data source schedules)");

@@ -51,6 +51,41 @@ public sealed class DependencyInjectionTests
         Assert.That(provider.GetService<RwSplitDataSource>(), Is.Null, "no unkeyed registration was made");
     }
 
+    /// <summary>
+    /// The container's data sources share one recovery, owned by the container (no process-wide registry): a branch one
+    /// prepared is resolved from another's decision, also after a restart. Without DI each data source has its own.
+    /// </summary>
+    [Test]
+    public void The_data_sources_of_a_container_share_one_recovery_which_the_container_owns()
+    {
+        var services = new ServiceCollection()
+            .AddReadWriteSplit("orders", o => { Configure(o); o.Primary = "Server=orders-primary"; })
+            .AddReadWriteSplit("billing", o => { Configure(o); o.Primary = "Server=billing-primary"; });
+        RwSplit.Transactions.RwSplitRecovery recovery;
+        using (var provider = services.BuildServiceProvider())
+        {
+            var orders = provider.GetRequiredKeyedService<RwSplitDataSource>("orders");
+            var billing = provider.GetRequiredKeyedService<RwSplitDataSource>("billing");
+            recovery = provider.GetRequiredService<RwSplit.Transactions.RwSplitRecovery>();
+            Assert.That((orders.Recovery, billing.Recovery), Is.EqualTo((recovery, recovery)));
+            Assert.That(recovery.DataSources, Is.EquivalentTo(new[] { orders, billing }));
+        }
+
+        Assert.That(recovery.DataSources, Is.Empty, "the container disposed its data sources, which left the recovery");
+
+        using var alone = new RwSplitDataSourceBuilder().Configure(Configure).Build();
+        using var other = new RwSplitDataSourceBuilder().Configure(Configure).Build();
+        Assert.That(alone.Recovery, Is.Not.Null.And.Not.SameAs(other.Recovery));
+        Assert.That(alone.Recovery!.DataSources, Is.EquivalentTo(new[] { alone }));
+
+        using var shared = new RwSplit.Transactions.RwSplitRecovery();
+        using var joined = new RwSplitDataSourceBuilder().Configure(Configure).UseRecovery(shared).Build();
+        Assert.That(joined.Recovery, Is.SameAs(shared));
+        using var off = new RwSplitDataSourceBuilder().Configure(o => { Configure(o); o.DistributedTransactions = false; }).UseRecovery(shared).Build();
+        Assert.That(off.Recovery, Is.Null, "no distributed transactions, nothing to recover");
+        Assert.That(shared.DataSources, Is.EquivalentTo(new[] { joined }));
+    }
+
     [Test]
     public void Registering_twice_is_idempotent_and_configurations_combine()
     {

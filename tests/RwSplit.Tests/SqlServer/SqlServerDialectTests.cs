@@ -115,6 +115,8 @@ public sealed class SqlServerDialectTests
         }
 
         Assert.That(RwSplitSqlServer.Factory.GetDataSource(cs), Is.SameAs(second));
+        Assert.That(second.Recovery, Is.SameAs(RwSplitSqlServer.Factory.Recovery), "drop-in data sources share the factory's recovery");
+        Assert.That(RwSplitSqlServer.Factory.Recovery.DataSources, Does.Contain(second).And.Not.Contain(first));
         second.Dispose();
     }
 
