@@ -56,8 +56,10 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     /// <summary>
     /// For a connection from a data source: the primary's connection string without its password (read-only). For a
     /// connection created by an <see cref="RwSplitProviderFactory"/>: the drop-in connection string (the provider's
-    /// connection string plus RwSplit's keywords, see <see cref="RwSplitProviderFactory.CreateConnection(string)"/>).
+    /// connection string plus RwSplit's keywords, see <see cref="RwSplitProviderFactory.CreateConnection(string)"/>),
+    /// validated when assigned.
     /// </summary>
+    /// <exception cref="ArgumentException">The assigned string is invalid (as the providers throw); the connection keeps its previous string.</exception>
     [AllowNull]
     public override string ConnectionString
     {
@@ -69,6 +71,8 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
                 throw new InvalidOperationException("The connection string cannot be changed while the connection is open.");
             if (_fromDataSource)
                 throw new InvalidOperationException("This connection comes from an RwSplitDataSource, whose configuration is fixed: build another data source instead.");
+            if (!string.IsNullOrWhiteSpace(value))
+                _factory.ParseDropIn(value); // an invalid string fails here, as the providers' setters do, and the old one stays
             _connectionString = value ?? string.Empty;
             _dataSource = null;
             _openedOnce = false;

@@ -76,6 +76,18 @@ public sealed class RwSplitProviderFactory : DbProviderFactory
     public override DbParameter CreateParameter()
         => Dialect.ProviderFactory.CreateParameter() ?? throw new NotSupportedException($"The {Dialect.SystemName} provider cannot create parameters.");
 
+    /// <summary>Whether the provider has a command builder: then <see cref="CreateCommandBuilder"/> returns RwSplit's.</summary>
+    public override bool CanCreateCommandBuilder => Dialect.ProviderFactory.CanCreateCommandBuilder;
+
+    /// <summary>An <see cref="RwSplitCommandBuilder"/> (generated writes run on the primary), or null when the provider has no command builder.</summary>
+    public override DbCommandBuilder? CreateCommandBuilder() => CanCreateCommandBuilder ? new RwSplitCommandBuilder(Dialect) : null;
+
+    /// <summary>Whether the provider has a data adapter: then <see cref="CreateDataAdapter"/> returns RwSplit's.</summary>
+    public override bool CanCreateDataAdapter => Dialect.ProviderFactory.CanCreateDataAdapter;
+
+    /// <summary>An <see cref="RwSplitDataAdapter"/> (its fill is routed as a read, its updates run on the primary), or null when the provider has none.</summary>
+    public override DbDataAdapter? CreateDataAdapter() => CanCreateDataAdapter ? new RwSplitDataAdapter() : null;
+
     /// <summary>A plain <see cref="DbConnectionStringBuilder"/>: the drop-in string mixes RwSplit's keywords with the provider's.</summary>
     public override DbConnectionStringBuilder CreateConnectionStringBuilder() => new();
 
@@ -88,7 +100,7 @@ public sealed class RwSplitProviderFactory : DbProviderFactory
     /// disposed).
     /// </summary>
     /// <param name="connectionString">The provider's connection string plus RwSplit's keywords.</param>
-    /// <exception cref="RwSplitException">The string is invalid; the message names the problem, never a password.</exception>
+    /// <exception cref="ArgumentException">The string is invalid (as the provider's own connection string setter throws); the message names the problem and its fix, never a value of the string.</exception>
     public RwSplitDataSource GetDataSource(string connectionString)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
@@ -114,7 +126,14 @@ public sealed class RwSplitProviderFactory : DbProviderFactory
         }
     }
 
-    private RwSplitDataSource Build(string connectionString)
+    private RwSplitDataSource Build(string connectionString) => new(ParseDropIn(connectionString));
+
+    /// <summary>
+    /// The options a drop-in connection string stands for, validated as a whole (what <see cref="RwSplitConnection.ConnectionString"/>
+    /// checks when it is assigned).
+    /// </summary>
+    /// <exception cref="ArgumentException">The string is invalid; the message never quotes a value of it.</exception>
+    internal RwSplitOptions ParseDropIn(string connectionString)
     {
         var builder = new DbConnectionStringBuilder();
         try
@@ -124,7 +143,7 @@ public sealed class RwSplitProviderFactory : DbProviderFactory
         catch (ArgumentException ex)
         {
             // The provider's own message may echo the string; say only where it broke.
-            throw new RwSplitException(RwSplitError.InvalidConfiguration, $"The RwSplit connection string is malformed ({ex.GetType().Name}); check quoting of values containing ';' or '='.", null);
+            throw Invalid($"The RwSplit connection string is malformed ({ex.GetType().Name}); check quoting of values containing ';' or '='.");
         }
 
         var options = new RwSplitOptions { Name = "drop-in", Recovery = Recovery };
@@ -141,7 +160,7 @@ public sealed class RwSplitProviderFactory : DbProviderFactory
             builder.Remove(ReadConsistencyKeyword);
             var text = Convert.ToString(consistency, System.Globalization.CultureInfo.InvariantCulture);
             if (!Enum.TryParse<ReadConsistency>(text, ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed) || int.TryParse(text, out _))
-                throw new RwSplitException(RwSplitError.InvalidConfiguration, $"Read Consistency '{text}' is not valid: use Eventual, ReadYourWrites or Strong.");
+                throw Invalid("The Read Consistency keyword's value is not valid: use Eventual, ReadYourWrites or Strong.");
             options.Consistency = parsed;
         }
 
@@ -152,14 +171,16 @@ public sealed class RwSplitProviderFactory : DbProviderFactory
             foreach (var server in replicas.Split('|', StringSplitOptions.TrimEntries))
             {
                 if (server.Length == 0)
-                    throw new RwSplitException(RwSplitError.InvalidConfiguration, "The Replicas keyword has an empty entry: list servers separated by '|', e.g. Replicas=sql-r1|sql-r2,1444.");
+                    throw Invalid("The Replicas keyword has an empty entry: list servers separated by '|', e.g. Replicas=sql-r1|sql-r2,1444.");
                 options.Replicas.Add(Dialect.WithServer(primary, server));
             }
         }
 
         var result = new RwSplitOptionsValidator().Validate(null, options);
         if (result.Failed)
-            throw new RwSplitException(RwSplitError.InvalidConfiguration, string.Join(Environment.NewLine, result.Failures));
-        return new RwSplitDataSource(options);
+            throw Invalid(string.Join(Environment.NewLine, result.Failures));
+        return options;
     }
+
+    private static ArgumentException Invalid(string message) => new(message, "connectionString");
 }

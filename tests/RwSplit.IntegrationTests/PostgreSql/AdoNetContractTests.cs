@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using System.Threading.Tasks;
 using Npgsql;
 using NUnit.Framework;
@@ -71,5 +72,68 @@ public sealed class AdoNetContractTests
         rawCommand.Connection = rawOther;
         command.Connection = other;
         Assert.That(await command.ExecuteScalarAsync(), Is.EqualTo(1));
+    }
+
+    /// <summary>
+    /// Defect: the drop-in factory returned null/false for CreateDataAdapter, CreateCommandBuilder and their Can… members,
+    /// so DbDataAdapter/DbCommandBuilder code got nothing from it. Now the same code runs through Npgsql's factory (the
+    /// oracle) and RwSplit's: the same answers, the same generated SQL, the same rows after Fill and Update — and the
+    /// generated writes run on the primary (a hot standby would refuse them).
+    /// </summary>
+    [Test]
+    public void The_factory_s_data_adapter_and_command_builder_fill_and_update_as_the_provider_s_do()
+    {
+        var replica = new NpgsqlConnectionStringBuilder(Cluster.ReplicaConnectionStrings[0]);
+        var dropIn = Cluster.PrimaryConnectionString + $";Replicas={replica.Host}:{replica.Port}";
+        var raw = Run(NpgsqlFactory.Instance, Cluster.PrimaryConnectionString, "rwsplit_adapter_raw");
+        var rw = Run(RwSplitNpgsql.Factory, dropIn, "rwsplit_adapter_rw");
+        Assert.That(rw.Can, Is.EqualTo(raw.Can), "CanCreateDataAdapter, CanCreateCommandBuilder");
+        Assert.That(rw.Types, Is.EqualTo(("RwSplitDataAdapter", "RwSplitCommandBuilder")));
+        Assert.That(rw.Sql, Is.EqualTo(raw.Sql.Select(text => text.Replace("rwsplit_adapter_raw", "rwsplit_adapter_rw", StringComparison.Ordinal))), "the same generated INSERT, UPDATE and DELETE");
+        Assert.That(rw.Updated, Is.EqualTo(raw.Updated).And.EqualTo(3));
+        Assert.That(rw.Rows, Is.EqualTo(raw.Rows).And.EqualTo(new[] { "1:changed", "3:added" }));
+        Assert.That(rw.QuotedName, Is.EqualTo(raw.QuotedName));
+    }
+
+    private static ((bool, bool) Can, (string, string) Types, string[] Sql, int Updated, string[] Rows, string QuotedName) Run(System.Data.Common.DbProviderFactory factory, string connectionString, string table)
+    {
+        using (var setup = new NpgsqlConnection(Cluster.PrimaryConnectionString))
+        {
+            setup.Open();
+            using var create = new NpgsqlCommand($"DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (id int PRIMARY KEY, name text NOT NULL); INSERT INTO {table} VALUES (1, 'one'), (2, 'two')", setup);
+            create.ExecuteNonQuery();
+        }
+
+        using var connection = factory.CreateConnection()!;
+        connection.ConnectionString = connectionString;
+        using var adapter = factory.CreateDataAdapter()!;
+        using var select = connection.CreateCommand();
+        select.CommandText = $"SELECT id, name FROM {table} ORDER BY id";
+        adapter.SelectCommand = select;
+        using var builder = factory.CreateCommandBuilder()!;
+        builder.DataAdapter = adapter;
+        var quoted = builder.QuoteIdentifier("we\"ird");
+        var sql = new[] { builder.GetInsertCommand().CommandText, builder.GetUpdateCommand().CommandText, builder.GetDeleteCommand().CommandText };
+
+        var data = new System.Data.DataTable();
+        adapter.Fill(data);
+        data.Rows[0]["name"] = "changed";
+        data.Rows[1].Delete();
+        data.Rows.Add(3, "added");
+        var updated = adapter.Update(data);
+
+        var after = new System.Data.DataTable();
+        using (var fresh = factory.CreateConnection()!)
+        {
+            fresh.ConnectionString = connectionString;
+            using var reread = fresh.CreateCommand();
+            reread.CommandText = select.CommandText;
+            using var again = factory.CreateDataAdapter()!;
+            again.SelectCommand = reread;
+            again.Fill(after);
+        }
+
+        var rows = after.Rows.Cast<System.Data.DataRow>().Select(r => $"{r["id"]}:{r["name"]}").ToArray();
+        return ((factory.CanCreateDataAdapter, factory.CanCreateCommandBuilder), (adapter.GetType().Name, builder.GetType().Name), sql, updated, rows, quoted);
     }
 }

@@ -22,6 +22,30 @@ public sealed class NpgsqlDialectTests
         => Assert.That(() => NpgsqlDialect.Instance.ParseEndpoint(cs + ";Password=TopSecret"),
             Throws.ArgumentException.With.Message.Contains(expected).IgnoreCase.And.Message.Not.Contains("TopSecret"));
 
+    /// <summary>
+    /// Npgsql is the oracle: where NpgsqlConnection's setter refuses a string, the drop-in connection's setter refuses it
+    /// at assignment with the same exception type (it used to accept it and fail at Open, as RwSplitException for some
+    /// strings), never quotes the password, and keeps its previous string.
+    /// </summary>
+    [TestCase("Host=a;Colour=blue")]
+    [TestCase("Host=a;Port=fifty")]
+    [TestCase("Host=a;=b")]
+    [TestCase("Host='unterminated")]
+    [TestCase("Host=a;Replicas=b|;Read Consistency=Sometimes")]
+    public void An_invalid_string_is_refused_at_assignment_as_NpgsqlConnection_refuses_it(string text)
+    {
+        var withSecret = text + ";Password=TopSecret";
+        var expected = text.Contains("Replicas", StringComparison.Ordinal)
+            ? new ArgumentException("RwSplit's own keywords: Npgsql has no opinion")
+            : Assert.Catch(() => _ = new NpgsqlConnection { ConnectionString = withSecret });
+        using var connection = (RwSplitConnection)RwSplitNpgsql.Factory.CreateConnection();
+        connection.ConnectionString = "Host=good";
+        var actual = Assert.Catch(() => connection.ConnectionString = withSecret);
+        Assert.That(actual, Is.InstanceOf(expected!.GetType()), actual!.ToString());
+        Assert.That(actual.Message, Does.Not.Contain("TopSecret"));
+        Assert.That(connection.ConnectionString, Is.EqualTo("Host=good"), "the previous string stays");
+    }
+
     [Test]
     public void Connector_clears_only_the_pool_its_connections_come_from()
     {

@@ -83,12 +83,31 @@ public sealed class SqlServerDialectTests
     [TestCase("Replica=sql-r1", "replica")]
     public void Bad_drop_in_strings_get_a_clear_error_without_the_password(string extra, string expected)
     {
-        using var connection = RwSplitSqlServer.CreateConnection(Primary + ";" + extra);
-        var ex = Assert.Catch(() => connection.Open());
-        Assert.That(ex, Is.InstanceOf<RwSplitException>());
+        // Defect: the error came only at Open, as RwSplitException for some strings and ArgumentException for others.
+        // Now it comes at assignment, as SqlConnection's setter throws (ArgumentException), and the old string stays.
+        using var connection = (RwSplitConnection)RwSplitSqlServer.Factory.CreateConnection();
+        connection.ConnectionString = Primary;
+        var ex = Assert.Throws<ArgumentException>(() => connection.ConnectionString = Primary + ";" + extra);
         Assert.That(ex!.Message, Does.Contain(expected).IgnoreCase);
         Assert.That(ex.Message, Does.Not.Contain("Sup3rSecret!"));
-        Assert.That(connection.State, Is.EqualTo(System.Data.ConnectionState.Closed));
+        Assert.That(connection.ConnectionString, Is.EqualTo(Primary), "the connection keeps its previous string");
+        Assert.Throws<ArgumentException>(() => RwSplitSqlServer.CreateConnection(Primary + ";" + extra));
+        Assert.Throws<ArgumentException>(() => RwSplitSqlServer.Factory.GetDataSource(Primary + ";" + extra));
+    }
+
+    /// <summary>The provider is the oracle: where SqlConnection's setter refuses a string, RwSplit's refuses it the same way, at once.</summary>
+    [TestCase("Colour=blue")]
+    [TestCase("Connect Timeout=soon")]
+    [TestCase("Server=a;=b")]
+    [TestCase("Server='unterminated")]
+    public void An_invalid_provider_string_is_refused_at_assignment_as_SqlConnection_refuses_it(string text)
+    {
+        var expected = Assert.Catch(() => _ = new SqlConnection { ConnectionString = text + ";Password=Sup3rSecret!" });
+        using var connection = (RwSplitConnection)RwSplitSqlServer.Factory.CreateConnection();
+        var actual = Assert.Catch(() => connection.ConnectionString = text + ";Password=Sup3rSecret!");
+        Assert.That(actual, Is.InstanceOf(expected!.GetType()), actual!.ToString());
+        Assert.That(actual.Message, Does.Not.Contain("Sup3rSecret!"));
+        Assert.That(connection.ConnectionString, Is.Empty);
     }
 
     [Test]
