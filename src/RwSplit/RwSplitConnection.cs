@@ -72,7 +72,7 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
             if (_fromDataSource)
                 throw new InvalidOperationException("This connection comes from an RwSplitDataSource, whose configuration is fixed: build another data source instead.");
             if (!string.IsNullOrWhiteSpace(value))
-                _factory.ParseDropIn(value); // an invalid string fails here, as the providers' setters do, and the old one stays
+                _factory.Validate(value); // an invalid string fails here, as the providers' setters do, and the old one stays
             _connectionString = value ?? string.Empty;
             _dataSource = null;
             _openedOnce = false;

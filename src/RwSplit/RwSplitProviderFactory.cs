@@ -129,6 +129,18 @@ public sealed class RwSplitProviderFactory : DbProviderFactory
     private RwSplitDataSource Build(string connectionString) => new(ParseDropIn(connectionString));
 
     /// <summary>
+    /// Checks a drop-in string when it is assigned to a connection. A string whose shared data source is live was checked
+    /// when that was built, so creating a connection per request (<c>CreateConnection(string)</c>) parses nothing again.
+    /// </summary>
+    /// <exception cref="ArgumentException">The string is invalid (see <see cref="ParseDropIn"/>).</exception>
+    internal void Validate(string connectionString)
+    {
+        if (_dataSources.TryGetValue(connectionString, out var existing) && !existing.IsDisposed)
+            return;
+        ParseDropIn(connectionString);
+    }
+
+    /// <summary>
     /// The options a drop-in connection string stands for, validated as a whole (what <see cref="RwSplitConnection.ConnectionString"/>
     /// checks when it is assigned).
     /// </summary>
