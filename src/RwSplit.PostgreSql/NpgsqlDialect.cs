@@ -1,5 +1,4 @@
 using System;
-using System.Collections.Frozen;
 using System.Collections.Generic;
 using System.Data.Common;
 using System.Globalization;
@@ -12,20 +11,12 @@ namespace RwSplit.PostgreSql;
 
 /// <summary>
 /// The PostgreSQL dialect over Npgsql: a lexer-based classifier (comments, quoted identifiers, string and dollar quoting),
-/// function volatility from <c>pg_proc</c>, and SQLSTATE 25006 (read-only transaction) as the misroute signal.
+/// function volatility from <c>pg_proc</c> (<see cref="CreateClassifier"/>), and SQLSTATE 25006 (read-only transaction)
+/// as the misroute signal (<see cref="Failures"/>).
 /// Select it with <see cref="RwSplitNpgsqlExtensions.UseNpgsql"/>.
 /// </summary>
 public sealed class NpgsqlDialect : RwSplitDialect
 {
-    private static readonly FrozenSet<string> VolatileButReadOnly = new[]
-    {
-        // Volatile only because their result changes between calls; none writes, and all run on a hot standby.
-        "random", "random_normal", "clock_timestamp", "timeofday", "gen_random_uuid", "uuid_generate_v1", "uuid_generate_v1mc",
-        "uuid_generate_v4", "pg_sleep", "pg_sleep_for", "pg_sleep_until", "pg_is_in_recovery", "pg_last_wal_replay_lsn",
-        "pg_last_wal_receive_lsn", "pg_last_xact_replay_timestamp", "pg_is_wal_replay_paused", "inet_server_port",
-        "inet_server_addr", "pg_backend_pid",
-    }.ToFrozenSet(StringComparer.Ordinal);
-
     private NpgsqlDialect()
     {
     }
@@ -48,45 +39,8 @@ public sealed class NpgsqlDialect : RwSplitDialect
     /// <inheritdoc />
     public override TransactionStatements TransactionStatements => NpgsqlTransactionStatements.Instance;
 
-    /// <summary>
-    /// Lists every function name with its most volatile overload's volatility (<c>pg_proc.provolatile</c>: <c>i</c> &lt;
-    /// <c>s</c> &lt; <c>v</c>, so <c>max</c> picks the most volatile), and every type name as stable (a function-style
-    /// cast such as <c>regclass('t')</c> runs the type's input function, which never writes). Functions whose catalog
-    /// volatility understates their effect count as volatile: <c>txid_current()</c> and <c>pg_current_xact_id()</c> are
-    /// marked stable but assign a transaction id, which a hot standby refuses.
-    /// </summary>
-    public override string? FunctionCatalogQuery => """
-        SELECT name, max(volatility) FROM (
-            SELECT proname::text AS name,
-                   CASE WHEN proname IN ('txid_current', 'pg_current_xact_id') THEN 'v' ELSE provolatile::text END AS volatility
-            FROM pg_catalog.pg_proc
-            UNION ALL
-            SELECT typname::text, 's' FROM pg_catalog.pg_type WHERE typtype NOT IN ('c', 'p')) AS catalog
-        GROUP BY name
-        """;
-
     /// <inheritdoc />
-    public override IReadOnlyCollection<string> ReadOnlyVolatileFunctions => VolatileButReadOnly;
-
-    /// <summary>
-    /// Also a connection failure: the server shutting down or terminating the backend (SQLSTATE class 57P), and a replica
-    /// cancelling a query because of a conflict with recovery (40001 with the hot-standby message), which another server
-    /// can answer.
-    /// </summary>
-    /// <param name="exception">The exception.</param>
-    /// <param name="connection">The connection.</param>
-    public override bool IsConnectionFailure(Exception exception, DbConnection connection)
-        => exception switch
-        {
-            // A reply of the server: only those saying the session is gone (shutdown, crash, idle timeout, connection
-            // errors) or that replay cancelled the statement count. A statement error after which Npgsql closes the
-            // connection (classes 53, 58, F0, XX raised by one query) is the statement's, not the server's.
-            PostgresException pg => pg.SqlState is "57P01" or "57P02" or "57P03" or "57P05"
-                                    || pg.SqlState.StartsWith("08", StringComparison.Ordinal)
-                                    || (pg.SqlState == PostgresErrorCodes.SerializationFailure && pg.MessageText.Contains("recovery", StringComparison.Ordinal)),
-            NpgsqlException { InnerException: System.IO.IOException or System.Net.Sockets.SocketException or TimeoutException } => true,
-            _ => base.IsConnectionFailure(exception, connection),
-        };
+    public override FailureRules Failures => NpgsqlFailureRules.Instance;
 
     /// <inheritdoc />
     public override EndpointAddress ParseEndpoint(string connectionString)
@@ -108,27 +62,8 @@ public sealed class NpgsqlDialect : RwSplitDialect
     }
 
     /// <inheritdoc />
-    public override StatementClassification Classify(string commandText, IReadOnlySet<string> readOnlyProcedures)
-        => PgStatementClassifier.Classify(commandText);
-
-    /// <summary>
-    /// A hot standby's refusals: SQLSTATE 25006 (read-only transaction), and the refusals PostgreSQL words as "… during
-    /// recovery" under other codes — 0A000 (<c>cannot set transaction read-write mode during recovery</c>), XX000
-    /// (<c>cannot assign TransactionIds during recovery</c>, e.g. <c>txid_current()</c> inside a view) and 55000. The
-    /// statement did nothing on the standby, so it can run again on the primary.
-    /// </summary>
-    /// <param name="exception">The exception thrown by the provider.</param>
-    public override bool IsReadOnlyViolation(Exception exception)
-        => exception is PostgresException { SqlState: PostgresErrorCodes.ReadOnlySqlTransaction }
-           || exception is PostgresException { SqlState: PostgresErrorCodes.FeatureNotSupported or PostgresErrorCodes.InternalError or PostgresErrorCodes.ObjectNotInPrerequisiteState } pg
-              && pg.MessageText.Contains("during recovery", StringComparison.Ordinal);
-
-    /// <inheritdoc />
-    public override void ClearPool(DbConnection connection)
-    {
-        if (connection is NpgsqlConnection npgsql)
-            NpgsqlConnection.ClearPool(npgsql);
-    }
+    public override StatementClassifier CreateClassifier(IReadOnlySet<string> readOnlyProcedures)
+        => new NpgsqlStatementClassifier(readOnlyProcedures);
 
     /// <summary>Replaces <c>Host</c> (and <c>Port</c>, when given as <c>host:port</c>).</summary>
     /// <param name="connectionString">The primary's connection string.</param>

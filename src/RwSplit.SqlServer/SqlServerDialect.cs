@@ -10,22 +10,12 @@ using RwSplit.Topology;
 namespace RwSplit.SqlServer;
 
 /// <summary>
-/// The SQL Server dialect over Microsoft.Data.SqlClient: T-SQL classified by Microsoft's own parser (ScriptDom), and
-/// error 3906 (database is read-only) as the misroute signal. Select it with
+/// The SQL Server dialect over Microsoft.Data.SqlClient: T-SQL classified by Microsoft's own parser (ScriptDom,
+/// <see cref="CreateClassifier"/>), and error 3906 (database is read-only) as the misroute signal (<see cref="Failures"/>). Select it with
 /// <see cref="RwSplitSqlServerExtensions.UseSqlServer"/>.
 /// </summary>
 public sealed class SqlServerDialect : RwSplitDialect
 {
-    /// <summary>SQL Server errors meaning "this server is read-only here", so the statement did nothing.</summary>
-    private static readonly HashSet<int> ReadOnlyErrors =
-    [
-        3906, // Failed to update database because the database is read-only.
-        3908, // Could not run BEGIN TRANSACTION in database because the database is in bypass recovery mode / read-only.
-        16000, // Only read-intent connections are allowed on this secondary (write attempted).
-    ];
-
-    private volatile ClassifierEntry? _classifier;
-
     private SqlServerDialect()
     {
     }
@@ -38,6 +28,9 @@ public sealed class SqlServerDialect : RwSplitDialect
 
     /// <inheritdoc />
     public override TransactionStatements TransactionStatements => SqlServerTransactionStatements.Instance;
+
+    /// <inheritdoc />
+    public override FailureRules Failures => SqlServerFailureRules.Instance;
 
     /// <inheritdoc />
     public override string SystemName => "microsoft.sql_server";
@@ -68,55 +61,8 @@ public sealed class SqlServerDialect : RwSplitDialect
     }
 
     /// <inheritdoc />
-    public override StatementClassification Classify(string commandText, IReadOnlySet<string> readOnlyProcedures)
-    {
-        // One data source per process is usual: keep the classifier of the last procedure set.
-        var entry = _classifier;
-        if (entry is null || !ReferenceEquals(entry.Procedures, readOnlyProcedures))
-            _classifier = entry = new ClassifierEntry(readOnlyProcedures, new TSqlStatementClassifier(readOnlyProcedures));
-        return entry.Classifier.Classify(commandText);
-    }
-
-    /// <inheritdoc />
-    public override StatementClassification ClassifyProcedure(string procedureName, IReadOnlySet<string> readOnlyProcedures)
-    {
-        ArgumentNullException.ThrowIfNull(procedureName);
-        var entry = _classifier;
-        if (entry is null || !ReferenceEquals(entry.Procedures, readOnlyProcedures))
-            _classifier = entry = new ClassifierEntry(readOnlyProcedures, new TSqlStatementClassifier(readOnlyProcedures));
-        return entry.Classifier.ClassifyProcedure(procedureName);
-    }
-
-    /// <inheritdoc />
-    public override void ClearPool(DbConnection connection)
-    {
-        if (connection is SqlConnection sql)
-            SqlConnection.ClearPool(sql);
-    }
-
-    /// <inheritdoc />
-    public override bool IsReadOnlyViolation(Exception exception)
-    {
-        if (exception is not SqlException sql)
-            return false;
-        foreach (SqlError error in sql.Errors)
-        {
-            if (ReadOnlyErrors.Contains(error.Number))
-                return true;
-        }
-
-        return false;
-    }
-
-    /// <summary>
-    /// Also a connection failure: a <see cref="SqlException"/> of severity 20 or more — SqlClient's transport-level errors
-    /// ("A transport-level error has occurred…") and server errors that end the session. On the async path SqlClient may
-    /// still report the broken connection as open when the exception arrives, so the state alone does not tell.
-    /// </summary>
-    /// <param name="exception">The exception.</param>
-    /// <param name="connection">The connection.</param>
-    public override bool IsConnectionFailure(Exception exception, DbConnection connection)
-        => base.IsConnectionFailure(exception, connection) || exception is SqlException { Class: >= 20 };
+    public override StatementClassifier CreateClassifier(IReadOnlySet<string> readOnlyProcedures)
+        => new SqlServerStatementClassifier(readOnlyProcedures);
 
     /// <summary>Replaces <c>Data Source</c> with <paramref name="server"/> and asks for <c>ApplicationIntent=ReadOnly</c>.</summary>
     /// <param name="connectionString">The primary's connection string.</param>
@@ -167,6 +113,4 @@ public sealed class SqlServerDialect : RwSplitDialect
         var database = string.IsNullOrEmpty(builder.InitialCatalog) ? null : builder.InitialCatalog;
         return new EndpointAddress(dataSource, port, database);
     }
-
-    private sealed record ClassifierEntry(IReadOnlySet<string> Procedures, TSqlStatementClassifier Classifier);
 }

@@ -20,6 +20,19 @@ internal sealed class SqlServerEndpointConnector : EndpointConnector
 
     public override DbConnection CreateConnection() => new SqlConnection(_connectionString);
 
+    /// <summary>
+    /// SqlClient pools by connection string: the pool of <paramref name="connection"/>'s own string is cleared, whichever
+    /// connector is asked.
+    /// </summary>
+    /// <param name="connection">A connection that failed.</param>
+    public override bool ClearPool(DbConnection connection)
+    {
+        if (connection is not SqlConnection sql)
+            return false;
+        SqlConnection.ClearPool(sql);
+        return true;
+    }
+
     /// <summary>Another application name, hence another SqlClient pool.</summary>
     public override DbConnection CreateMonitorConnection()
     {

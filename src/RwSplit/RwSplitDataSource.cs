@@ -57,7 +57,6 @@ public sealed class RwSplitDataSource : DbDataSource
         ReadYourWritesTimeout = options.ReadYourWritesTimeout;
         FallbackOverflow = options.FallbackOverflow;
         FallbackWaitTimeout = options.FallbackWaitTimeout;
-        ReadOnlyProcedures = options.ReadOnlyProcedures.ToFrozenSet(StringComparer.OrdinalIgnoreCase);
         Logger = (ILogger?)options.LoggerFactory?.CreateLogger("RwSplit") ?? NullLogger.Instance;
         Factory = RwSplitProviderFactory.For(Dialect);
 
@@ -84,7 +83,7 @@ public sealed class RwSplitDataSource : DbDataSource
 
         _endpoints = [Primary, .. _replicas];
         _currentPrimary = Primary;
-        Statements = new StatementCache(Dialect, ReadOnlyProcedures, options.StatementCacheSize);
+        Statements = new StatementCache(Dialect.CreateClassifier(options.ReadOnlyProcedures.ToFrozenSet(StringComparer.OrdinalIgnoreCase)), options.StatementCacheSize);
         _fallbackLimit = options.FallbackReadLimit;
         if (_replicas.Length > 0)
             _fallbackSlots = new SemaphoreSlim(options.FallbackReadLimit, Math.Max(1, options.FallbackReadLimit));
@@ -102,8 +101,8 @@ public sealed class RwSplitDataSource : DbDataSource
             Recovery = options.Recovery ?? new RwSplitRecovery();
             Recovery.Join(this);
         }
-        if (Dialect.FunctionCatalogQuery is not null)
-            _functions = new FunctionCatalog(Dialect, [.. _replicas, Primary], options.ReadOnlyFunctions.ToFrozenSet(StringComparer.OrdinalIgnoreCase), options.FunctionCatalogRefreshInterval, Logger);
+        if (Statements.Classifier.FunctionCatalogQuery is not null)
+            _functions = new FunctionCatalog(Statements.Classifier, [.. _replicas, Primary], options.ReadOnlyFunctions.ToFrozenSet(StringComparer.OrdinalIgnoreCase), options.FunctionCatalogRefreshInterval, Logger);
     }
 
     /// <summary>
@@ -178,8 +177,6 @@ public sealed class RwSplitDataSource : DbDataSource
     internal bool RetryMisroutedWrites { get; }
 
     internal TimeSpan ReplicaRetryDelay { get; }
-
-    internal IReadOnlySet<string> ReadOnlyProcedures { get; }
 
     internal int FactsVersion => Statements.Version + (_functions?.Version ?? 0);
 
@@ -374,37 +371,48 @@ public sealed class RwSplitDataSource : DbDataSource
     internal void ExitFallback() => _fallbackSlots?.Release();
 
 
+    /// <summary>
+    /// Empties the pool <paramref name="connection"/> came from (its endpoint connector's) after the connection or its
+    /// server failed. Always <see langword="true"/>, for use in exception filters.
+    /// </summary>
+    internal bool ClearPoolOf(DbConnection connection)
+    {
+        try
+        {
+            foreach (var endpoint in _endpoints)
+            {
+                if (endpoint.Connector.ClearPool(connection))
+                    break;
+            }
+        }
+#pragma warning disable CA1031 // Clearing is an optimisation; failing to clear changes nothing else.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+        }
+
+        return true;
+    }
+
     internal uint NextBalancerTicket() => (uint)Interlocked.Increment(ref _balancerTicket);
 
     /// <summary>What routing needs to know about a command text of a given type.</summary>
     internal async ValueTask<StatementFacts> ResolveFactsAsync(string commandText, CommandType commandType, bool async, CancellationToken cancellationToken)
     {
-        // Learned writes first: a stored procedure declared read-only that a replica rejected is remembered too.
-        if (Statements.IsLearnedWrite(commandText))
-            return new StatementFacts(StatementKind.Write, RoutingReason.LearnedWrite);
-        if (commandType == CommandType.StoredProcedure)
-            return Facts(Dialect.ClassifyProcedure(commandText, ReadOnlyProcedures), RoutingReason.ReadOnlyProcedure, RoutingReason.StoredProcedure);
-        if (commandType == CommandType.TableDirect)
-            return StatementFacts.Read;
+        // Every text but a read calling functions is resolved by the cache alone (learned writes, procedures, reads).
+        if (Statements.TryResolveFacts(commandText, commandType, out var facts))
+            return facts;
 
         var classification = Statements.Classify(commandText);
-        if (classification.Kind == StatementKind.Read && classification.Functions.Count > 0 && _functions is not null)
+        if (_functions is not null)
         {
             var kind = await _functions.ClassifyCallsAsync(classification.Functions, async, cancellationToken).ConfigureAwait(false);
             if (kind != StatementKind.Read)
                 return new StatementFacts(kind, RoutingReason.VolatileFunction, classification.SessionEffect, classification.Hint);
         }
 
-        return Facts(classification, RoutingReason.Read, RoutingReason.Write);
+        return StatementFacts.From(classification, RoutingReason.Read, RoutingReason.Write);
     }
-
-    private static StatementFacts Facts(StatementClassification c, RoutingReason readCause, RoutingReason writeCause)
-        => new(c.Kind, c.Kind switch
-        {
-            StatementKind.Read => readCause,
-            StatementKind.Write => writeCause,
-            _ => RoutingReason.UnknownStatement,
-        }, c.SessionEffect, c.Hint);
 
     private void LeaveRecovery()
     {

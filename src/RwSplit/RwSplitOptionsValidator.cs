@@ -87,10 +87,27 @@ public sealed class RwSplitOptionsValidator : IValidateOptions<RwSplitOptions>
             failures.Add($"{prefix}: AllowHeuristicCommit needs DistributedTransactions: turn DistributedTransactions on, or AllowHeuristicCommit off.");
         if (string.IsNullOrWhiteSpace(options.Name))
             failures.Add($"{prefix}: Name must not be empty (default \"default\").");
+        var emptyProcedureName = false;
         foreach (var procedure in options.ReadOnlyProcedures)
         {
             if (string.IsNullOrWhiteSpace(procedure))
+            {
                 failures.Add($"{prefix}: ReadOnlyProcedures contains an empty name: remove it.");
+                emptyProcedureName = true;
+            }
+        }
+
+        if (dialect is not null && !emptyProcedureName)
+        {
+            // The dialect reads the declared names its own way (T-SQL: name or schema.name, brackets allowed).
+            try
+            {
+                dialect.CreateClassifier(new HashSet<string>(options.ReadOnlyProcedures, StringComparer.OrdinalIgnoreCase));
+            }
+            catch (ArgumentException ex)
+            {
+                failures.Add($"{prefix}: ReadOnlyProcedures: {ex.Message.Split(" (Parameter", 2)[0]}");
+            }
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);

@@ -8,6 +8,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using RwSplit.PostgreSql;
 using RwSplit.Routing;
+using RwSplit.Providers;
 using RwSplit.Topology;
 
 namespace RwSplit.Benchmarks;
@@ -224,8 +225,14 @@ public sealed class InMemoryDialect : RwSplitDialect
     public override EndpointConnector CreateConnector(string connectionString, EndpointRole role)
         => new InMemoryConnector(ParseEndpoint(connectionString), role, _yielding);
 
-    public override StatementClassification Classify(string commandText, IReadOnlySet<string> readOnlyProcedures)
-        => NpgsqlDialect.Instance.Classify(commandText, readOnlyProcedures);
+    public override StatementClassifier CreateClassifier(IReadOnlySet<string> readOnlyProcedures)
+        => new InMemoryClassifier(NpgsqlDialect.Instance.CreateClassifier(readOnlyProcedures), readOnlyProcedures);
+
+    /// <summary>The PostgreSQL classifier's verdicts, without its function catalog (nothing to load it from).</summary>
+    private sealed class InMemoryClassifier(StatementClassifier postgres, IReadOnlySet<string> readOnlyProcedures) : StatementClassifier(readOnlyProcedures)
+    {
+        public override StatementClassification Classify(string commandText) => postgres.Classify(commandText);
+    }
 }
 
 public sealed class InMemoryConnector : EndpointConnector

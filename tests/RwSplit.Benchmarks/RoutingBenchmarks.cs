@@ -29,7 +29,7 @@ public class RoutingBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        _cache = new StatementCache(NpgsqlDialect.Instance, _noProcedures, 10_000);
+        _cache = new StatementCache(NpgsqlDialect.Instance.CreateClassifier(_noProcedures), 10_000);
         _cache.Classify(Statements.PgShortRead);
         _cache.Classify(Statements.PgLongRead);
         _read = new StatementFacts(StatementKind.Read, RoutingReason.Read);

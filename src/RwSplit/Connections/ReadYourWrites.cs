@@ -129,7 +129,7 @@ internal static class ReadYourWrites
             {
                 position = await QueryPositionAsync(connection, physical, query, async, cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is DbException or InvalidOperationException && connection.Dialect.IsConnectionFailure(ex, physical))
+            catch (Exception ex) when (ex is DbException or InvalidOperationException && connection.Dialect.Failures.IsConnectionFailure(ex, physical))
             {
                 // The replica's session died while waiting (terminated, restarted): drop it; the read routes again.
                 await connection.Physical.DiscardReplicaAsync(candidate, ex, async).ConfigureAwait(false);

@@ -225,9 +225,9 @@ internal static class CommandExecutor
     {
         if (plan.Decision.Target != RouteTarget.Replica)
             return Recovery.None;
-        if (request.Connection!.DataSourceOrThrow.RetryMisroutedWrites && request.Dialect.IsReadOnlyViolation(exception))
+        if (request.Connection!.DataSourceOrThrow.RetryMisroutedWrites && request.Dialect.Failures.IsReadOnlyViolation(exception))
             return Recovery.Misroute;
-        return request.Dialect.IsConnectionFailure(exception, plan.Physical) ? Recovery.ReplicaFailure : Recovery.None;
+        return request.Dialect.Failures.IsConnectionFailure(exception, plan.Physical) ? Recovery.ReplicaFailure : Recovery.None;
     }
 
     /// <summary>
@@ -282,8 +282,8 @@ internal static class CommandExecutor
         if (exception is OperationCanceledException)
             return true;
         var connection = request.Connection!;
-        if (request.Dialect.IsConnectionFailure(exception, physical))
-            Transactions.ProviderCalls.ClearPool(connection.DataSourceOrThrow, physical);
+        if (request.Dialect.Failures.IsConnectionFailure(exception, physical))
+            connection.DataSourceOrThrow.ClearPoolOf(physical);
         else
             connection.Physical.ForgetBroken(physical);
         return true;

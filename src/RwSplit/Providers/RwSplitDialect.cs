@@ -8,10 +8,11 @@ using RwSplit.Topology;
 namespace RwSplit;
 
 /// <summary>
-/// Everything RwSplit needs to know about one database engine and its ADO.NET provider: how to connect, how to
-/// classify SQL text, and how the engine reports a write that reached a read-only server; how it reports replication
-/// (<see cref="Replication"/>) and what distributed transactions need of it (<see cref="TransactionStatements"/>) are
-/// role objects of their own. Implemented by the provider
+/// Everything RwSplit needs to know about one database engine and its ADO.NET provider. The dialect itself knows how to
+/// connect (connection strings, endpoints, connectors); each other concern is a role object of its own, in
+/// <c>RwSplit.Providers</c>: how SQL is read for routing (<see cref="CreateClassifier"/>), how failures are reported
+/// (<see cref="Failures"/>), how replication is reported (<see cref="Replication"/>) and what distributed transactions
+/// need (<see cref="TransactionStatements"/>). Implemented by the provider
 /// packages (<c>RwSplit.SqlServer</c>, <c>RwSplit.PostgreSql</c>); selected with <c>UseSqlServer()</c> /
 /// <c>UseNpgsql()</c> on <c>RwSplitOptions</c>.
 /// </summary>
@@ -44,34 +45,15 @@ public abstract class RwSplitDialect
     /// <param name="role">The role the endpoint is configured for.</param>
     public abstract EndpointConnector CreateConnector(string connectionString, EndpointRole role);
 
-    /// <summary>Classifies a command text. Called once per distinct text; the result is cached.</summary>
-    /// <param name="commandText">The SQL text of a <see cref="System.Data.CommandType.Text"/> command.</param>
-    /// <param name="readOnlyProcedures">
-    /// Procedure names the user declared read-only (case-insensitive; with or without schema): an <c>EXEC</c> of one of
-    /// them is a read.
-    /// </param>
-    /// <returns>The classification; <see cref="StatementClassification.Unreadable"/> when the text cannot be read.</returns>
-    /// <remarks>Must never throw: text the classifier cannot read is <see cref="StatementKind.Unknown"/>.</remarks>
-    public abstract StatementClassification Classify(string commandText, IReadOnlySet<string> readOnlyProcedures);
-
     /// <summary>
-    /// Classifies a call of a stored procedure (<see cref="System.Data.CommandType.StoredProcedure"/>). The default: a read
-    /// when the name (with or without schema) is in <paramref name="readOnlyProcedures"/>, else a write.
+    /// Creates the classifier of one data source: how this engine's command texts and procedure calls are read for
+    /// routing, with the procedures that data source declared read-only.
     /// </summary>
-    /// <param name="procedureName">The procedure name as given in the command text.</param>
-    /// <param name="readOnlyProcedures">Procedure names the user declared read-only.</param>
-    public virtual StatementClassification ClassifyProcedure(string procedureName, IReadOnlySet<string> readOnlyProcedures)
-    {
-        ArgumentNullException.ThrowIfNull(procedureName);
-        ArgumentNullException.ThrowIfNull(readOnlyProcedures);
-        var name = procedureName.Trim();
-        if (readOnlyProcedures.Contains(name))
-            return StatementClassification.PlainRead;
-        var dot = name.LastIndexOf('.');
-        if (dot >= 0 && readOnlyProcedures.Contains(name[(dot + 1)..]))
-            return StatementClassification.PlainRead;
-        return new StatementClassification(StatementKind.Write, detail: "stored procedure");
-    }
+    /// <param name="readOnlyProcedures">
+    /// Procedure names the user declared read-only (case-insensitive; with or without schema): a call of one of them is
+    /// a read.
+    /// </param>
+    public abstract StatementClassifier CreateClassifier(IReadOnlySet<string> readOnlyProcedures);
 
     /// <summary>
     /// Returns <paramref name="connectionString"/> with its server (host and port) replaced by <paramref name="server"/>,
@@ -83,53 +65,14 @@ public abstract class RwSplitDialect
     public virtual string WithServer(string connectionString, string server)
         => throw new NotSupportedException($"The {SystemName} dialect does not support the Replicas connection string keyword; configure replicas with RwSplitOptions.Replicas.");
 
-    /// <summary>
-    /// For engines whose functions can write (PostgreSQL), a query listing the functions of the connected database: two
-    /// columns, the lower-case unqualified name and its volatility code (<c>i</c> immutable, <c>s</c> stable,
-    /// <c>v</c> volatile; for overloaded names, the most volatile). RwSplit runs it on the primary on first need and
-    /// every <c>FunctionCatalogRefreshInterval</c>; a read calling a volatile or unlisted function goes to the primary.
-    /// <see langword="null"/> (the default) when functions cannot write (SQL Server).
-    /// </summary>
-    public virtual string? FunctionCatalogQuery => null;
-
-    /// <summary>
-    /// Functions the engine marks volatile that nevertheless never write (<c>random()</c>, <c>clock_timestamp()</c>), so
-    /// a read calling them may run on a replica. Lower-case names.
-    /// </summary>
-    public virtual IReadOnlyCollection<string> ReadOnlyVolatileFunctions => Array.Empty<string>();
-
     /// <summary>How the engine reports replication (health probe, positions), or <see langword="null"/>: no health monitoring.</summary>
     public virtual ReplicationQueries? Replication => null;
 
     /// <summary>
-    /// Whether <paramref name="exception"/>, thrown by <paramref name="connection"/>, means the connection or its server
-    /// failed (as opposed to an error in the statement or in the caller's input), so that the endpoint is ejected and a
-    /// read that returned no row yet is retried on another server. Only a failure the server or the network caused may
-    /// count: the default is a timeout or I/O failure, or a provider error or refusal on a connection that is no longer
-    /// open; never a client-side error (<see cref="IsClientSideError"/>), even when the provider closed the connection
-    /// because of it. Dialects add their engine's connection-loss errors and keep statement errors out.
+    /// How the engine and its provider report failures (connection loss, a read-only server's refusal) and how the
+    /// provider's pool is emptied after one. Default: <see cref="FailureRules.Default"/>.
     /// </summary>
-    /// <param name="exception">The exception.</param>
-    /// <param name="connection">The provider connection that ran the statement.</param>
-    public virtual bool IsConnectionFailure(Exception exception, DbConnection connection)
-    {
-        ArgumentNullException.ThrowIfNull(exception);
-        ArgumentNullException.ThrowIfNull(connection);
-        if (IsClientSideError(exception))
-            return false;
-        return exception is TimeoutException or System.IO.IOException or System.Net.Sockets.SocketException
-               || exception.InnerException is TimeoutException or System.IO.IOException or System.Net.Sockets.SocketException
-               || (exception is DbException or InvalidOperationException && connection.State is not System.Data.ConnectionState.Open);
-    }
-
-    /// <summary>
-    /// Whether <paramref name="exception"/> is the provider refusing the caller's input before or while sending it (a
-    /// parameter value it cannot write, a value out of range, an unsupported type): the caller's mistake, which never
-    /// counts against a server and is never retried elsewhere.
-    /// </summary>
-    /// <param name="exception">The exception.</param>
-    protected static bool IsClientSideError(Exception exception)
-        => exception is InvalidCastException or ArgumentException or FormatException or OverflowException or NotSupportedException;
+    public virtual FailureRules Failures => FailureRules.Default;
 
     /// <summary>
     /// Whether a session command (<c>SET</c>) run inside a transaction is undone when the transaction rolls back
@@ -161,21 +104,4 @@ public abstract class RwSplitDialect
         ArgumentNullException.ThrowIfNull(address);
         return CanPrepare ? address.ToString() : $"{address.Host}:{address.Port}";
     }
-
-    /// <summary>
-    /// Empties the provider's pool of idle connections to the same endpoint as <paramref name="connection"/>, after a
-    /// connection to it failed: its other idle connections are likely dead too (server restart, terminated backends), and
-    /// the next open should dial anew. The default does nothing.
-    /// </summary>
-    /// <param name="connection">A connection of the pool to clear (open or not).</param>
-    public virtual void ClearPool(DbConnection connection)
-    {
-    }
-
-    /// <summary>
-    /// Whether <paramref name="exception"/> says that the server refused a statement because it is read-only
-    /// (PostgreSQL SQLSTATE 25006, SQL Server error 3906). Such a statement did nothing and can be retried on the primary.
-    /// </summary>
-    /// <param name="exception">The exception thrown by the provider.</param>
-    public virtual bool IsReadOnlyViolation(Exception exception) => false;
 }

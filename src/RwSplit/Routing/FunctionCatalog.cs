@@ -6,6 +6,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using Microsoft.Extensions.Logging;
 using RwSplit.Diagnostics;
+using RwSplit.Providers;
 using RwSplit.Topology;
 
 namespace RwSplit.Routing;
@@ -18,7 +19,7 @@ namespace RwSplit.Routing;
 /// </summary>
 internal sealed class FunctionCatalog : IDisposable
 {
-    private readonly RwSplitDialect _dialect;
+    private readonly StatementClassifier _classifier;
     private readonly Endpoint[] _sources;
     private readonly IReadOnlySet<string> _readOnly;
     private readonly long _refreshTicks;
@@ -27,14 +28,14 @@ internal sealed class FunctionCatalog : IDisposable
     private volatile Snapshot? _snapshot;
     private long _nextAttempt;
 
-    public FunctionCatalog(RwSplitDialect dialect, Endpoint[] sources, IReadOnlySet<string> readOnlyFunctions, TimeSpan refresh, ILogger logger)
+    public FunctionCatalog(StatementClassifier classifier, Endpoint[] sources, IReadOnlySet<string> readOnlyFunctions, TimeSpan refresh, ILogger logger)
     {
-        _dialect = dialect;
+        _classifier = classifier;
         _sources = sources;
         _logger = logger;
         _refreshTicks = (long)(refresh.TotalSeconds * Stopwatch.Frequency);
         var readOnly = new HashSet<string>(readOnlyFunctions, StringComparer.OrdinalIgnoreCase);
-        readOnly.UnionWith(dialect.ReadOnlyVolatileFunctions);
+        readOnly.UnionWith(classifier.ReadOnlyVolatileFunctions);
         _readOnly = readOnly;
     }
 
@@ -115,7 +116,7 @@ internal sealed class FunctionCatalog : IDisposable
         var command = connection.CreateCommand();
         await using (command.ConfigureAwait(false))
         {
-            command.CommandText = _dialect.FunctionCatalogQuery;
+            command.CommandText = _classifier.FunctionCatalogQuery;
             var reader = async ? await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false) : command.ExecuteReader();
             await using (reader.ConfigureAwait(false))
             {

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Concurrent;
 using System.Collections.Generic;
 using System.Data;
+using RwSplit.Providers;
 
 namespace RwSplit.Routing;
 
@@ -18,19 +19,20 @@ internal sealed class StatementCache
     // entry was created with is promoted here, on its second lookup, so texts built anew for each call never enter it.
     private readonly ConcurrentDictionary<string, StatementClassification> _byReference = new(ReferenceEqualityComparer.Instance);
     private readonly ConcurrentDictionary<string, byte> _learnedWrites = new(StringComparer.Ordinal);
-    private readonly RwSplitDialect _dialect;
-    private readonly IReadOnlySet<string> _readOnlyProcedures;
+    private readonly StatementClassifier _classifier;
     private readonly int _capacity;
 
     // ConcurrentDictionary.IsEmpty takes every lock when the map is empty, which it nearly always is: a flag instead.
     private volatile bool _anyLearnedWrite;
 
-    public StatementCache(RwSplitDialect dialect, IReadOnlySet<string> readOnlyProcedures, int capacity)
+    public StatementCache(StatementClassifier classifier, int capacity)
     {
-        _dialect = dialect;
-        _readOnlyProcedures = readOnlyProcedures;
+        _classifier = classifier;
         _capacity = capacity;
     }
+
+    /// <summary>The data source's classifier (its function catalog query and volatile-but-read-only functions).</summary>
+    public StatementClassifier Classifier => _classifier;
 
     public int Count => _entries.Count;
 
@@ -51,7 +53,7 @@ internal sealed class StatementCache
         StatementClassification classification;
         try
         {
-            classification = _dialect.Classify(commandText, _readOnlyProcedures);
+            classification = _classifier.Classify(commandText);
         }
 #pragma warning disable CA1031 // A classifier bug must fail closed (primary), never fail the command.
         catch (Exception)
@@ -94,7 +96,7 @@ internal sealed class StatementCache
 
         if (commandType == CommandType.StoredProcedure)
         {
-            facts = StatementFacts.From(_dialect.ClassifyProcedure(commandText, _readOnlyProcedures), RoutingReason.ReadOnlyProcedure, RoutingReason.StoredProcedure);
+            facts = StatementFacts.From(_classifier.ClassifyProcedure(commandText), RoutingReason.ReadOnlyProcedure, RoutingReason.StoredProcedure);
             return true;
         }
 

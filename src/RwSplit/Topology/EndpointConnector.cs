@@ -41,8 +41,8 @@ public abstract class EndpointConnector : IAsyncDisposable, IDisposable
     /// <summary>
     /// Empties the provider pool that <paramref name="connection"/> came from, if it came from this connector, after a
     /// connection to the endpoint failed: its idle siblings are likely dead too (server restart, terminated sessions).
-    /// Returns whether it did. The default does nothing (providers pooled by connection string are cleared by
-    /// <see cref="RwSplitDialect.ClearPool"/>).
+    /// Returns whether it did. The one place a pool is cleared (the data source asks its endpoints' connectors in turn).
+    /// The default does nothing.
     /// </summary>
     /// <param name="connection">A connection that failed (open or not).</param>
     public virtual bool ClearPool(DbConnection connection) => false;

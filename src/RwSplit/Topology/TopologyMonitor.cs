@@ -273,7 +273,7 @@ internal sealed class TopologyMonitor : IAsyncDisposable
 
             // The endpoint failed: the application's idle pooled connections to it are likely dead too.
             using (var sibling = endpoint.Connector.CreateConnection())
-                Transactions.ProviderCalls.ClearPool(_dataSource, sibling);
+                endpoint.Connector.ClearPool(sibling);
             var error = ex is OperationCanceledException ? $"no answer within {_probeTimeout.TotalSeconds:0.#} s" : $"{ex.GetType().Name}: {ex.Message}";
             return ProbeResult.Failed(error, Stopwatch.GetTimestamp());
         }

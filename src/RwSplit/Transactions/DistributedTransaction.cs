@@ -130,7 +130,7 @@ internal sealed class DistributedTransaction
                     return branch;
                 }
             }
-            catch (Exception ex) when (ex is not OperationCanceledException && dataSource.Dialect.IsConnectionFailure(ex, connection) && ProviderCalls.ClearPool(dataSource, connection) && attempt < 3)
+            catch (Exception ex) when (ex is not OperationCanceledException && dataSource.Dialect.Failures.IsConnectionFailure(ex, connection) && dataSource.ClearPoolOf(connection) && attempt < 3)
             {
                 // a pooled connection the server already closed: nothing ran on it yet, take another
                 await connection.DisposeAsync().ConfigureAwait(false);
@@ -392,7 +392,7 @@ internal sealed class DistributedTransaction
                 transaction.Commit();
             FaultInjection.Hit(FaultInjection.DecisionCommitReplyLost, branch);
         }
-        catch (Exception ex) when (ex is not OperationCanceledException && (branch.Connection.State != System.Data.ConnectionState.Open || branch.Dialect.IsConnectionFailure(ex, branch.Connection) || ex is System.IO.IOException))
+        catch (Exception ex) when (ex is not OperationCanceledException && (branch.Connection.State != System.Data.ConnectionState.Open || branch.Dialect.Failures.IsConnectionFailure(ex, branch.Connection) || ex is System.IO.IOException))
         {
             // The COMMIT may or may not have reached the server: only the database knows.
             branch.State = BranchState.Committed; // not ours to roll back any more

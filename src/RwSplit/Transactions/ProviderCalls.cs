@@ -27,7 +27,7 @@ internal static class ProviderCalls
                     connection.Open();
                 return await call(connection, async, cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is not OperationCanceledException && dataSource.Dialect.IsConnectionFailure(ex, connection) && ClearPool(dataSource, connection) && attempt < Attempts)
+            catch (Exception ex) when (ex is not OperationCanceledException && dataSource.Dialect.Failures.IsConnectionFailure(ex, connection) && dataSource.ClearPoolOf(connection) && attempt < Attempts)
             {
                 // a dead pooled connection: its siblings are gone from the pool now; dial anew
             }
@@ -39,30 +39,6 @@ internal static class ProviderCalls
                     connection.Dispose();
             }
         }
-    }
-
-    /// <summary>Clears the connection's pool; always <see langword="true"/> (for use in exception filters).</summary>
-    public static bool ClearPool(RwSplitDataSource dataSource, DbConnection connection)
-    {
-        try
-        {
-            dataSource.Dialect.ClearPool(connection);
-            if (!dataSource.Primary.Connector.ClearPool(connection))
-            {
-                foreach (var replica in dataSource.Replicas)
-                {
-                    if (replica.Connector.ClearPool(connection))
-                        break;
-                }
-            }
-        }
-#pragma warning disable CA1031 // Clearing is an optimisation; failing to clear changes nothing else.
-        catch (Exception)
-#pragma warning restore CA1031
-        {
-        }
-
-        return true;
     }
 
     public static ValueTask<object?> ScalarAsync(RwSplitDataSource dataSource, string sql, bool async, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)

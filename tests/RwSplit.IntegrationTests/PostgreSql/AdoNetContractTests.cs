@@ -122,11 +122,11 @@ public sealed class AdoNetContractTests
         data.Rows.Add(3, "added");
         var updated = adapter.Update(data);
 
+        // Read back on the same connection: its writes must be visible wherever the read goes (read-your-writes). A new
+        // connection carries no watermark and may read a replica that has not replayed them yet.
         var after = new System.Data.DataTable();
-        using (var fresh = factory.CreateConnection()!)
+        using (var reread = connection.CreateCommand())
         {
-            fresh.ConnectionString = connectionString;
-            using var reread = fresh.CreateCommand();
             reread.CommandText = select.CommandText;
             using var again = factory.CreateDataAdapter()!;
             again.SelectCommand = reread;

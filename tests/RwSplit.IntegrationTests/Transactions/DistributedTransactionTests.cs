@@ -449,7 +449,7 @@ public sealed class DistributedTransactionTests
             // its first command fails (RwSplit then clears the pool). The next test must not inherit them: clear the
             // connection-string pools and RwSplit's own (one NpgsqlDataSource per endpoint, which ClearAllPools skips).
             Npgsql.NpgsqlConnection.ClearAllPools();
-            TransactionTestSupport.ClearPools(_first, _second);
+            TransactionTestSupport.ClearPoolOf(_first, _second);
         }
     }
 
@@ -508,7 +508,7 @@ public sealed class DistributedTransactionTests
             FaultInjection.Hook = null;
             AllowConnections(true);
             Npgsql.NpgsqlConnection.ClearAllPools();
-            TransactionTestSupport.ClearPools(_first, _second);
+            TransactionTestSupport.ClearPoolOf(_first, _second);
         }
 
         // A long grace period: only the coordinator's written answer (decision row or abort fence) can decide it now.
@@ -695,12 +695,12 @@ internal static class TransactionTestSupport
     }
 
     /// <summary>Empties the pools of the data sources' primaries (what RwSplit itself does after a connection failure).</summary>
-    public static void ClearPools(params RwSplitDataSource[] dataSources)
+    public static void ClearPoolOf(params RwSplitDataSource[] dataSources)
     {
         foreach (var dataSource in dataSources)
         {
             using var connection = dataSource.CurrentPrimary.Connector.CreateConnection();
-            ProviderCalls.ClearPool(dataSource, connection);
+            dataSource.ClearPoolOf(connection);
         }
     }
 

@@ -2,6 +2,7 @@ using System;
 using System.Linq;
 using Microsoft.Extensions.Options;
 using NUnit.Framework;
+using RwSplit.SqlServer;
 using RwSplit.Tests.Fakes;
 
 namespace RwSplit.Tests.Core;
@@ -171,6 +172,16 @@ public sealed class OptionsTests
         options.Name = "";
         options.ReadOnlyProcedures.Add("");
         Assert.That(Failures(options), Has.Length.EqualTo(2));
+    }
+
+    [TestCase("srv.db.dbo.GetOrders")]
+    [TestCase("dbo.GetOrders(1)")]
+    public void A_read_only_procedure_name_the_dialect_cannot_read_is_refused_with_the_form_to_use(string name)
+    {
+        var options = new RwSplitOptions { Primary = "Server=p;Password=topsecret" }.UseSqlServer();
+        options.ReadOnlyProcedures.Add("dbo.Fine");
+        options.ReadOnlyProcedures.Add(name);
+        Assert.That(Failures(options), Has.One.Contains("ReadOnlyProcedures").And.One.Contains("schema.name"));
     }
 
     [Test]

@@ -544,8 +544,31 @@ public sealed class FakeDialect : RwSplitDialect
     public override EndpointConnector CreateConnector(string connectionString, EndpointRole role)
         => new FakeConnector(ParseEndpoint(connectionString), role);
 
-    /// <summary>SELECT/SHOW: read; SET: replayable read; CREATE TEMP: pinning write; "??": unknown; else write.</summary>
-    public override StatementClassification Classify(string commandText, IReadOnlySet<string> readOnlyProcedures)
+    public override StatementClassifier CreateClassifier(IReadOnlySet<string> readOnlyProcedures) => new FakeClassifier(readOnlyProcedures);
+
+    public override FailureRules Failures => Rules.Instance;
+
+    public override string WithServer(string connectionString, string server)
+    {
+        var builder = new DbConnectionStringBuilder { ConnectionString = connectionString };
+        builder["Server"] = server;
+        return builder.ConnectionString;
+    }
+
+    private sealed class Rules : FailureRules
+    {
+        public static readonly Rules Instance = new();
+
+        public override bool IsReadOnlyViolation(Exception exception) => exception is ReadOnlyViolationException;
+    }
+}
+
+/// <summary>SELECT/SHOW: read; SET: replayable read; CREATE TEMP: pinning write; "??": unknown; else write.</summary>
+public sealed class FakeClassifier(IReadOnlySet<string> readOnlyProcedures) : StatementClassifier(readOnlyProcedures)
+{
+    public static readonly FakeClassifier Instance = new(new HashSet<string>());
+
+    public override StatementClassification Classify(string commandText)
     {
         var hint = commandText.Contains("rwsplit:primary", StringComparison.Ordinal) ? RoutingHint.Primary
             : commandText.Contains("rwsplit:replica", StringComparison.Ordinal) ? RoutingHint.Replica : RoutingHint.None;
@@ -561,15 +584,6 @@ public sealed class FakeDialect : RwSplitDialect
         if (text.StartsWith("??", StringComparison.Ordinal))
             return new StatementClassification(StatementKind.Unknown, hint: hint);
         return new StatementClassification(StatementKind.Write, hint: hint);
-    }
-
-    public override bool IsReadOnlyViolation(Exception exception) => exception is ReadOnlyViolationException;
-
-    public override string WithServer(string connectionString, string server)
-    {
-        var builder = new DbConnectionStringBuilder { ConnectionString = connectionString };
-        builder["Server"] = server;
-        return builder.ConnectionString;
     }
 }
 

@@ -87,15 +87,15 @@ public sealed class NpgsqlDialectTests
     [Test]
     public void Misroute_signal_is_sqlstate_25006_only()
     {
-        Assert.That(NpgsqlDialect.Instance.IsReadOnlyViolation(new PostgresException("read-only", "ERROR", "ERROR", PostgresErrorCodes.ReadOnlySqlTransaction)), Is.True);
-        Assert.That(NpgsqlDialect.Instance.IsReadOnlyViolation(new PostgresException("syntax", "ERROR", "ERROR", PostgresErrorCodes.SyntaxError)), Is.False);
-        Assert.That(NpgsqlDialect.Instance.IsReadOnlyViolation(new InvalidOperationException()), Is.False);
+        Assert.That(NpgsqlDialect.Instance.Failures.IsReadOnlyViolation(new PostgresException("read-only", "ERROR", "ERROR", PostgresErrorCodes.ReadOnlySqlTransaction)), Is.True);
+        Assert.That(NpgsqlDialect.Instance.Failures.IsReadOnlyViolation(new PostgresException("syntax", "ERROR", "ERROR", PostgresErrorCodes.SyntaxError)), Is.False);
+        Assert.That(NpgsqlDialect.Instance.Failures.IsReadOnlyViolation(new InvalidOperationException()), Is.False);
     }
 
     [Test]
     public void Function_catalog_query_and_volatile_read_only_builtins()
     {
-        Assert.That(NpgsqlDialect.Instance.FunctionCatalogQuery, Does.Contain("pg_proc").And.Contain("provolatile"));
-        Assert.That(NpgsqlDialect.Instance.ReadOnlyVolatileFunctions, Does.Contain("random").And.Not.Contain("nextval"));
+        Assert.That(NpgsqlDialect.Instance.CreateClassifier(new System.Collections.Generic.HashSet<string>()).FunctionCatalogQuery, Does.Contain("pg_proc").And.Contain("provolatile"));
+        Assert.That(NpgsqlDialect.Instance.CreateClassifier(new System.Collections.Generic.HashSet<string>()).ReadOnlyVolatileFunctions, Does.Contain("random").And.Not.Contain("nextval"));
     }
 }

@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Data;
 using Moq;
 using NUnit.Framework;
+using RwSplit.Providers;
 using RwSplit.Routing;
 
 namespace RwSplit.Tests.Routing;
@@ -15,16 +16,16 @@ public sealed class StatementCacheTests
     private static (StatementCache Cache, Func<int> Classified) Create(int capacity = 100)
     {
         var calls = 0;
-        var dialect = new Mock<RwSplitDialect> { CallBase = true };
-        dialect.Setup(d => d.Classify(It.IsAny<string>(), It.IsAny<IReadOnlySet<string>>()))
-            .Returns((string text, IReadOnlySet<string> _) =>
+        var classifier = new Mock<StatementClassifier>(NoProcedures) { CallBase = true };
+        classifier.Setup(c => c.Classify(It.IsAny<string>()))
+            .Returns((string text) =>
             {
                 calls++;
                 return text.StartsWith("SELECT", StringComparison.Ordinal)
                     ? new StatementClassification(StatementKind.Read, functions: text.Contains("f(", StringComparison.Ordinal) ? new[] { "f" } : null)
                     : new StatementClassification(StatementKind.Write);
             });
-        return (new StatementCache(dialect.Object, NoProcedures, capacity), () => calls);
+        return (new StatementCache(classifier.Object, capacity), () => calls);
     }
 
     [Test]

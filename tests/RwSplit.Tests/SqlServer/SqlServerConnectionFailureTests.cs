@@ -22,14 +22,14 @@ public sealed class SqlServerConnectionFailureTests
     {
         using var connection = new FakeOpenConnection();
         var exception = CreateSqlException(0, (byte)severity, "A transport-level error has occurred when receiving results from the server.");
-        Assert.That(SqlServerDialect.Instance.IsConnectionFailure(exception, connection), Is.EqualTo(expected));
+        Assert.That(SqlServerDialect.Instance.Failures.IsConnectionFailure(exception, connection), Is.EqualTo(expected));
     }
 
     [Test]
     public void A_closed_connection_is_a_failure_whatever_the_exception()
     {
         using var connection = new FakeOpenConnection { Closed = true };
-        Assert.That(SqlServerDialect.Instance.IsConnectionFailure(new InvalidOperationException(), connection), Is.True);
+        Assert.That(SqlServerDialect.Instance.Failures.IsConnectionFailure(new InvalidOperationException(), connection), Is.True);
     }
 
     /// <summary>SqlException has no public constructor: build one as SqlClient does (internal API of the pinned version).</summary>

@@ -143,9 +143,10 @@ public sealed class SqlServerDialectTests
     public void Read_only_procedures_via_command_type()
     {
         var procedures = new System.Collections.Generic.HashSet<string>(StringComparer.OrdinalIgnoreCase) { "dbo.GetOrders" };
-        Assert.That(SqlServerDialect.Instance.ClassifyProcedure("dbo.GetOrders", procedures).Kind, Is.EqualTo(RwSplit.Routing.StatementKind.Read));
-        Assert.That(SqlServerDialect.Instance.ClassifyProcedure("dbo.PlaceOrder", procedures).Kind, Is.EqualTo(RwSplit.Routing.StatementKind.Write));
-        var applock = SqlServerDialect.Instance.ClassifyProcedure("sp_getapplock", procedures);
+        var classifier = SqlServerDialect.Instance.CreateClassifier(procedures);
+        Assert.That(classifier.ClassifyProcedure("dbo.GetOrders").Kind, Is.EqualTo(RwSplit.Routing.StatementKind.Read));
+        Assert.That(classifier.ClassifyProcedure("dbo.PlaceOrder").Kind, Is.EqualTo(RwSplit.Routing.StatementKind.Write));
+        var applock = classifier.ClassifyProcedure("sp_getapplock");
         Assert.That(applock.SessionEffect, Is.EqualTo(RwSplit.Routing.SessionEffect.Pin));
     }
 
@@ -213,5 +214,5 @@ public sealed class SqlServerDialectTests
 
     [Test]
     public void Misroute_signal_is_only_sql_errors()
-        => Assert.That(SqlServerDialect.Instance.IsReadOnlyViolation(new InvalidOperationException("3906")), Is.False);
+        => Assert.That(SqlServerDialect.Instance.Failures.IsReadOnlyViolation(new InvalidOperationException("3906")), Is.False);
 }
