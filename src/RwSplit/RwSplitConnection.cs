@@ -183,27 +183,44 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     /// replayed <c>SET</c> commands, the database switch). Read-your-writes knowledge survives, so a reopened connection
     /// still reads its own writes.
     /// </summary>
-    public override void Close() => CloseAsync(false).GetAwaiter().GetResult();
-
-    /// <inheritdoc />
-    public override Task CloseAsync() => CloseAsync(true).AsTask();
-
-    private async ValueTask CloseAsync(bool async)
+    public override void Close()
     {
         if (_state == ConnectionState.Closed)
             return;
         try
         {
-            await Enlistment.RollBackLocalAsync(async).ConfigureAwait(false);
-            await Physical.CloseAsync(async).ConfigureAwait(false);
+            // Both complete synchronously when async is false: no state machine on the sync path.
+            Enlistment.RollBackLocalAsync(false).GetAwaiter().GetResult();
+            Physical.CloseAsync(false).GetAwaiter().GetResult();
         }
         finally
         {
-            Enlistment.Reset();
-            _settings?.Reset();
-            Watermark.ForgetReads();
-            SetState(ConnectionState.Closed);
+            OnClosed();
         }
+    }
+
+    /// <inheritdoc />
+    public override async Task CloseAsync()
+    {
+        if (_state == ConnectionState.Closed)
+            return;
+        try
+        {
+            await Enlistment.RollBackLocalAsync(true).ConfigureAwait(false);
+            await Physical.CloseAsync(true).ConfigureAwait(false);
+        }
+        finally
+        {
+            OnClosed();
+        }
+    }
+
+    private void OnClosed()
+    {
+        Enlistment.Reset();
+        _settings?.Reset();
+        Watermark.ForgetReads();
+        SetState(ConnectionState.Closed);
     }
 
     /// <inheritdoc />
@@ -240,56 +257,43 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     /// <inheritdoc cref="ChangeDatabase"/>
     /// <param name="databaseName">The database.</param>
     /// <param name="cancellationToken">Cancels the operation.</param>
-    public override Task ChangeDatabaseAsync(string databaseName, CancellationToken cancellationToken = default)
-        => ChangeDatabaseAsync(databaseName, true, cancellationToken).AsTask();
+    public override async Task ChangeDatabaseAsync(string databaseName, CancellationToken cancellationToken = default)
+        => await ChangeDatabaseAsync(databaseName, true, cancellationToken).ConfigureAwait(false);
 
-    private async ValueTask ChangeDatabaseAsync(string databaseName, bool async, CancellationToken cancellationToken)
+    private ValueTask ChangeDatabaseAsync(string databaseName, bool async, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(databaseName);
-        ThrowIfNotOpen();
-        await Physical.ChangeDatabaseAsync(databaseName, async, cancellationToken).ConfigureAwait(false);
-        Settings.Database = databaseName;
+        return OpenOrThrow.Physical.ChangeDatabaseAsync(databaseName, async, cancellationToken);
     }
 
     /// <summary>Begins a local transaction on the primary. Every command of the connection runs on the primary until it ends.</summary>
     /// <param name="isolationLevel">The isolation level.</param>
     public new RwSplitTransaction BeginTransaction(IsolationLevel isolationLevel = IsolationLevel.Unspecified)
-        => BeginTransactionAsync(isolationLevel, false, default).GetAwaiter().GetResult();
+        => Enlistment.BeginLocalAsync(OpenOrThrow, isolationLevel, false, default).GetAwaiter().GetResult();
 
     /// <inheritdoc cref="BeginTransaction(IsolationLevel)"/>
     /// <param name="isolationLevel">The isolation level.</param>
     /// <param name="cancellationToken">Cancels the operation.</param>
     public new async ValueTask<RwSplitTransaction> BeginTransactionAsync(IsolationLevel isolationLevel = IsolationLevel.Unspecified, CancellationToken cancellationToken = default)
-        => await BeginTransactionAsync(isolationLevel, true, cancellationToken).ConfigureAwait(false);
+        => await Enlistment.BeginLocalAsync(OpenOrThrow, isolationLevel, true, cancellationToken).ConfigureAwait(false);
 
     /// <inheritdoc />
     protected override DbTransaction BeginDbTransaction(IsolationLevel isolationLevel) => BeginTransaction(isolationLevel);
 
     /// <inheritdoc />
     protected override async ValueTask<DbTransaction> BeginDbTransactionAsync(IsolationLevel isolationLevel, CancellationToken cancellationToken)
-        => await BeginTransactionAsync(isolationLevel, true, cancellationToken).ConfigureAwait(false);
-
-    private ValueTask<RwSplitTransaction> BeginTransactionAsync(IsolationLevel isolationLevel, bool async, CancellationToken cancellationToken)
-        => Enlistment.BeginLocalAsync(OpenOrThrow, isolationLevel, async, cancellationToken);
+        => await BeginTransactionAsync(isolationLevel, cancellationToken).ConfigureAwait(false);
 
     /// <summary>Enlists in <paramref name="transaction"/>: every command then runs on the primary, enlisted in it, until it ends.</summary>
     /// <param name="transaction">The transaction, or <see langword="null"/> to stop using an explicit one.</param>
-    public override void EnlistTransaction(Transaction? transaction)
-    {
-        ThrowIfNotOpen();
-        Enlistment.Explicit = transaction;
-    }
+    public override void EnlistTransaction(Transaction? transaction) => OpenOrThrow.Enlistment.Explicit = transaction;
 
     /// <summary>
     /// Joins an explicit distributed transaction (the async API without <c>TransactionScope</c>): every command then runs
     /// on this data source's primary inside the transaction's branch for its database, until the transaction ends.
     /// </summary>
     /// <param name="transaction">The transaction, or <see langword="null"/> to leave it.</param>
-    public void EnlistDistributedTransaction(RwSplitDistributedTransaction? transaction)
-    {
-        ThrowIfNotOpen();
-        Enlistment.Join(transaction);
-    }
+    public void EnlistDistributedTransaction(RwSplitDistributedTransaction? transaction) => OpenOrThrow.Enlistment.Join(transaction);
 
     /// <summary>Creates a command bound to this connection.</summary>
     public new RwSplitCommand CreateCommand() => new(Dialect) { Connection = this };
@@ -325,13 +329,11 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     /// <see cref="RwSplitScope.PreventWrites"/>.
     /// </summary>
     /// <exception cref="RwSplitException">Inside a PreventWrites scope (<see cref="RwSplitError.WriteBlocked"/>).</exception>
-    public DbConnection GetPrimaryConnection() => GetPrimaryConnectionAsync(false, default).GetAwaiter().GetResult();
+    public DbConnection GetPrimaryConnection() => OpenOrThrow.Physical.HandOverPrimaryAsync(false, default).GetAwaiter().GetResult();
 
     /// <inheritdoc cref="GetPrimaryConnection"/>
     /// <param name="cancellationToken">Cancels the operation.</param>
-    public ValueTask<DbConnection> GetPrimaryConnectionAsync(CancellationToken cancellationToken = default) => GetPrimaryConnectionAsync(true, cancellationToken);
-
-    private ValueTask<DbConnection> GetPrimaryConnectionAsync(bool async, CancellationToken cancellationToken) => OpenOrThrow.Physical.HandOverPrimaryAsync(async, cancellationToken);
+    public ValueTask<DbConnection> GetPrimaryConnectionAsync(CancellationToken cancellationToken = default) => OpenOrThrow.Physical.HandOverPrimaryAsync(true, cancellationToken);
 
     private DbConnection GetPrimary(RoutingReason reason) => OpenOrThrow.GetPhysicalAsync(RoutingDecision.ToPrimary(reason), false, default).GetAwaiter().GetResult();
 
@@ -344,8 +346,6 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     }
 
     object ICloneable.Clone() => Clone();
-
-    // ---- Read-your-writes across connections ----
 
     /// <summary>
     /// Exports a token covering this connection's writes (and tokens applied to it), for a later read elsewhere; see
@@ -366,8 +366,7 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     /// <exception cref="RwSplitException">The token is malformed, of an unknown version, or from another database cluster.</exception>
     public void ApplyConsistencyToken(string token) => Watermark.Require(OpenOrThrow.DataSourceOrThrow.Validate(ConsistencyToken.Parse(token)));
 
-    // ---- Used by the execution pipeline ----
-
+    /// <summary>A statement that writes (or might) ran: its branch and the watermark know (used by the pipeline).</summary>
     internal void MarkWritten()
     {
         Enlistment.ActiveBranch?.MarkWritten();

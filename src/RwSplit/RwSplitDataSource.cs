@@ -8,6 +8,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using RwSplit.Providers;
 using RwSplit.Routing;
 using RwSplit.Topology;
 using RwSplit.Transactions;
@@ -344,9 +345,7 @@ public sealed class RwSplitDataSource : DbDataSource
             return true;
         if (FallbackOverflow == FallbackOverflow.Wait)
         {
-            var entered = async
-                ? await _fallbackSlots.WaitAsync(FallbackWaitTimeout, cancellationToken).ConfigureAwait(false)
-                : _fallbackSlots.Wait(FallbackWaitTimeout, cancellationToken);
+            var entered = await ProviderIo.TryWaitAsync(_fallbackSlots, FallbackWaitTimeout, async, cancellationToken).ConfigureAwait(false);
             if (entered)
                 return true;
         }

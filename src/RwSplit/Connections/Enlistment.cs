@@ -3,6 +3,7 @@ using System.Data.Common;
 using System.Threading;
 using System.Threading.Tasks;
 using System.Transactions;
+using RwSplit.Providers;
 using RwSplit.Routing;
 using RwSplit.Transactions;
 
@@ -50,23 +51,13 @@ internal sealed class Enlistment
         if (Transaction.Current is not null || Explicit is not null || InDistributed)
             throw new InvalidOperationException("The connection is enlisted in a distributed (System.Transactions or RwSplit) transaction; a local transaction cannot be started inside it.");
         var primary = await connection.GetPhysicalAsync(RoutingDecision.ToPrimary(RoutingReason.LocalTransaction), async, cancellationToken).ConfigureAwait(false);
-        var inner = async
-            ? await primary.BeginTransactionAsync(isolationLevel, cancellationToken).ConfigureAwait(false)
-            : primary.BeginTransaction(isolationLevel);
+        var inner = await ProviderIo.BeginTransactionAsync(primary, isolationLevel, async, cancellationToken).ConfigureAwait(false);
         connection.Watermark.AssumeWritten(); // a transaction may write through commands RwSplit cannot see (e.g. the inner connection)
         return Local = new RwSplitTransaction(connection, inner);
     }
 
     /// <summary>Rolls back the local transaction, if one is open (the connection closes).</summary>
-    public async ValueTask RollBackLocalAsync(bool async)
-    {
-        if (Local is not { } transaction)
-            return;
-        if (async)
-            await transaction.DisposeAsync().ConfigureAwait(false);
-        else
-            transaction.Dispose();
-    }
+    public ValueTask RollBackLocalAsync(bool async) => Local is { } transaction ? ProviderIo.DisposeAsync(transaction, async) : default;
 
     /// <summary>The local transaction completed: after a rollback the server reverted its session commands (after a commit they were taken already).</summary>
     public void OnLocalEnded(RwSplitTransaction transaction, SessionSettings? settings)

@@ -6,6 +6,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using System.Transactions;
 using RwSplit.Diagnostics;
+using RwSplit.Providers;
 using RwSplit.Routing;
 using RwSplit.Topology;
 
@@ -125,7 +126,7 @@ internal sealed class PhysicalConnections
         }
 
         if (Replica is { } previous)
-            await DisposeAsync(previous, async).ConfigureAwait(false);
+            await ProviderIo.DisposeAsync(previous, async).ConfigureAwait(false);
         Replica = connection;
         ReplicaIndex = decision.ReplicaIndex;
         return connection;
@@ -138,14 +139,11 @@ internal sealed class PhysicalConnections
         var connection = endpoint.Connector.CreateConnection();
         try
         {
-            if (async)
-                await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-            else
-                connection.Open();
+            await ProviderIo.OpenAsync(connection, async, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is DbException or TimeoutException or System.Net.Sockets.SocketException or InvalidOperationException)
         {
-            await DisposeAsync(connection, async).ConfigureAwait(false);
+            await ProviderIo.DisposeAsync(connection, async).ConfigureAwait(false);
             throw new RwSplitException(
                 RwSplitError.EndpointUnreachable,
                 $"Could not open a connection to the {endpoint.Role.ToString().ToLowerInvariant()} {endpoint.Address} of data source '{dataSource.Name}': {ex.Message} Check that the server is running and reachable, and its connection string in the RwSplit options.",
@@ -157,7 +155,7 @@ internal sealed class PhysicalConnections
             RwSplitTelemetry.PhysicalOpens.Add(1, new KeyValuePair<string, object?>(TagNames.Role, endpoint.Role == EndpointRole.Primary ? "primary" : "replica"));
             Log.PhysicalOpened(dataSource.Logger, endpoint.Role, endpoint.Address);
             if (settings?.Database is { } database && !string.Equals(connection.Database, database, StringComparison.Ordinal))
-                await ChangeDatabaseAsync(connection, database, async, cancellationToken).ConfigureAwait(false);
+                await ProviderIo.ChangeDatabaseAsync(connection, database, async, cancellationToken).ConfigureAwait(false);
             if (settings?.Replay is { } replay)
             {
                 try
@@ -176,7 +174,7 @@ internal sealed class PhysicalConnections
         }
         catch
         {
-            await DisposeAsync(connection, async).ConfigureAwait(false);
+            await ProviderIo.DisposeAsync(connection, async).ConfigureAwait(false);
             throw;
         }
 
@@ -203,21 +201,14 @@ internal sealed class PhysicalConnections
         return primary;
     }
 
-    /// <summary>Switches the database of the open physical connections (later ones open in it).</summary>
+    /// <summary>Switches the database of the open physical connections and records it in the session (later ones open in it).</summary>
     public async ValueTask ChangeDatabaseAsync(string databaseName, bool async, CancellationToken cancellationToken)
     {
         if (Primary is not null)
-            await ChangeDatabaseAsync(Primary, databaseName, async, cancellationToken).ConfigureAwait(false);
+            await ProviderIo.ChangeDatabaseAsync(Primary, databaseName, async, cancellationToken).ConfigureAwait(false);
         if (Replica is not null)
-            await ChangeDatabaseAsync(Replica, databaseName, async, cancellationToken).ConfigureAwait(false);
-    }
-
-    private static async ValueTask ChangeDatabaseAsync(DbConnection physical, string databaseName, bool async, CancellationToken cancellationToken)
-    {
-        if (async)
-            await physical.ChangeDatabaseAsync(databaseName, cancellationToken).ConfigureAwait(false);
-        else
-            physical.ChangeDatabase(databaseName);
+            await ProviderIo.ChangeDatabaseAsync(Replica, databaseName, async, cancellationToken).ConfigureAwait(false);
+        _owner.Settings.Database = databaseName;
     }
 
     public static async ValueTask RunSessionCommandAsync(DbConnection connection, string text, bool async, CancellationToken cancellationToken)
@@ -226,10 +217,7 @@ internal sealed class PhysicalConnections
         await using (command.ConfigureAwait(false))
         {
             command.CommandText = text;
-            if (async)
-                await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-            else
-                command.ExecuteNonQuery();
+            _ = await ProviderIo.ExecuteNonQueryAsync(command, async, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -245,7 +233,7 @@ internal sealed class PhysicalConnections
         catch (Exception ex) when (ex is DbException or InvalidOperationException)
         {
             DropReplica();
-            await DisposeAsync(replica, async).ConfigureAwait(false);
+            await ProviderIo.DisposeAsync(replica, async).ConfigureAwait(false);
         }
     }
 
@@ -283,7 +271,7 @@ internal sealed class PhysicalConnections
             DropReplica();
             try
             {
-                await DisposeAsync(broken, async).ConfigureAwait(false);
+                await ProviderIo.DisposeAsync(broken, async).ConfigureAwait(false);
             }
 #pragma warning disable CA1031 // A broken connection may fail to close; it is discarded either way.
             catch (Exception)
@@ -294,22 +282,38 @@ internal sealed class PhysicalConnections
     }
 
     /// <summary>Returns both connections to their pools and forgets them and the exclusions.</summary>
-    public async ValueTask CloseAsync(bool async)
+    public ValueTask CloseAsync(bool async)
     {
         var primary = Primary;
         var replica = Replica;
         DropPrimary();
         DropReplica();
         Excluded = 0;
+        if (async)
+            return DisposeBothAsync(primary, replica);
+        try
+        {
+            primary?.Dispose(); // the sync path without a state machine: Close is called for every logical connection
+        }
+        finally
+        {
+            replica?.Dispose();
+        }
+
+        return default;
+    }
+
+    private static async ValueTask DisposeBothAsync(DbConnection? primary, DbConnection? replica)
+    {
         try
         {
             if (primary is not null)
-                await DisposeAsync(primary, async).ConfigureAwait(false);
+                await primary.DisposeAsync().ConfigureAwait(false);
         }
         finally
         {
             if (replica is not null)
-                await DisposeAsync(replica, async).ConfigureAwait(false);
+                await replica.DisposeAsync().ConfigureAwait(false);
         }
     }
 
@@ -323,14 +327,6 @@ internal sealed class PhysicalConnections
     {
         Replica = null;
         ReplicaIndex = -1;
-    }
-
-    private static async ValueTask DisposeAsync(DbConnection connection, bool async)
-    {
-        if (async)
-            await connection.DisposeAsync().ConfigureAwait(false);
-        else
-            connection.Dispose();
     }
 
     private static void DisposeQuietly(DbConnection connection)

@@ -4,6 +4,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Threading;
 using System.Threading.Tasks;
+using RwSplit.Providers;
 using RwSplit.Routing;
 
 namespace RwSplit.Connections;
@@ -73,7 +74,7 @@ internal static class ReadYourWrites
         {
             command.CommandText = query;
             command.Transaction = connection.InnerTransactionFor(physical);
-            var value = async ? await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) : command.ExecuteScalar();
+            var value = await ProviderIo.ExecuteScalarAsync(command, async, cancellationToken).ConfigureAwait(false);
             return value is null or DBNull ? null : connection.Dialect.Replication!.ToPosition(value);
         }
     }
@@ -145,10 +146,7 @@ internal static class ReadYourWrites
 
             if (Stopwatch.GetTimestamp() >= deadline)
                 return false;
-            if (async)
-                await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
-            else
-                Thread.Sleep(delay);
+            await ProviderIo.DelayAsync(delay, async, cancellationToken).ConfigureAwait(false);
             delay = Math.Min(delay * 2, 20);
         }
     }
@@ -188,10 +186,10 @@ internal static class ReadYourWrites
         {
             command.CommandText = query;
             command.Transaction = connection.InnerTransactionFor(primary);
-            var reader = async ? await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false) : command.ExecuteReader();
+            var reader = await ProviderIo.ExecuteReaderAsync(command, async, cancellationToken).ConfigureAwait(false);
             await using (reader.ConfigureAwait(false))
             {
-                var read = async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read();
+                var read = await ProviderIo.ReadAsync(reader, async, cancellationToken).ConfigureAwait(false);
                 if (!read || reader.FieldCount < 4 || reader.IsDBNull(3))
                     return 0;
                 var identity = Convert.ToString(reader.GetValue(3), CultureInfo.InvariantCulture)!;

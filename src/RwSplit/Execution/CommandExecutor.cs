@@ -5,6 +5,7 @@ using System.Diagnostics;
 using System.Threading;
 using System.Threading.Tasks;
 using RwSplit.Diagnostics;
+using RwSplit.Providers;
 using RwSplit.Routing;
 using RwSplit.Topology;
 
@@ -148,10 +149,7 @@ internal static class CommandExecutor
         if (request.OwnedConnection is { State: ConnectionState.Closed } owned)
         {
             // A data-source command: open a logical connection around the execution.
-            if (async)
-                await owned.OpenAsync(cancellationToken).ConfigureAwait(false);
-            else
-                owned.Open();
+            await ProviderIo.OpenAsync(owned, async, cancellationToken).ConfigureAwait(false);
             ownsOpen = true;
             if (call.Wraps(CommandBehavior.CloseConnection))
                 behavior |= CommandBehavior.CloseConnection; // the reader closes it
@@ -197,10 +195,7 @@ internal static class CommandExecutor
         {
             if (ownsOpen)
             {
-                if (async)
-                    await request.OwnedConnection!.CloseAsync().ConfigureAwait(false);
-                else
-                    request.OwnedConnection!.Close();
+                await ProviderIo.CloseAsync(request.OwnedConnection!, async).ConfigureAwait(false);
             }
         }
     }

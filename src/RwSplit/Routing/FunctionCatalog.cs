@@ -69,7 +69,7 @@ internal sealed class FunctionCatalog : IDisposable
             return snapshot; // a recent load failed: do not hammer the primary; fail closed meanwhile
 
         // One loader at a time; others keep using the old snapshot (or fail closed) instead of waiting.
-        var entered = async ? await _loadLock.WaitAsync(0, cancellationToken).ConfigureAwait(false) : _loadLock.Wait(0, cancellationToken);
+        var entered = await ProviderIo.TryWaitAsync(_loadLock, TimeSpan.Zero, async, cancellationToken).ConfigureAwait(false);
         if (!entered)
             return snapshot;
         try
@@ -109,18 +109,15 @@ internal sealed class FunctionCatalog : IDisposable
         var functions = new Dictionary<string, FunctionVolatility>(StringComparer.Ordinal);
         var connection = source.Connector.CreateConnection();
         await using var connectionScope = connection.ConfigureAwait(false);
-        if (async)
-            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-        else
-            connection.Open();
+        await ProviderIo.OpenAsync(connection, async, cancellationToken).ConfigureAwait(false);
         var command = connection.CreateCommand();
         await using (command.ConfigureAwait(false))
         {
             command.CommandText = _classifier.FunctionCatalogQuery;
-            var reader = async ? await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false) : command.ExecuteReader();
+            var reader = await ProviderIo.ExecuteReaderAsync(command, async, cancellationToken).ConfigureAwait(false);
             await using (reader.ConfigureAwait(false))
             {
-                while (async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read())
+                while (await ProviderIo.ReadAsync(reader, async, cancellationToken).ConfigureAwait(false))
                 {
                     var name = reader.GetString(0);
                     var code = reader.GetValue(1)?.ToString();

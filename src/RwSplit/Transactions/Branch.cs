@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Data.Common;
 using System.Threading;
 using System.Threading.Tasks;
+using RwSplit.Providers;
 
 namespace RwSplit.Transactions;
 
@@ -75,10 +76,7 @@ internal sealed class Branch
     {
         if (string.IsNullOrEmpty(database) || string.Equals(database, CurrentDatabase, StringComparison.Ordinal))
             return;
-        if (async)
-            await Connection.ChangeDatabaseAsync(database, cancellationToken).ConfigureAwait(false);
-        else
-            Connection.ChangeDatabase(database);
+        await ProviderIo.ChangeDatabaseAsync(Connection, database, async, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -96,10 +94,7 @@ internal sealed class Branch
             {
                 command.CommandText = replay[i];
                 command.Transaction = Transaction;
-                if (async)
-                    await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-                else
-                    command.ExecuteNonQuery();
+                _ = await ProviderIo.ExecuteNonQueryAsync(command, async, cancellationToken).ConfigureAwait(false);
             }
         }
 

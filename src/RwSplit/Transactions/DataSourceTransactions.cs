@@ -3,6 +3,7 @@ using System.Data.Common;
 using System.Globalization;
 using System.Threading;
 using System.Threading.Tasks;
+using RwSplit.Providers;
 
 namespace RwSplit.Transactions;
 
@@ -79,10 +80,7 @@ internal sealed class DataSourceTransactions
     {
         if (_decisionTableReady)
             return;
-        if (async)
-            await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        else
-            _gate.Wait(cancellationToken);
+        await ProviderIo.WaitAsync(_gate, async, cancellationToken).ConfigureAwait(false);
         try
         {
             if (_decisionTableReady)

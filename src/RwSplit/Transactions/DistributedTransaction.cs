@@ -9,6 +9,7 @@ using System.Threading.Tasks;
 using System.Transactions;
 using Microsoft.Extensions.Logging;
 using RwSplit.Diagnostics;
+using RwSplit.Providers;
 
 namespace RwSplit.Transactions;
 
@@ -97,10 +98,7 @@ internal sealed class DistributedTransaction
                 return existing;
         }
 
-        if (async)
-            await _branchLock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        else
-            _branchLock.Wait(cancellationToken);
+        await ProviderIo.WaitAsync(_branchLock, async, cancellationToken).ConfigureAwait(false);
         try
         {
             lock (_gate)
@@ -115,13 +113,8 @@ internal sealed class DistributedTransaction
             var connection = dataSource.CurrentPrimary.Connector.CreateConnection();
             try
             {
-                if (async)
-                    await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-                else
-                    connection.Open();
-                var transaction = async
-                    ? await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false)
-                    : connection.BeginTransaction();
+                await ProviderIo.OpenAsync(connection, async, cancellationToken).ConfigureAwait(false);
+                var transaction = await ProviderIo.BeginTransactionAsync(connection, System.Data.IsolationLevel.Unspecified, async, cancellationToken).ConfigureAwait(false);
                 lock (_gate)
                 {
                     ThrowIfNotActive();
@@ -367,12 +360,9 @@ internal sealed class DistributedTransaction
             {
                 // A server-side prepared statement, kept by the provider per physical connection: later decisions on
                 // the same pooled connection skip parsing and planning.
-                if (async)
-                    await insert.PrepareAsync(cancellationToken).ConfigureAwait(false);
-                else
-                    insert.Prepare();
+                await ProviderIo.PrepareAsync(insert, async, cancellationToken).ConfigureAwait(false);
             }
-            _ = async ? await insert.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) : insert.ExecuteNonQuery();
+            _ = await ProviderIo.ExecuteNonQueryAsync(insert, async, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -386,10 +376,7 @@ internal sealed class DistributedTransaction
         var transaction = branch.Transaction ?? throw new InvalidOperationException("The branch has no local transaction.");
         try
         {
-            if (async)
-                await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
-            else
-                transaction.Commit();
+            await ProviderIo.CommitAsync(transaction, async, CancellationToken.None).ConfigureAwait(false);
             FaultInjection.Hit(FaultInjection.DecisionCommitReplyLost, branch);
         }
         catch (Exception ex) when (ex is not OperationCanceledException && (branch.Connection.State != System.Data.ConnectionState.Open || branch.Dialect.Failures.IsConnectionFailure(ex, branch.Connection) || ex is System.IO.IOException))
@@ -563,20 +550,9 @@ internal sealed class DistributedTransaction
         try
         {
             if (commit)
-            {
-                if (async)
-                    await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-                else
-                    transaction.Commit();
-            }
-            else if (async)
-            {
-                await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
-            }
+                await ProviderIo.CommitAsync(transaction, async, cancellationToken).ConfigureAwait(false);
             else
-            {
-                transaction.Rollback();
-            }
+                await ProviderIo.RollbackAsync(transaction, async, cancellationToken).ConfigureAwait(false);
 
             branch.State = commit ? BranchState.Committed : BranchState.RolledBack;
         }
@@ -608,10 +584,7 @@ internal sealed class DistributedTransaction
             try
             {
                 DisposeLocalTransaction(branch);
-                if (async)
-                    await branch.Connection.DisposeAsync().ConfigureAwait(false);
-                else
-                    branch.Connection.Dispose();
+                await ProviderIo.DisposeAsync(branch.Connection, async).ConfigureAwait(false);
             }
 #pragma warning disable CA1031 // Closing a broken connection may throw; it is gone either way.
             catch (Exception)
@@ -628,7 +601,7 @@ internal sealed class DistributedTransaction
         {
             command.CommandText = sql;
             command.Transaction = transaction;
-            _ = async ? await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) : command.ExecuteNonQuery();
+            _ = await ProviderIo.ExecuteNonQueryAsync(command, async, cancellationToken).ConfigureAwait(false);
         }
     }
 

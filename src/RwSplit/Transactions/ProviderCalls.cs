@@ -2,6 +2,7 @@ using System;
 using System.Data.Common;
 using System.Threading;
 using System.Threading.Tasks;
+using RwSplit.Providers;
 
 namespace RwSplit.Transactions;
 
@@ -21,10 +22,7 @@ internal static class ProviderCalls
             var connection = dataSource.CurrentPrimary.Connector.CreateConnection();
             try
             {
-                if (async)
-                    await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-                else
-                    connection.Open();
+                await ProviderIo.OpenAsync(connection, async, cancellationToken).ConfigureAwait(false);
                 return await call(connection, async, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is not OperationCanceledException && dataSource.Dialect.Failures.IsConnectionFailure(ex, connection) && dataSource.ClearPoolOf(connection) && attempt < Attempts)
@@ -33,23 +31,20 @@ internal static class ProviderCalls
             }
             finally
             {
-                if (async)
-                    await connection.DisposeAsync().ConfigureAwait(false);
-                else
-                    connection.Dispose();
+                await ProviderIo.DisposeAsync(connection, async).ConfigureAwait(false);
             }
         }
     }
 
     public static ValueTask<object?> ScalarAsync(RwSplitDataSource dataSource, string sql, bool async, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
-        => CommandAsync(dataSource, sql, parameters, static async (command, isAsync, token) => isAsync ? await command.ExecuteScalarAsync(token).ConfigureAwait(false) : command.ExecuteScalar(), async, cancellationToken);
+        => CommandAsync(dataSource, sql, parameters, static (command, isAsync, token) => ProviderIo.ExecuteScalarAsync(command, isAsync, token), async, cancellationToken);
 
     /// <summary>Runs a statement; returns the rows it affected.</summary>
     public static ValueTask<int> NonQueryAsync(RwSplitDataSource dataSource, string sql, bool async, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
-        => CommandAsync(dataSource, sql, parameters, static async (command, isAsync, token) => isAsync ? await command.ExecuteNonQueryAsync(token).ConfigureAwait(false) : command.ExecuteNonQuery(), async, cancellationToken);
+        => CommandAsync(dataSource, sql, parameters, static (command, isAsync, token) => ProviderIo.ExecuteNonQueryAsync(command, isAsync, token), async, cancellationToken);
 
     /// <summary>One parameterized command on a fresh connection (<see cref="RunAsync{T}"/>), executed by <paramref name="execute"/>.</summary>
-    private static ValueTask<T> CommandAsync<T>(RwSplitDataSource dataSource, string sql, (string Name, object Value)[] parameters, Func<DbCommand, bool, CancellationToken, Task<T>> execute, bool async, CancellationToken cancellationToken)
+    private static ValueTask<T> CommandAsync<T>(RwSplitDataSource dataSource, string sql, (string Name, object Value)[] parameters, Func<DbCommand, bool, CancellationToken, ValueTask<T>> execute, bool async, CancellationToken cancellationToken)
         => RunAsync(dataSource, async (connection, isAsync, token) =>
         {
             var command = connection.CreateCommand();

@@ -7,6 +7,7 @@ using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
 using RwSplit.Diagnostics;
+using RwSplit.Providers;
 
 namespace RwSplit.Transactions;
 
@@ -491,10 +492,10 @@ public sealed class RwSplitRecovery : IDisposable
             await using (command.ConfigureAwait(false))
             {
                 command.CommandText = sql;
-                var reader = isAsync ? await command.ExecuteReaderAsync(token).ConfigureAwait(false) : command.ExecuteReader();
+                var reader = await ProviderIo.ExecuteReaderAsync(command, isAsync, token).ConfigureAwait(false);
                 await using (reader.ConfigureAwait(false))
                 {
-                    while (isAsync ? await reader.ReadAsync(token).ConfigureAwait(false) : reader.Read())
+                    while (await ProviderIo.ReadAsync(reader, isAsync, token).ConfigureAwait(false))
                         result.Add((reader.GetString(0), Convert.ToDouble(reader.GetValue(1), CultureInfo.InvariantCulture)));
                 }
             }

@@ -9,7 +9,7 @@ using NUnit.Framework;
 using RwSplit.Routing;
 using RwSplit.Tests.Fakes;
 
-namespace RwSplit.Tests.Core;
+namespace RwSplit.Tests.Execution;
 
 /// <summary>
 /// The executions that route without an async state machine (a command run again on an open connection, facts known,

@@ -1,6 +1,6 @@
 using NUnit.Framework;
 
-namespace RwSplit.Tests.Core;
+namespace RwSplit.Tests;
 
 /// <summary>What an opened drop-in connection reports as its string: the caller's, without secrets (as the providers do).</summary>
 public sealed class ConnectionStringsTests

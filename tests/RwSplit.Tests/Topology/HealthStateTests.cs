@@ -3,7 +3,7 @@ using System.Linq;
 using NUnit.Framework;
 using RwSplit.Topology;
 
-namespace RwSplit.Tests.Routing;
+namespace RwSplit.Tests.Topology;
 
 /// <summary>Ejection and re-admission with hysteresis.</summary>
 public sealed class HealthStateTests

@@ -7,7 +7,7 @@ using Microsoft.Extensions.Options;
 using NUnit.Framework;
 using RwSplit.Tests.Fakes;
 
-namespace RwSplit.Tests.Core;
+namespace RwSplit.Tests.DependencyInjection;
 
 public sealed class DependencyInjectionTests
 {

@@ -5,7 +5,7 @@ using NUnit.Framework;
 using RwSplit.SqlServer;
 using RwSplit.Tests.Fakes;
 
-namespace RwSplit.Tests.Core;
+namespace RwSplit.Tests;
 
 /// <summary>Every default of <see cref="RwSplitOptions"/> and every invalid value, each with the fix in its message.</summary>
 public sealed class OptionsTests

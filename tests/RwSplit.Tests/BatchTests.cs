@@ -2,7 +2,7 @@ using System;
 using NUnit.Framework;
 using RwSplit.Tests.Fakes;
 
-namespace RwSplit.Tests.Core;
+namespace RwSplit.Tests;
 
 /// <summary>
 /// Batches over a provider that cannot batch (the recording fake, like <c>DbProviderFactory</c>'s default): RwSplit says

@@ -7,7 +7,7 @@ using RwSplit.TestSupport;
 using RwSplit.Tests.Fakes;
 using RwSplit.Topology;
 
-namespace RwSplit.Tests.Core;
+namespace RwSplit.Tests.Topology;
 
 /// <summary>
 /// The topology monitor's logic over scripted probe answers: lag from positions and replay times, ejection and

@@ -7,7 +7,7 @@ using RwSplit.Diagnostics;
 using RwSplit.TestSupport;
 using RwSplit.Tests.Fakes;
 
-namespace RwSplit.Tests.Core;
+namespace RwSplit.Tests.Diagnostics;
 
 [NonParallelizable]
 public sealed class TelemetryTests

@@ -5,7 +5,7 @@ using NUnit.Framework;
 using RwSplit.Routing;
 using RwSplit.Tests.Fakes;
 
-namespace RwSplit.Tests.Core;
+namespace RwSplit.Tests.Execution;
 
 /// <summary>
 /// Misroute recovery remembers the rejected command as a write for every command type: a stored procedure declared

@@ -11,7 +11,7 @@ using RwSplit.TestSupport;
 using RwSplit.Tests.Fakes;
 using IsolationLevel = System.Data.IsolationLevel;
 
-namespace RwSplit.Tests.Core;
+namespace RwSplit.Tests;
 
 /// <summary>
 /// The decorator over a recording provider: which physical connection got which call, in which form (sync or async),

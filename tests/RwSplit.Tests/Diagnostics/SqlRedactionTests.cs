@@ -5,7 +5,7 @@ using System.Linq;
 using NUnit.Framework;
 using RwSplit.Diagnostics;
 
-namespace RwSplit.Tests.Core;
+namespace RwSplit.Tests.Diagnostics;
 
 /// <summary>The statement shapes RwSplit may log: no literal value, no comment, identifiers and parameters kept.</summary>
 public sealed class SqlRedactionTests
