@@ -6,7 +6,8 @@ using RwSplit.Providers;
 namespace RwSplit.PostgreSql;
 
 /// <summary>
-/// PostgreSQL's failures: the SQLSTATEs of a lost session and of a hot standby's refusals, and Npgsql's pool.
+/// PostgreSQL's failures: the SQLSTATEs of a lost session and of a hot standby's refusals (the pool is cleared by
+/// <see cref="NpgsqlEndpointConnector"/>).
 /// </summary>
 internal sealed class NpgsqlFailureRules : FailureRules
 {

@@ -6,7 +6,7 @@ using RwSplit.Providers;
 
 namespace RwSplit.SqlServer;
 
-/// <summary>SQL Server's failures: error severities that end a session, the read-only errors, and SqlClient's pool.</summary>
+/// <summary>SQL Server's failures: error severities that end a session and the read-only errors (the pool is cleared by <see cref="SqlServerEndpointConnector"/>).</summary>
 internal sealed class SqlServerFailureRules : FailureRules
 {
     /// <summary>SQL Server errors meaning "this server is read-only here", so the statement did nothing.</summary>

@@ -273,7 +273,7 @@ internal sealed class TopologyMonitor : IAsyncDisposable
 
             // The endpoint failed: the application's idle pooled connections to it are likely dead too.
             using (var sibling = endpoint.Connector.CreateConnection())
-                endpoint.Connector.ClearPool(sibling);
+                _dataSource.ClearPoolOf(sibling); // never throws: a failing clear must not turn the probe's result into an exception
             var error = ex is OperationCanceledException ? $"no answer within {_probeTimeout.TotalSeconds:0.#} s" : $"{ex.GetType().Name}: {ex.Message}";
             return ProbeResult.Failed(error, Stopwatch.GetTimestamp());
         }
