@@ -35,6 +35,8 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     private ReadConsistency? _consistency;
     private SessionSettings? _settings;
     private WriteWatermark _watermark = new();
+    private Enlistment _enlistment;
+    private PhysicalConnections _physical;
 
     internal RwSplitConnection(RwSplitDataSource dataSource)
         : this(dataSource.Factory, dataSource.ConnectionString)
@@ -50,7 +52,7 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     {
         _factory = factory;
         _connectionString = connectionString;
-        Physical = new PhysicalConnections(this);
+        _physical = new PhysicalConnections(this);
     }
 
     /// <summary>
@@ -126,11 +128,11 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
 
     // The parts of the logical connection (Connections/): its provider connections, what its reads must see, the
     // transactions its commands run in, and its replayed session commands, database switch and pin.
-    internal PhysicalConnections Physical { get; }
+    internal ref PhysicalConnections Physical => ref _physical; // a struct inside the connection: mutated in place
 
     internal ref WriteWatermark Watermark => ref _watermark; // a struct inside the connection: mutated in place
 
-    internal Enlistment Enlistment { get; } = new();
+    internal ref Enlistment Enlistment => ref _enlistment; // a struct inside the connection: mutated in place
 
     internal SessionSettings Settings => _settings ??= new SessionSettings(this); // allocated on first use: most sessions never need it
 

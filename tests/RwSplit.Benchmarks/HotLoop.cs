@@ -12,7 +12,8 @@ namespace RwSplit.Benchmarks;
 /// <c>loop &lt;path&gt; [seconds] [--types]</c>: runs one decorator path over the in-memory provider in a tight loop, for
 /// a profiler to attach to (<c>perf record</c>, see docs/benchmarks.md), and prints ns and bytes per operation; with
 /// <c>--types</c>, which types those bytes are, from the runtime's allocation sampling (one event per ~100 KB).
-/// Paths: read, write, read-async, read-async-yielding, open-execute-close, raw-open-execute-close.
+/// Paths: read, write, read-async, read-async-yielding, read-task (the async read's task consumed as BenchmarkDotNet
+/// does), open-close, open-command-close, open-execute-close, raw-open-execute-close.
 /// </summary>
 internal static class HotLoop
 {
@@ -44,6 +45,17 @@ internal static class HotLoop
                 using var k = c.CreateCommand();
                 k.CommandText = Statements.PgShortRead;
                 k.ExecuteScalar();
+            },
+            "read-task" => () => Consume(command.ExecuteScalarAsync()),
+            "open-close" => () =>
+            {
+                using var c = dataSource.OpenConnection();
+            },
+            "open-command-close" => () =>
+            {
+                using var c = dataSource.OpenConnection();
+                using var k = c.CreateCommand();
+                k.CommandText = Statements.PgShortRead;
             },
             "raw-open-execute-close" => () =>
             {
@@ -79,6 +91,13 @@ internal static class HotLoop
         }
 
         return 0;
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void Consume(System.Threading.Tasks.Task<object?> task)
+    {
+        if (!task.IsCompletedSuccessfully)
+            task.GetAwaiter().GetResult();
     }
 
     /// <summary>Counts the runtime's AllocationTick events (GC keyword, verbose) by type.</summary>

@@ -30,6 +30,10 @@ public class HotPathCostBenchmarks
     [Benchmark]
     public long StopwatchGetTimestamp() => Stopwatch.GetTimestamp();
 
+    /// <summary>The coarse monotonic clock (CLOCK_MONOTONIC_COARSE on Linux): read by every read, for the time of the session's last read.</summary>
+    [Benchmark]
+    public long EnvironmentTickCount64() => Environment.TickCount64;
+
     /// <summary>Read by every write (the time of the session's last write).</summary>
     [Benchmark]
     public DateTimeOffset DateTimeOffsetUtcNow() => DateTimeOffset.UtcNow;

@@ -12,9 +12,10 @@ namespace RwSplit.Connections;
 /// <summary>
 /// The transactions a logical connection's commands run in: its local transaction (on the primary), a
 /// System.Transactions transaction (ambient or enlisted explicitly), or an explicit distributed transaction, and the
-/// branch of a distributed transaction the last primary command used.
+/// branch of a distributed transaction the last primary command used. A struct inside the connection (reached by
+/// reference through <see cref="RwSplitConnection.Enlistment"/>, never copied): no object of its own per connection.
 /// </summary>
-internal sealed class Enlistment
+internal struct Enlistment
 {
     /// <summary>The local transaction, if one is open.</summary>
     public RwSplitTransaction? Local { get; set; }
@@ -29,35 +30,38 @@ internal sealed class Enlistment
     public Branch? ActiveBranch { get; set; }
 
     /// <summary>The System.Transactions transaction commands enlist in: the explicit enlistment, else <see cref="Transaction.Current"/>.</summary>
-    public Transaction? Ambient => Explicit ?? Transaction.Current;
+    public readonly Transaction? Ambient => Explicit ?? Transaction.Current;
 
     /// <summary>Whether an explicit distributed transaction is joined and still running.</summary>
-    public bool InDistributed => Distributed is { IsCompleted: false };
+    public readonly bool InDistributed => Distributed is { IsCompleted: false };
 
     /// <summary>Whether commands run in a distributed transaction of any kind (given the ambient one, read once).</summary>
-    public bool InAnyDistributed(Transaction? ambient) => ambient is not null || InDistributed;
+    public readonly bool InAnyDistributed(Transaction? ambient) => ambient is not null || InDistributed;
 
     /// <summary>Whether nothing but the connection's own physical connections is involved (no ambient or explicit distributed transaction).</summary>
-    public bool OnlyOwnConnections(Transaction? ambient) => ambient is null && Distributed is null or { IsCompleted: true };
+    public readonly bool OnlyOwnConnections(Transaction? ambient) => ambient is null && Distributed is null or { IsCompleted: true };
 
     /// <summary>Whether some transaction (local or distributed) would lose its state if the primary's connection went.</summary>
-    public bool HoldsPrimaryState => Local is not null || Distributed is not null || Explicit is not null;
+    public readonly bool HoldsPrimaryState => Local is not null || Distributed is not null || Explicit is not null;
 
-    /// <summary>Begins the local transaction on the primary (refused inside a distributed transaction of any kind).</summary>
-    public async ValueTask<RwSplitTransaction> BeginLocalAsync(RwSplitConnection connection, System.Data.IsolationLevel isolationLevel, bool async, CancellationToken cancellationToken)
+    /// <summary>
+    /// Begins the local transaction of <paramref name="connection"/> on the primary (refused inside a distributed
+    /// transaction of any kind). Static: an async method cannot hold a reference to the struct across its awaits.
+    /// </summary>
+    public static async ValueTask<RwSplitTransaction> BeginLocalAsync(RwSplitConnection connection, System.Data.IsolationLevel isolationLevel, bool async, CancellationToken cancellationToken)
     {
-        if (Local is not null)
+        if (connection.Enlistment.Local is not null)
             throw new InvalidOperationException("A transaction is already in progress; nested transactions are not supported (use savepoints).");
-        if (Transaction.Current is not null || Explicit is not null || InDistributed)
+        if (Transaction.Current is not null || connection.Enlistment.Explicit is not null || connection.Enlistment.InDistributed)
             throw new InvalidOperationException("The connection is enlisted in a distributed (System.Transactions or RwSplit) transaction; a local transaction cannot be started inside it.");
         var primary = await connection.GetPhysicalAsync(RoutingDecision.ToPrimary(RoutingReason.LocalTransaction), async, cancellationToken).ConfigureAwait(false);
         var inner = await ProviderIo.BeginTransactionAsync(primary, isolationLevel, async, cancellationToken).ConfigureAwait(false);
         connection.Watermark.AssumeWritten(); // a transaction may write through commands RwSplit cannot see (e.g. the inner connection)
-        return Local = new RwSplitTransaction(connection, inner);
+        return connection.Enlistment.Local = new RwSplitTransaction(connection, inner);
     }
 
     /// <summary>Rolls back the local transaction, if one is open (the connection closes).</summary>
-    public ValueTask RollBackLocalAsync(bool async) => Local is { } transaction ? ProviderIo.DisposeAsync(transaction, async) : default;
+    public readonly ValueTask RollBackLocalAsync(bool async) => Local is { } transaction ? ProviderIo.DisposeAsync(transaction, async) : default;
 
     /// <summary>The local transaction completed: after a rollback the server reverted its session commands (after a commit they were taken already).</summary>
     public void OnLocalEnded(RwSplitTransaction transaction, SessionSettings? settings)
@@ -80,7 +84,7 @@ internal sealed class Enlistment
     /// The distributed transaction commands of this connection run in now, if any. <paramref name="ambient"/> is
     /// <see cref="Ambient"/>, read once by the caller.
     /// </summary>
-    public DistributedTransaction? Current(Transaction? ambient)
+    public readonly DistributedTransaction? Current(Transaction? ambient)
     {
         if (Distributed is { } explicitTransaction)
             return explicitTransaction.IsCompleted ? null : explicitTransaction.Inner;
@@ -88,7 +92,7 @@ internal sealed class Enlistment
     }
 
     /// <summary>The inner transaction to give a provider command that runs on <paramref name="physical"/>.</summary>
-    public DbTransaction? InnerTransactionFor(DbConnection physical, DbConnection? primary)
+    public readonly DbTransaction? InnerTransactionFor(DbConnection physical, DbConnection? primary)
     {
         if (ActiveBranch is { } branch && ReferenceEquals(physical, branch.Connection))
             return branch.Transaction;

@@ -16,14 +16,18 @@ namespace RwSplit.Connections;
 /// A logical connection's provider connections: at most one to the primary and one to a replica, each opened on first
 /// use with the session's database and replayed session commands; inside a distributed transaction, the transaction's
 /// branch for this database instead of the own primary connection. Also the replicas this session stopped using.
+/// A struct inside the connection, reached by reference (<see cref="RwSplitConnection.Physical"/>, never copied): no
+/// object of its own per logical connection. Its asynchronous operations are static over the owner, as an async method
+/// cannot hold a reference to a struct across its awaits.
 /// </summary>
-internal sealed class PhysicalConnections
+internal struct PhysicalConnections
 {
     private readonly RwSplitConnection _owner;
 
     public PhysicalConnections(RwSplitConnection owner) => _owner = owner;
 
     public DbConnection? Primary { get; private set; }
+
 
     /// <summary>The endpoint <see cref="Primary"/> is connected to (a failover changes the data source's primary, not this).</summary>
     public Endpoint? PrimaryEndpoint { get; private set; }
@@ -67,75 +71,75 @@ internal sealed class PhysicalConnections
         // The common case without an async state machine: the connection is open already.
         if (_owner.Enlistment.OnlyOwnConnections(ambient) && TryGetOpen(decision) is { } open)
             return new ValueTask<DbConnection>(open);
-        return GetCoreAsync(decision, ambient, async, cancellationToken);
+        return GetCoreAsync(_owner, decision, ambient, async, cancellationToken);
     }
 
-    private async ValueTask<DbConnection> GetCoreAsync(RoutingDecision decision, Transaction? ambient, bool async, CancellationToken cancellationToken)
+    private static async ValueTask<DbConnection> GetCoreAsync(RwSplitConnection owner, RoutingDecision decision, Transaction? ambient, bool async, CancellationToken cancellationToken)
     {
-        var dataSource = _owner.DataSourceOrThrow;
-        var settings = _owner.SettingsIfAny;
+        var dataSource = owner.DataSourceOrThrow;
+        var settings = owner.SettingsIfAny;
         if (decision.Target == RouteTarget.Primary)
         {
             // Inside a distributed transaction: the transaction's branch for this database, shared by every logical
             // connection of the transaction (opened with Enlist=false: RwSplit is the one durable participant).
-            var enlistment = _owner.Enlistment;
-            if (enlistment.Current(ambient) is { } distributed)
+            if (owner.Enlistment.Current(ambient) is { } distributed)
             {
                 var branch = await distributed.GetBranchAsync(dataSource, async, cancellationToken).ConfigureAwait(false);
                 await branch.UseDatabaseAsync(settings?.Database ?? dataSource.PrimaryAddress.Database, async, cancellationToken).ConfigureAwait(false);
                 if (settings?.Replay is { } replay)
                     await branch.ApplySessionAsync(replay, async, cancellationToken).ConfigureAwait(false); // this session's SETs, as on its own connections
-                enlistment.ActiveBranch = branch;
+                owner.Enlistment.ActiveBranch = branch;
                 return branch.Connection;
             }
 
-            enlistment.ActiveBranch = null;
+            owner.Enlistment.ActiveBranch = null;
             var current = dataSource.CurrentPrimary;
-            if (Primary is not null && !ReferenceEquals(PrimaryEndpoint, current))
+            if (owner.Physical.Primary is not null && !ReferenceEquals(owner.Physical.PrimaryEndpoint, current))
             {
                 throw new RwSplitException(
                     RwSplitError.PrimaryChanged,
-                    $"The primary of data source '{dataSource.Name}' changed from {PrimaryEndpoint!.Address} to {current.Address} (failover) while this connection used the old one; its transaction or session state there is lost. Close and reopen the connection, then retry.")
-                { Endpoint = PrimaryEndpoint.Address };
+                    $"The primary of data source '{dataSource.Name}' changed from {owner.Physical.PrimaryEndpoint!.Address} to {current.Address} (failover) while this connection used the old one; its transaction or session state there is lost. Close and reopen the connection, then retry.")
+                { Endpoint = owner.Physical.PrimaryEndpoint.Address };
             }
 
-            if (Primary is null)
+            if (owner.Physical.Primary is null)
             {
-                Primary = await OpenAsync(current, async, cancellationToken).ConfigureAwait(false);
-                PrimaryEndpoint = current;
+                var opened = await OpenAsync(owner, current, async, cancellationToken).ConfigureAwait(false);
+                owner.Physical.Primary = opened;
+                owner.Physical.PrimaryEndpoint = current;
             }
 
-            return Primary;
+            return owner.Physical.Primary;
         }
 
-        if (Replica is not null && ReplicaIndex == decision.ReplicaIndex)
-            return Replica;
+        if (owner.Physical.Replica is not null && owner.Physical.ReplicaIndex == decision.ReplicaIndex)
+            return owner.Physical.Replica;
         var endpoint = dataSource.Replicas[decision.ReplicaIndex];
         DbConnection connection;
         try
         {
-            connection = await OpenAsync(endpoint, async, cancellationToken).ConfigureAwait(false);
+            connection = await OpenAsync(owner, endpoint, async, cancellationToken).ConfigureAwait(false);
         }
         catch (RwSplitException ex) when (ex.Error == RwSplitError.EndpointUnreachable)
         {
             endpoint.MarkUnreachable(dataSource.ReplicaRetryDelay, ex.InnerException?.Message ?? ex.Message);
-            Exclude(decision.ReplicaIndex);
+            owner.Physical.Exclude(decision.ReplicaIndex);
             RwSplitTelemetry.ReplicaFailures.Add(1, new KeyValuePair<string, object?>(TagNames.DataSource, dataSource.Name));
             Log.ReplicaOpenFailed(dataSource.Logger, endpoint.Address, dataSource.ReplicaRetryDelay, ex.InnerException ?? ex);
             throw new ReplicaUnavailableException(ex);
         }
 
-        if (Replica is { } previous)
+        if (owner.Physical.Replica is { } previous)
             await ProviderIo.DisposeAsync(previous, async).ConfigureAwait(false);
-        Replica = connection;
-        ReplicaIndex = decision.ReplicaIndex;
+        owner.Physical.Replica = connection;
+        owner.Physical.ReplicaIndex = decision.ReplicaIndex;
         return connection;
     }
 
-    private async ValueTask<DbConnection> OpenAsync(Endpoint endpoint, bool async, CancellationToken cancellationToken)
+    private static async ValueTask<DbConnection> OpenAsync(RwSplitConnection owner, Endpoint endpoint, bool async, CancellationToken cancellationToken)
     {
-        var dataSource = _owner.DataSourceOrThrow;
-        var settings = _owner.SettingsIfAny;
+        var dataSource = owner.DataSourceOrThrow;
+        var settings = owner.SettingsIfAny;
         var connection = endpoint.Connector.CreateConnection();
         try
         {
@@ -186,7 +190,9 @@ internal sealed class PhysicalConnections
     /// transaction's branch inside one), handed to the application. RwSplit cannot see what runs on it: the session is
     /// pinned and counts as written (a branch then commits atomically as a writer). Refused inside PreventWrites.
     /// </summary>
-    public async ValueTask<DbConnection> HandOverPrimaryAsync(bool async, CancellationToken cancellationToken)
+    public readonly ValueTask<DbConnection> HandOverPrimaryAsync(bool async, CancellationToken cancellationToken) => HandOverPrimaryAsync(_owner, async, cancellationToken);
+
+    private static async ValueTask<DbConnection> HandOverPrimaryAsync(RwSplitConnection owner, bool async, CancellationToken cancellationToken)
     {
         if (RwSplitScope.IsPreventWrites)
         {
@@ -195,20 +201,22 @@ internal sealed class PhysicalConnections
                 "A PreventWrites scope refused the provider connection to the primary: whatever runs on it (COPY, bulk copy, any command) cannot be checked. Get it outside the scope.");
         }
 
-        var primary = await _owner.GetPhysicalAsync(RoutingDecision.ToPrimary(RoutingReason.PinnedSession), async, cancellationToken).ConfigureAwait(false);
-        _owner.Settings.Pin("the provider connection to the primary was handed to the application");
-        _owner.MarkWritten();
+        var primary = await owner.GetPhysicalAsync(RoutingDecision.ToPrimary(RoutingReason.PinnedSession), async, cancellationToken).ConfigureAwait(false);
+        owner.Settings.Pin("the provider connection to the primary was handed to the application");
+        owner.MarkWritten();
         return primary;
     }
 
     /// <summary>Switches the database of the open physical connections and records it in the session (later ones open in it).</summary>
-    public async ValueTask ChangeDatabaseAsync(string databaseName, bool async, CancellationToken cancellationToken)
+    public readonly ValueTask ChangeDatabaseAsync(string databaseName, bool async, CancellationToken cancellationToken) => ChangeDatabaseAsync(_owner, databaseName, async, cancellationToken);
+
+    private static async ValueTask ChangeDatabaseAsync(RwSplitConnection owner, string databaseName, bool async, CancellationToken cancellationToken)
     {
-        if (Primary is not null)
-            await ProviderIo.ChangeDatabaseAsync(Primary, databaseName, async, cancellationToken).ConfigureAwait(false);
-        if (Replica is not null)
-            await ProviderIo.ChangeDatabaseAsync(Replica, databaseName, async, cancellationToken).ConfigureAwait(false);
-        _owner.Settings.Database = databaseName;
+        if (owner.Physical.Primary is { } primary)
+            await ProviderIo.ChangeDatabaseAsync(primary, databaseName, async, cancellationToken).ConfigureAwait(false);
+        if (owner.Physical.Replica is { } replica)
+            await ProviderIo.ChangeDatabaseAsync(replica, databaseName, async, cancellationToken).ConfigureAwait(false);
+        owner.Settings.Database = databaseName;
     }
 
     public static async ValueTask RunSessionCommandAsync(DbConnection connection, string text, bool async, CancellationToken cancellationToken)
@@ -222,9 +230,11 @@ internal sealed class PhysicalConnections
     }
 
     /// <summary>Runs a session command on the replica's connection, if one is open; a replica that cannot take it is let go.</summary>
-    public async ValueTask RunOnReplicaOrDropAsync(string text, bool async)
+    public readonly ValueTask RunOnReplicaOrDropAsync(string text, bool async) => Replica is null ? default : RunOnReplicaOrDropAsync(_owner, text, async);
+
+    private static async ValueTask RunOnReplicaOrDropAsync(RwSplitConnection owner, string text, bool async)
     {
-        if (Replica is not { } replica)
+        if (owner.Physical.Replica is not { } replica)
             return;
         try
         {
@@ -232,7 +242,8 @@ internal sealed class PhysicalConnections
         }
         catch (Exception ex) when (ex is DbException or InvalidOperationException)
         {
-            DropReplica();
+            if (ReferenceEquals(owner.Physical.Replica, replica))
+                owner.Physical.DropReplica();
             await ProviderIo.DisposeAsync(replica, async).ConfigureAwait(false);
         }
     }
@@ -258,7 +269,7 @@ internal sealed class PhysicalConnections
     }
 
     /// <summary>A read's replica failed: eject it, drop its connection, and let the read go elsewhere.</summary>
-    public async ValueTask DiscardReplicaAsync(int index, Exception failure, bool async)
+    public ValueTask DiscardReplicaAsync(int index, Exception failure, bool async)
     {
         var dataSource = _owner.DataSourceOrThrow;
         var endpoint = dataSource.Replicas[index];
@@ -266,18 +277,22 @@ internal sealed class PhysicalConnections
         Exclude(index);
         Log.ReadRetried(dataSource.Logger, endpoint.Address, failure);
         RwSplitTelemetry.ReadRetries.Add(1, new KeyValuePair<string, object?>(TagNames.DataSource, dataSource.Name));
-        if (Replica is { } broken && ReplicaIndex == index)
+        if (Replica is not { } broken || ReplicaIndex != index)
+            return default;
+        DropReplica();
+        return DisposeBrokenAsync(broken, async);
+    }
+
+    private static async ValueTask DisposeBrokenAsync(DbConnection broken, bool async)
+    {
+        try
         {
-            DropReplica();
-            try
-            {
-                await ProviderIo.DisposeAsync(broken, async).ConfigureAwait(false);
-            }
+            await ProviderIo.DisposeAsync(broken, async).ConfigureAwait(false);
+        }
 #pragma warning disable CA1031 // A broken connection may fail to close; it is discarded either way.
-            catch (Exception)
+        catch (Exception)
 #pragma warning restore CA1031
-            {
-            }
+        {
         }
     }
 

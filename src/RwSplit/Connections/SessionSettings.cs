@@ -54,12 +54,10 @@ internal sealed class SessionSettings
     /// </summary>
     public async ValueTask OnSessionCommandAsync(DbConnection ranOn, string text, bool async, CancellationToken cancellationToken)
     {
-        var enlistment = _owner.Enlistment;
-        var physical = _owner.Physical;
 
         // Ran on a distributed transaction's branch: the connection's own primary and replica need it too.
-        var onBranch = enlistment.ActiveBranch is { } branch && ReferenceEquals(ranOn, branch.Connection);
-        if (!onBranch && enlistment.Local is not null && _owner.Dialect.RevertsSessionCommandsOnRollback)
+        var onBranch = _owner.Enlistment.ActiveBranch is { } branch && ReferenceEquals(ranOn, branch.Connection);
+        if (!onBranch && _owner.Enlistment.Local is not null && _owner.Dialect.RevertsSessionCommandsOnRollback)
         {
             // PostgreSQL undoes a SET of a transaction that rolls back: it becomes the session's only if the
             // transaction commits (OnTransactionCommittedAsync); until then it is on the primary alone.
@@ -71,13 +69,13 @@ internal sealed class SessionSettings
             return;
         }
 
-        if (physical.Primary is { } primary && !ReferenceEquals(ranOn, primary))
+        if (_owner.Physical.Primary is { } primary && !ReferenceEquals(ranOn, primary))
             await PhysicalConnections.RunSessionCommandAsync(primary, text, async, cancellationToken).ConfigureAwait(false);
-        if (physical.Replica is { } replica && !ReferenceEquals(ranOn, replica))
+        if (_owner.Physical.Replica is { } replica && !ReferenceEquals(ranOn, replica))
             await PhysicalConnections.RunSessionCommandAsync(replica, text, async, cancellationToken).ConfigureAwait(false);
         Remember(text);
         if (onBranch && Replay is not null)
-            enlistment.ActiveBranch!.MarkSessionApplied(Replay);
+            _owner.Enlistment.ActiveBranch!.MarkSessionApplied(Replay);
     }
 
     /// <summary>

@@ -17,15 +17,15 @@ internal readonly record struct RoutePlan(DbConnection Physical, RoutingDecision
 /// <summary>
 /// What <see cref="RoutePlanner.TryPlanNow"/> had done when it stopped: the facts it resolved, the decision it made and
 /// the physical open it started, which <see cref="RoutePlanner.PlanAsync"/> takes over, so that nothing is resolved or
-/// decided twice.
+/// decided twice. Kept small (the fast path zeroes it on every execution): a pending open is held as its task.
 /// </summary>
 internal struct PlanStart
 {
-    public bool HasFacts;
     public StatementFacts Facts;
-    public bool HasDecision;
     public RoutingDecision Decision;
-    public ValueTask<DbConnection>? Opening;
+    public Task<DbConnection>? Opening;
+    public bool HasFacts;
+    public bool HasDecision;
     public bool HoldsFallbackSlot;
 }
 
@@ -84,7 +84,7 @@ internal static class RoutePlanner
             var opening = connection.Physical.GetAsync(decision, null, !sync, cancellationToken);
             if (!opening.IsCompletedSuccessfully)
             {
-                start.Opening = opening;
+                start.Opening = opening.AsTask(); // the open suspended: its state machine is on the heap already
                 start.HoldsFallbackSlot = slot;
                 return false;
             }
