@@ -37,6 +37,7 @@ public sealed class RwSplitDataSource : DbDataSource
     private Endpoint _currentPrimary;
     private ConsistencyToken? _latestToken;
     private ConsistencyToken? _floorToken;
+    private readonly ConsistencyTokenKeys _tokenKeys;
     private readonly int _fallbackLimit;
     private int _balancerTicket = -1;
     private int _disposed;
@@ -84,6 +85,7 @@ public sealed class RwSplitDataSource : DbDataSource
 
         _endpoints = [Primary, .. _replicas];
         _currentPrimary = Primary;
+        _tokenKeys = ConsistencyTokenKeys.From(options.ConsistencyTokenKeys);
         Statements = new StatementCache(Dialect.CreateClassifier(options.ReadOnlyProcedures.ToFrozenSet(StringComparer.OrdinalIgnoreCase)), options.StatementCacheSize);
         _fallbackLimit = options.FallbackReadLimit;
         if (_replicas.Length > 0)
@@ -272,9 +274,28 @@ public sealed class RwSplitDataSource : DbDataSource
         while (!ReferenceEquals(Interlocked.CompareExchange(ref _latestToken, token, current), current));
     }
 
-    /// <summary>Refuses a token of another replica set, once the servers' identity is known.</summary>
+    /// <summary>A new token of this data source, signed with its signing key.</summary>
+    internal ConsistencyToken CreateToken(ulong identity, long position, DateTimeOffset writtenAt)
+        => new(identity, position, writtenAt, _tokenKeys.Signing);
+
+    /// <summary>
+    /// Refuses a token this data source did not sign with one of its keys (forged, altered, or from a data source or
+    /// service with other keys), and a token of another replica set once the servers' identity is known.
+    /// </summary>
     internal ConsistencyToken Validate(ConsistencyToken token)
     {
+        if (_tokenKeys.Find(token.KeyId) is not { } key)
+        {
+            throw new RwSplitException(
+                RwSplitError.InvalidConsistencyToken,
+                _tokenKeys.Configured
+                    ? $"The consistency token was signed with a key data source '{Name}' does not have (a retired key, or another service's): list the key in RwSplitOptions.ConsistencyTokenKeys (after the signing key, while such tokens are in flight) or export a new token."
+                    : $"The consistency token was signed with a key data source '{Name}' does not have: without RwSplitOptions.ConsistencyTokenKeys a data source accepts only its own tokens. Configure the same keys on every data source and service that exchanges tokens.");
+        }
+
+        if (!token.IsSignedBy(key))
+            throw new RwSplitException(RwSplitError.InvalidConsistencyToken, "The consistency token's signature does not match its contents: it was forged or altered. Pass the string exactly as RwSplit produced it, or no token at all.");
+
         var identity = IdentityHash;
         if (identity != 0 && token.IdentityHash != 0 && token.IdentityHash != identity)
         {

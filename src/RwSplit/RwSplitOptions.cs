@@ -79,6 +79,16 @@ public sealed class RwSplitOptions
     public ReplicaBalancing Balancing { get; set; } = ReplicaBalancing.RoundRobin;
 
     /// <summary>
+    /// The keys <see cref="Routing.ConsistencyToken"/>s are signed and checked with (HMAC-SHA256; each at least 16
+    /// bytes, 32 random bytes recommended, e.g. from <c>RandomNumberGenerator.GetBytes(32)</c>, kept with the
+    /// application's other secrets). The first key signs new tokens; every key listed verifies. Rotation: put the new
+    /// key first and keep the old one after it until the tokens it signed are no longer in flight, then remove it. Empty
+    /// (the default): the data source generates a random key of its own, so its tokens are accepted by it alone, in this
+    /// process; configure the same keys on every data source and service that exchanges tokens.
+    /// </summary>
+    public IList<byte[]> ConsistencyTokenKeys { get; } = new List<byte[]>();
+
+    /// <summary>
     /// Under <see cref="ReadConsistency.ReadYourWrites"/>, how long a read after a write may wait for a replica to replay
     /// that write before it goes to the primary instead. Default: 100 milliseconds. Range: zero (never wait) to 30 seconds.
     /// </summary>

@@ -71,6 +71,7 @@ public sealed class RwSplitOptionsValidator : IValidateOptions<RwSplitOptions>
             failures.Add($"{prefix}: ReadmitAfterHealthyProbes {options.ReadmitAfterHealthyProbes} is out of range: use 1 to 1000 (default 3).");
         if (!Enum.IsDefined(options.Balancing))
             failures.Add($"{prefix}: Balancing {(int)options.Balancing} is not a ReplicaBalancing value: use RoundRobin, LeastOutstanding or LatencyAware.");
+        CheckTokenKeys(options, prefix, failures);
         if (options.ReadYourWritesTimeout < TimeSpan.Zero || options.ReadYourWritesTimeout > TimeSpan.FromSeconds(30))
             failures.Add($"{prefix}: ReadYourWritesTimeout {options.ReadYourWritesTimeout} is out of range: use zero to 30 seconds (default 100 ms).");
         if (options.FallbackReadLimit is < 0 or > 100_000)
@@ -124,6 +125,22 @@ public sealed class RwSplitOptionsValidator : IValidateOptions<RwSplitOptions>
             // Provider messages name the bad keyword, never the value of a password.
             failures.Add($"{prefix}: the connection string of {what} is malformed: {ex.Message}");
             return null;
+        }
+    }
+
+    /// <summary>The consistency-token keys: each present and long enough, few, and distinct (the key id names one in a token). No key is quoted.</summary>
+    private static void CheckTokenKeys(RwSplitOptions options, string prefix, List<string> failures)
+    {
+        var keys = options.ConsistencyTokenKeys;
+        if (keys.Count > 16)
+            failures.Add($"{prefix}: {keys.Count} ConsistencyTokenKeys configured; at most 16 (the signing key and the ones still verifying): remove retired keys.");
+        var ids = new HashSet<uint>();
+        for (var i = 0; i < keys.Count; i++)
+        {
+            if (keys[i] is not { } key || key.Length < Routing.ConsistencyTokenKeys.MinimumKeyLength)
+                failures.Add($"{prefix}: ConsistencyTokenKeys[{i}] is {(keys[i] is null ? "null" : $"{keys[i].Length} bytes")}: a key has at least {Routing.ConsistencyTokenKeys.MinimumKeyLength} bytes (32 random bytes recommended).");
+            else if (!ids.Add(Routing.ConsistencyTokenKeys.IdOf(key)))
+                failures.Add($"{prefix}: ConsistencyTokenKeys[{i}] is listed twice: remove the duplicate.");
         }
     }
 }

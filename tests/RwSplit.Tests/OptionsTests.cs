@@ -25,6 +25,31 @@ public sealed class OptionsTests
     }
 
     [Test]
+    public void Consistency_token_keys_must_be_long_enough_distinct_and_few_and_are_never_quoted()
+    {
+        var options = Valid();
+        Assert.That(options.ConsistencyTokenKeys, Is.Empty, "default: a random key of the data source's own");
+        var good = Enumerable.Range(1, 32).Select(i => (byte)i).ToArray();
+        options.ConsistencyTokenKeys.Add(good);
+        Assert.That(Failures(options), Is.Empty);
+
+        var secret = System.Text.Encoding.ASCII.GetBytes("short-secret");
+        options.ConsistencyTokenKeys.Add(secret);
+        options.ConsistencyTokenKeys.Add(null!);
+        options.ConsistencyTokenKeys.Add(good.ToArray());
+        var failures = Failures(options);
+        Assert.That(failures, Has.One.Contains("ConsistencyTokenKeys[1] is 12 bytes: a key has at least 16 bytes"));
+        Assert.That(failures, Has.One.Contains("ConsistencyTokenKeys[2] is null"));
+        Assert.That(failures, Has.One.Contains("ConsistencyTokenKeys[3] is listed twice"));
+        Assert.That(string.Join("\n", failures), Does.Not.Contain("short-secret"));
+
+        var many = Valid();
+        for (var i = 0; i < 17; i++)
+            many.ConsistencyTokenKeys.Add(Enumerable.Repeat((byte)i, 32).ToArray());
+        Assert.That(Failures(many), Has.One.Contains("at most 16"));
+    }
+
+    [Test]
     public void Heuristic_commit_without_distributed_transactions_is_refused_naming_the_fix()
     {
         var options = Valid();

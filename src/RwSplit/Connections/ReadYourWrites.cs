@@ -165,7 +165,7 @@ internal static class ReadYourWrites
         var identity = connection.Watermark.TokenIdentity != 0 ? connection.Watermark.TokenIdentity : dataSource.IdentityHash;
         if (identity == 0)
             identity = await AskPrimaryIdentityAsync(connection, async, cancellationToken).ConfigureAwait(false);
-        var token = connection.Watermark.ToToken(identity);
+        var token = connection.Watermark.ToToken(dataSource, identity);
         dataSource.RecordToken(token);
         return token.ToString();
     }

@@ -154,6 +154,6 @@ internal struct WriteWatermark
         return mask;
     }
 
-    /// <summary>The token covering the session's writes, with <paramref name="identity"/> as its cluster.</summary>
-    public ConsistencyToken ToToken(ulong identity) => new(identity, RequiredPosition, LastWriteUtc);
+    /// <summary>The token covering the session's writes, with <paramref name="identity"/> as its cluster, signed by <paramref name="dataSource"/>.</summary>
+    public readonly ConsistencyToken ToToken(RwSplitDataSource dataSource, ulong identity) => dataSource.CreateToken(identity, RequiredPosition, LastWriteUtc);
 }

@@ -6,29 +6,60 @@ using System.Text;
 namespace RwSplit.Routing;
 
 /// <summary>
-/// An opaque, versioned token that carries "reads must see writes up to here" from one connection, request or service to
-/// another: export it after writing (<see cref="RwSplitConnection.GetConsistencyToken"/>), send it along (for example
-/// in an HTTP header such as <c>X-Consistency-Token</c>), and apply it where the later read happens
+/// An opaque, versioned, authenticated token that carries "reads must see writes up to here" from one connection,
+/// request or service to another: export it after writing (<see cref="RwSplitConnection.GetConsistencyToken"/>), send
+/// it along (for example in an HTTP header such as <c>X-Consistency-Token</c>), and apply it where the later read happens
 /// (<see cref="RwSplitConnection.ApplyConsistencyToken"/>): that read then runs on a replica only if the replica has
-/// replayed the writes, otherwise on the primary. A malformed, unknown-version or foreign token (from another database
-/// cluster) is refused with <see cref="RwSplitError.InvalidConsistencyToken"/>, never silently ignored.
+/// replayed the writes, otherwise on the primary. A malformed, unknown-version, forged, altered or foreign token (signed
+/// with a key the data source does not have, or from another database cluster) is refused with
+/// <see cref="RwSplitError.InvalidConsistencyToken"/>, never silently ignored.
 /// </summary>
 /// <remarks>
-/// Format: <c>rws1.</c> followed by base64url of 29 bytes: version (1), replica-set identity hash (8), position (8,
-/// -1 when the dialect has none), write time in Unix milliseconds (8), FNV-1a checksum of the preceding bytes (4).
-/// The token holds no secret and no data: it is safe in headers and logs.
+/// Format: <c>rws2.</c> followed by base64url of 45 bytes: version (1), replica-set identity hash (8), position (8, -1
+/// when the dialect has none), write time in Unix milliseconds (8), the signing key's id (4, the first bytes of the
+/// key's SHA-256), and HMAC-SHA256 of all of that, truncated to 16 bytes. Keys: <see cref="RwSplitOptions.ConsistencyTokenKeys"/>.
+/// The token holds no secret and no data: it is safe in headers and logs; without the key it cannot be made or changed.
 /// </remarks>
 public sealed class ConsistencyToken : IEquatable<ConsistencyToken>
 {
-    private const string Prefix = "rws1.";
-    private const byte Version = 1;
-    private const int PayloadLength = 29;
+    private const string Prefix = "rws2.";
+    private const byte Version = 2;
+    private const int SignedLength = 29; // version, identity, position, time, key id
+    private const int MacLength = 16;
+    private const int PayloadLength = SignedLength + MacLength;
 
-    internal ConsistencyToken(ulong identityHash, long position, DateTimeOffset writtenAt)
+    /// <summary>The longest text a token can be (prefix and unpadded base64url of the payload).</summary>
+    internal const int MaxLength = 5 + ((PayloadLength * 4) + 2) / 3;
+
+    private readonly byte[] _payload;
+    private readonly string _text;
+
+    /// <summary>A new token, signed with <paramref name="key"/>.</summary>
+    internal ConsistencyToken(ulong identityHash, long position, DateTimeOffset writtenAt, ConsistencyTokenKeys.Key key)
     {
         IdentityHash = identityHash;
         Position = position;
         WrittenAt = DateTimeOffset.FromUnixTimeMilliseconds(writtenAt.ToUnixTimeMilliseconds());
+        KeyId = key.Id;
+        _payload = new byte[PayloadLength];
+        var payload = _payload.AsSpan();
+        payload[0] = Version;
+        BinaryPrimitives.WriteUInt64BigEndian(payload[1..], IdentityHash);
+        BinaryPrimitives.WriteInt64BigEndian(payload[9..], Position);
+        BinaryPrimitives.WriteInt64BigEndian(payload[17..], WrittenAt.ToUnixTimeMilliseconds());
+        BinaryPrimitives.WriteUInt32BigEndian(payload[25..], KeyId);
+        key.Sign(payload[..SignedLength], payload[SignedLength..]);
+        _text = Prefix + Convert.ToBase64String(_payload).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+    }
+
+    private ConsistencyToken(byte[] payload, string text)
+    {
+        _payload = payload;
+        _text = text;
+        IdentityHash = BinaryPrimitives.ReadUInt64BigEndian(payload.AsSpan(1));
+        Position = BinaryPrimitives.ReadInt64BigEndian(payload.AsSpan(9));
+        WrittenAt = DateTimeOffset.FromUnixTimeMilliseconds(BinaryPrimitives.ReadInt64BigEndian(payload.AsSpan(17)));
+        KeyId = BinaryPrimitives.ReadUInt32BigEndian(payload.AsSpan(25));
     }
 
     /// <summary>A hash of the replica set's identity (PostgreSQL: the system identifier); 0 when unknown.</summary>
@@ -37,10 +68,20 @@ public sealed class ConsistencyToken : IEquatable<ConsistencyToken>
     /// <summary>The position reads must have reached (PostgreSQL: WAL bytes); -1 when only <see cref="WrittenAt"/> applies.</summary>
     public long Position { get; }
 
-    /// <summary>When the write happened (UTC, millisecond precision): for dialects without positions, a replica qualifies once its lag is smaller than the time since.</summary>
+    /// <summary>When the write happened (UTC, millisecond precision): for dialects without positions, a replica qualifies once its data is newer.</summary>
     public DateTimeOffset WrittenAt { get; }
 
-    /// <summary>Parses a token.</summary>
+    /// <summary>The id of the key that signed the token (not the key).</summary>
+    internal uint KeyId { get; }
+
+    /// <summary>Whether <paramref name="key"/> signed this token as it is.</summary>
+    internal bool IsSignedBy(ConsistencyTokenKeys.Key key)
+        => key.Id == KeyId && key.Verifies(_payload.AsSpan(0, SignedLength), _payload.AsSpan(SignedLength));
+
+    /// <summary>
+    /// Reads a token's fields. The signature is not checked here (that needs the data source's keys): a data source
+    /// checks it when the token is applied, and refuses it then if it was forged or altered.
+    /// </summary>
     /// <param name="token">The token text.</param>
     /// <exception cref="RwSplitException">The token is malformed or of an unknown version (<see cref="RwSplitError.InvalidConsistencyToken"/>).</exception>
     public static ConsistencyToken Parse(string token)
@@ -48,10 +89,10 @@ public sealed class ConsistencyToken : IEquatable<ConsistencyToken>
             ? parsed
             : throw new RwSplitException(RwSplitError.InvalidConsistencyToken, $"Invalid consistency token: {error}. Pass the string exactly as RwSplit produced it (GetConsistencyToken), or no token at all.");
 
-    /// <summary>Parses a token without throwing.</summary>
+    /// <summary>Reads a token's fields without throwing (the signature is checked when it is applied, see <see cref="Parse"/>).</summary>
     /// <param name="token">The token text.</param>
-    /// <param name="parsed">The token, when valid.</param>
-    /// <returns>Whether the text is a valid token.</returns>
+    /// <param name="parsed">The token, when well-formed.</param>
+    /// <returns>Whether the text is a well-formed token.</returns>
     public static bool TryParse(string? token, [NotNullWhen(true)] out ConsistencyToken? parsed) => TryParse(token, out parsed, out _);
 
     private static bool TryParse(string? token, [NotNullWhen(true)] out ConsistencyToken? parsed, out string error)
@@ -60,6 +101,12 @@ public sealed class ConsistencyToken : IEquatable<ConsistencyToken>
         if (string.IsNullOrWhiteSpace(token))
         {
             error = "it is empty";
+            return false;
+        }
+
+        if (token.Length > MaxLength)
+        {
+            error = $"it is {token.Length} characters long, and a token has at most {MaxLength}";
             return false;
         }
 
@@ -73,49 +120,41 @@ public sealed class ConsistencyToken : IEquatable<ConsistencyToken>
         {
             var dot = token.IndexOf('.', StringComparison.Ordinal);
             var version = dot > 0 && dot <= 8 ? token[..(dot + 1)] : token[..Math.Min(5, token.Length)];
-            error = $"version '{version}' is not supported by this RwSplit version (it reads 'rws1.')";
+            error = version == "rws1."
+                ? "version 'rws1.' is an unauthenticated token of an earlier RwSplit version, no longer accepted: export a new one"
+                : $"version '{version}' is not supported by this RwSplit version (it reads 'rws2.')";
             return false;
         }
 
-        Span<byte> bytes = stackalloc byte[PayloadLength + 3];
+        var bytes = new byte[PayloadLength + 3];
         if (!TryDecodeBase64Url(token.AsSpan(Prefix.Length), bytes, out var written) || written != PayloadLength)
         {
             error = "its payload is not valid (wrong length or characters): it was truncated or altered";
             return false;
         }
 
-        var payload = bytes[..PayloadLength];
-        if (BinaryPrimitives.ReadUInt32BigEndian(payload[25..]) != Fnv1a(payload[..25]))
+        if (bytes[0] != Version)
         {
-            error = "its checksum does not match: it was altered";
+            error = $"payload version {bytes[0]} is not supported";
             return false;
         }
 
-        if (payload[0] != Version)
+        // Fields no token of RwSplit carries: refused here, before anything reads them (a time outside DateTimeOffset's
+        // range would throw ArgumentOutOfRangeException, not the documented error).
+        var milliseconds = BinaryPrimitives.ReadInt64BigEndian(bytes.AsSpan(17));
+        if (milliseconds < DateTimeOffset.MinValue.ToUnixTimeMilliseconds() || milliseconds > DateTimeOffset.MaxValue.ToUnixTimeMilliseconds() || BinaryPrimitives.ReadInt64BigEndian(bytes.AsSpan(9)) < -1)
         {
-            error = $"payload version {payload[0]} is not supported";
+            error = "its fields are out of range: it was altered";
             return false;
         }
 
-        parsed = new ConsistencyToken(
-            BinaryPrimitives.ReadUInt64BigEndian(payload[1..]),
-            BinaryPrimitives.ReadInt64BigEndian(payload[9..]),
-            DateTimeOffset.FromUnixTimeMilliseconds(BinaryPrimitives.ReadInt64BigEndian(payload[17..])));
+        parsed = new ConsistencyToken(bytes[..PayloadLength], token);
         error = "";
         return true;
     }
 
     /// <summary>The token text.</summary>
-    public override string ToString()
-    {
-        Span<byte> payload = stackalloc byte[PayloadLength];
-        payload[0] = Version;
-        BinaryPrimitives.WriteUInt64BigEndian(payload[1..], IdentityHash);
-        BinaryPrimitives.WriteInt64BigEndian(payload[9..], Position);
-        BinaryPrimitives.WriteInt64BigEndian(payload[17..], WrittenAt.ToUnixTimeMilliseconds());
-        BinaryPrimitives.WriteUInt32BigEndian(payload[25..], Fnv1a(payload[..25]));
-        return Prefix + Convert.ToBase64String(payload).TrimEnd('=').Replace('+', '-').Replace('/', '_');
-    }
+    public override string ToString() => _text;
 
     /// <summary>The later of two tokens of the same replica set (the one whose reads see more).</summary>
     /// <param name="a">A token.</param>
@@ -152,24 +191,12 @@ public sealed class ConsistencyToken : IEquatable<ConsistencyToken>
         return hash == 0 ? 1 : hash;
     }
 
-    private static uint Fnv1a(ReadOnlySpan<byte> data)
-    {
-        var hash = 2166136261U;
-        foreach (var b in data)
-        {
-            hash ^= b;
-            hash *= 16777619U;
-        }
-
-        return hash;
-    }
-
     private static bool TryDecodeBase64Url(ReadOnlySpan<char> text, Span<byte> destination, out int written)
     {
         written = 0;
-        if (text.Length > 64)
+        if (text.Length > MaxLength)
             return false;
-        Span<char> standard = stackalloc char[72];
+        Span<char> standard = stackalloc char[MaxLength + 4];
         var length = 0;
         foreach (var c in text)
             standard[length++] = c switch { '-' => '+', '_' => '/', _ => c };

@@ -67,7 +67,10 @@ public sealed class ConsistencyCheckRun
         o.ReadYourWritesTimeout = TimeSpan.FromMilliseconds(800);
         o.ReplicaRetryDelay = TimeSpan.FromSeconds(1);
         o.MaxReplicaLag = TimeSpan.FromSeconds(30);
+        o.ConsistencyTokenKeys.Add(TokenKey); // the writers' tokens are applied through the readers' data source
     });
+
+    private static readonly byte[] TokenKey = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
 
     private static TimeSpan Duration
         => Environment.GetEnvironmentVariable("RWSPLIT_CHECK_SECONDS") is { Length: > 0 } s

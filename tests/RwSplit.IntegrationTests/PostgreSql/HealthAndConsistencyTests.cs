@@ -76,8 +76,11 @@ public sealed class HealthAndConsistencyTests
             foreach (var replica in _cluster.ReplicaConnectionStrings)
                 o.Replicas.Add(TestDataSources.WithApplicationName(replica, app));
             o.HealthCheckInterval = TimeSpan.FromMilliseconds(200);
+            o.ConsistencyTokenKeys.Add(TokenKey); // as services that exchange tokens are configured
             configure?.Invoke(o);
         });
+
+    private static readonly byte[] TokenKey = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
 
     private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, string what)
     {
@@ -277,7 +280,7 @@ public sealed class HealthAndConsistencyTests
             token = (await writer.GetConsistencyTokenAsync())!;
         }
 
-        Assert.That(token, Does.StartWith("rws1."));
+        Assert.That(token, Does.StartWith("rws2."));
         var sql = $"SELECT inet_server_port() FROM rows WHERE id = {id}";
 
         // Without the token, another service's read may be stale: it runs on a replica that has not replayed the write.
@@ -313,10 +316,15 @@ public sealed class HealthAndConsistencyTests
         await using var other = await readerSource.OpenConnectionAsync();
         var garbled = Assert.Throws<RwSplitException>(() => other.ApplyConsistencyToken(token[..^3] + "AAA"));
         Assert.That(garbled!.Error, Is.EqualTo(RwSplitError.InvalidConsistencyToken));
+        await using var unkeyed = Create(o => o.ConsistencyTokenKeys.Clear(), app: "rwsplit-token-unkeyed");
+        await using var unkeyedConnection = await unkeyed.OpenConnectionAsync();
+        var unsigned = Assert.Throws<RwSplitException>(() => unkeyedConnection.ApplyConsistencyToken(token));
+        Assert.That(unsigned!.Message, Does.Contain("signed with a key"), "a data source without the services' key refuses their tokens");
         await using var mainCluster = RwSplitDataSource.Create(o =>
         {
             o.UseNpgsql();
             o.Primary = ClusterSetup.Cluster.PrimaryConnectionString;
+            o.ConsistencyTokenKeys.Add(TokenKey);
         });
         await mainCluster.RefreshTopologyAsync();
         await using var foreignConnection = await mainCluster.OpenConnectionAsync();

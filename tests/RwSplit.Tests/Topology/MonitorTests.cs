@@ -46,8 +46,11 @@ public sealed class MonitorTests
         o.HealthCheckInterval = TimeSpan.FromMinutes(10); // rounds run only when the test asks
         o.MaxReplicaLag = TimeSpan.FromSeconds(2);
         o.ReadmitAfterHealthyProbes = 3;
+        o.ConsistencyTokenKeys.Add(SharedTokenKey);
         configure?.Invoke(o);
     });
+
+    private static readonly byte[] SharedTokenKey = new byte[32];
 
     [Test]
     public async Task Lag_is_zero_when_caught_up_else_the_time_since_the_last_replayed_commit()
@@ -210,11 +213,13 @@ public sealed class MonitorTests
         {
             o.UseDialect(FakeDialect.Monitored);
             o.Primary = $"Server={other.Name}";
+            o.ConsistencyTokenKeys.Add(SharedTokenKey); // the same keys: the token's signature passes, its cluster does not
         });
         await foreign.RefreshTopologyAsync();
         await using var foreignConnection = await foreign.OpenConnectionAsync();
         var refused = Assert.Throws<RwSplitException>(() => foreignConnection.ApplyConsistencyToken(token.ToString()));
         Assert.That(refused!.Error, Is.EqualTo(RwSplitError.InvalidConsistencyToken));
+        Assert.That(refused.Message, Does.Contain("another database cluster"));
     }
 
     [Test]
