@@ -259,6 +259,13 @@ public sealed class RwSplitDataSource : DbDataSource
         while (!ReferenceEquals(Interlocked.CompareExchange(ref _floorToken, parsed, current), current));
     }
 
+    /// <summary>A token's position was refuted by the primary: a floor beyond <paramref name="primaryPosition"/> is dropped.</summary>
+    internal void DropFloorBeyond(long primaryPosition)
+    {
+        if (Volatile.Read(ref _floorToken) is { } floor && floor.Position > primaryPosition)
+            Interlocked.CompareExchange(ref _floorToken, null, floor);
+    }
+
     /// <summary>The floor applied with <see cref="ApplyConsistencyToken"/>: every new connection starts with it.</summary>
     internal ConsistencyToken? FloorToken => Volatile.Read(ref _floorToken);
 

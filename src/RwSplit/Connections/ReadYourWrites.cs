@@ -37,10 +37,44 @@ internal static class ReadYourWrites
                 return ValueTask.FromException<ulong>(new RwSplitException(RwSplitError.InvalidConsistencyToken, $"The consistency token applied to this connection comes from another database cluster than data source '{dataSource.Name}' ({dataSource.PrimaryAddress})."));
         }
 
+        if (watermark.TokenPositionUnverified)
+        {
+            if (watermark.RequiredPosition > dataSource.CurrentPrimary.Position)
+                return VerifyTokenPositionAsync(connection, async, cancellationToken);
+            watermark.TokenPositionVerified();
+        }
+
         // Only capturing the write position may need a round trip: the rest runs without an async state machine.
         return watermark.Unsynced
             ? CaughtUpAfterCaptureAsync(connection, async, cancellationToken)
             : new ValueTask<ulong>(watermark.CaughtUp(dataSource.Replicas));
+    }
+
+    /// <summary>
+    /// A token asked for a position beyond the primary's as last probed: the primary is asked where it is now (one
+    /// round trip). Beyond that too, no write ever reached it: the token is refused (its requirement dropped from this
+    /// connection and, if it was the data source's floor, from there) instead of sending every read to the primary.
+    /// </summary>
+    private static async ValueTask<ulong> VerifyTokenPositionAsync(RwSplitConnection connection, bool async, CancellationToken cancellationToken)
+    {
+        var dataSource = connection.DataSourceOrThrow;
+        if (connection.Dialect.Replication?.WritePositionQuery is { } query)
+        {
+            var primary = await connection.GetPhysicalAsync(RoutingDecision.ToPrimary(RoutingReason.ReadYourWrites), async, cancellationToken).ConfigureAwait(false);
+            var position = await QueryPositionAsync(connection, primary, query, async, cancellationToken).ConfigureAwait(false);
+            if (position is { } now && now < connection.Watermark.RequiredPosition)
+            {
+                var required = connection.Watermark.RequiredPosition;
+                connection.Watermark.RefuteTokenPosition(now);
+                dataSource.DropFloorBeyond(now);
+                throw new RwSplitException(
+                    RwSplitError.InvalidConsistencyToken,
+                    $"The consistency token applied to this connection asks for replication position {required}, beyond the primary's current {now} of data source '{dataSource.Name}': no write reached it (a token of another timeline, such as a restored cluster, or made by a holder of the key). The token was dropped; apply a token exported from this cluster.");
+            }
+        }
+
+        connection.Watermark.TokenPositionVerified();
+        return await CaughtUpReplicasAsync(connection, async, cancellationToken).ConfigureAwait(false);
     }
 
     private static async ValueTask<ulong> CaughtUpAfterCaptureAsync(RwSplitConnection connection, bool async, CancellationToken cancellationToken)

@@ -77,9 +77,17 @@ internal struct WriteWatermark
         _writePending = false;
     }
 
+    /// <summary>
+    /// Whether the required position came from a token and is beyond what the primary was last seen at: a primary's
+    /// position only grows, so the primary is asked once before any read waits for it (see <see cref="ReadYourWrites"/>).
+    /// </summary>
+    public bool TokenPositionUnverified { get; private set; }
+
     /// <summary>Reads must see at least what <paramref name="token"/> covers.</summary>
     public void Require(ConsistencyToken token)
     {
+        if (token.Position > RequiredPosition)
+            TokenPositionUnverified = true;
         HasWritten = true;
         RequiredPosition = Math.Max(RequiredPosition, token.Position);
         if (token.WrittenAt > LastWriteUtc)
@@ -125,6 +133,19 @@ internal struct WriteWatermark
             readAt = now;
         if (readAt > LastWriteUtc)
             LastWriteUtc = readAt;
+    }
+
+    /// <summary>The primary has reached the required position: the token's position is a real one.</summary>
+    public void TokenPositionVerified() => TokenPositionUnverified = false;
+
+    /// <summary>
+    /// The primary is behind the position a token required (a position no write reached: the token was made on another
+    /// timeline, or by a holder of the key): the requirement falls back to the primary's position now.
+    /// </summary>
+    public void RefuteTokenPosition(long primaryPosition)
+    {
+        RequiredPosition = primaryPosition;
+        TokenPositionUnverified = false;
     }
 
     /// <summary>The session ended (closed): the next session's first read sets no floor; what it wrote is still known.</summary>

@@ -223,6 +223,56 @@ public sealed class MonitorTests
     }
 
     [Test]
+    public async Task A_token_asking_for_a_position_the_primary_never_reached_is_refused_once_and_dropped()
+    {
+        _primary.ProbeRow = new object?[] { false, 1000L, null, "cluster-a" };
+        _replica1.ProbeRow = new object?[] { true, 1000L, 0.0, "cluster-a" };
+        _replica2.ProbeRow = new object?[] { true, 1000L, 0.0, "cluster-a" };
+        _primary.Position = 1000;
+        await using var dataSource = Create(o => o.ReadYourWritesTimeout = TimeSpan.FromSeconds(2));
+        await dataSource.RefreshTopologyAsync();
+        // Signed with the data source's own key (a holder of the key, or a token of a restored cluster's earlier timeline).
+        var future = dataSource.CreateToken(ConsistencyToken.HashIdentity("cluster-a"), 9_000_000, DateTimeOffset.UtcNow).ToString();
+
+        await using var connection = await dataSource.OpenConnectionAsync();
+        connection.ApplyConsistencyToken(future); // nothing to compare with without a round trip: checked by the first read
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT 1";
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var refused = Assert.ThrowsAsync<RwSplitException>(async () => await command.ExecuteScalarAsync());
+        Assert.That(refused!.Error, Is.EqualTo(RwSplitError.InvalidConsistencyToken));
+        Assert.That(refused.Message, Does.Contain("beyond the primary's current 1000"));
+        Assert.That(watch.Elapsed, Is.LessThan(TimeSpan.FromSeconds(1)), "refused at once, not after waiting ReadYourWritesTimeout for a replica");
+        Assert.That(await command.ExecuteScalarAsync(), Is.EqualTo(_replica1.Name).Or.EqualTo(_replica2.Name), "dropped: the next read runs on a replica that has the primary's position");
+
+        // A data-source floor of the same token: the first connection to read refuses it, and it is gone for the others.
+        dataSource.ApplyConsistencyToken(future);
+        await using (var first = await dataSource.OpenConnectionAsync())
+        {
+            await using var read = first.CreateCommand();
+            read.CommandText = "SELECT 1";
+            Assert.ThrowsAsync<RwSplitException>(async () => await read.ExecuteScalarAsync());
+        }
+
+        Assert.That(dataSource.FloorToken, Is.Null);
+        await using var next = await dataSource.OpenConnectionAsync();
+        await using var nextRead = next.CreateCommand();
+        nextRead.CommandText = "SELECT 1";
+        Assert.That(await nextRead.ExecuteScalarAsync(), Is.EqualTo(_replica1.Name).Or.EqualTo(_replica2.Name));
+
+        // A genuine token (a position the primary has reached) is asked about once and then used as it is.
+        _primary.Position = 1200;
+        var real = dataSource.CreateToken(ConsistencyToken.HashIdentity("cluster-a"), 1100, DateTimeOffset.UtcNow).ToString();
+        await using var informed = await dataSource.OpenConnectionAsync();
+        informed.ApplyConsistencyToken(real);
+        await using var informedRead = informed.CreateCommand();
+        informedRead.CommandText = "SELECT 1";
+        _replica1.Position = 1100;
+        _replica2.Position = 1100;
+        Assert.That(await informedRead.ExecuteScalarAsync(), Is.EqualTo(_replica1.Name).Or.EqualTo(_replica2.Name).Or.EqualTo(_primary.Name));
+    }
+
+    [Test]
     public async Task Read_your_writes_waits_then_falls_back_to_the_primary_when_no_replica_catches_up()
     {
         await using var dataSource = Create(o => o.ReadYourWritesTimeout = TimeSpan.FromMilliseconds(50));
