@@ -39,7 +39,10 @@ public sealed class RwSplitBatch : DbBatch
     /// <inheritdoc />
     protected override DbBatchCommandCollection DbBatchCommands => _commands;
 
-    /// <summary>The wait before the batch times out, in seconds, as the provider's batch counts it (0: no limit). Default: the provider's.</summary>
+    /// <summary>
+    /// The time, in seconds, one execution of the batch may take as a whole (0: no limit; default: the provider's), RwSplit's
+    /// waits and retries included, as <see cref="RwSplitCommand.CommandTimeout"/>.
+    /// </summary>
     public override int Timeout
     {
         get => _request.Inner.Timeout;
@@ -88,7 +91,12 @@ public sealed class RwSplitBatch : DbBatch
     protected override DbBatchCommand CreateDbBatchCommand() => CreateBatchCommand();
 
     /// <inheritdoc />
-    public override void Cancel() => _request.Inner.Cancel();
+    /// <remarks>Also ends a wait of RwSplit's for this batch (read-your-writes, a fallback slot) with <see cref="OperationCanceledException"/>.</remarks>
+    public override void Cancel()
+    {
+        _request.CancelWait();
+        _request.Inner.Cancel();
+    }
 
     /// <inheritdoc />
     public override void Prepare() => CommandExecutor.PrepareAsync(_request, false, default).GetAwaiter().GetResult();

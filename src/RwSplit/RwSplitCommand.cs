@@ -45,7 +45,13 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
         set => Inner.CommandText = value ?? string.Empty;
     }
 
-    /// <inheritdoc />
+    /// <summary>
+    /// The time, in seconds, one execution may take as a whole (0: no limit; the provider's default otherwise): RwSplit's
+    /// own waits (for a replica to replay the session's writes, for a fallback slot), its position queries and its
+    /// retries take from it, and the provider's statement gets what is left, so an execution never takes much longer
+    /// than this (physical opens count against it, bounded by the connection string's own timeout). When it runs out in
+    /// RwSplit the execution fails with <see cref="RwSplitError.CommandTimeout"/>.
+    /// </summary>
     public override int CommandTimeout
     {
         get => Inner.CommandTimeout;
@@ -145,7 +151,16 @@ public sealed class RwSplitCommand : DbCommand, ICloneable
     public DbCommand InnerCommand => Inner;
 
     /// <inheritdoc />
-    public override void Cancel() => Inner.Cancel();
+    /// <remarks>
+    /// Also ends a wait of RwSplit's for this command in progress (for a replica to replay the session's writes, for a
+    /// fallback slot on the primary) with <see cref="OperationCanceledException"/>; the provider's own statement is
+    /// cancelled by the provider, as with its own command.
+    /// </remarks>
+    public override void Cancel()
+    {
+        _request.CancelWait();
+        Inner.Cancel();
+    }
 
     /// <inheritdoc />
     protected override DbParameter CreateDbParameter() => Inner.CreateParameter();

@@ -365,7 +365,10 @@ public sealed class RwSplitDataSource : DbDataSource
     /// Takes a slot of the fallback budget for a read that runs on the primary for want of a replica; <see langword="false"/>
     /// when the budget does not apply (no replicas configured).
     /// </summary>
-    internal async ValueTask<bool> EnterFallbackAsync(bool async, CancellationToken cancellationToken)
+    /// <param name="wait">How long to wait for a slot under <see cref="FallbackOverflow.Wait"/> (at most <see cref="FallbackWaitTimeout"/>, cut to what is left of the execution's timeout).</param>
+    /// <param name="async">Whether to wait asynchronously.</param>
+    /// <param name="cancellationToken">Ends the wait.</param>
+    internal async ValueTask<bool> EnterFallbackAsync(TimeSpan wait, bool async, CancellationToken cancellationToken)
     {
         if (_fallbackSlots is null)
             return false;
@@ -373,7 +376,7 @@ public sealed class RwSplitDataSource : DbDataSource
             return true;
         if (FallbackOverflow == FallbackOverflow.Wait)
         {
-            var entered = await ProviderIo.TryWaitAsync(_fallbackSlots, FallbackWaitTimeout, async, cancellationToken).ConfigureAwait(false);
+            var entered = await ProviderIo.TryWaitAsync(_fallbackSlots, wait, async, cancellationToken).ConfigureAwait(false);
             if (entered)
                 return true;
         }

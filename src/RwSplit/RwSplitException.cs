@@ -29,6 +29,12 @@ public enum RwSplitError
     /// the data source not registered for recovery, or a second SQL Server instance.
     /// </summary>
     DistributedTransactionUnavailable = 7,
+
+    /// <summary>
+    /// The command's (or batch's) timeout expired inside RwSplit: while it waited for a replica to catch up or for a
+    /// fallback slot, or before a retry. The timeout bounds the whole logical execution, not only the provider's call.
+    /// </summary>
+    CommandTimeout = 8,
 }
 
 /// <summary>An error raised by RwSplit. The message names the fix; it never contains a password or a full connection string.</summary>
@@ -55,7 +61,7 @@ public sealed class RwSplitException : DbException
     public override bool IsTransient => Error switch
     {
         RwSplitError.EndpointUnreachable => InnerException is DbException { IsTransient: true },
-        RwSplitError.FallbackLimitReached or RwSplitError.PrimaryChanged => true,
+        RwSplitError.FallbackLimitReached or RwSplitError.PrimaryChanged or RwSplitError.CommandTimeout => true,
         _ => false,
     };
 }

@@ -20,7 +20,11 @@ internal static class ReadYourWrites
     /// The replicas known to have replayed this session's writes (bit per replica). Positions when the dialect has them;
     /// else the time rule. Needs a round trip only while the primary's position after the last write is unknown.
     /// </summary>
-    public static ValueTask<ulong> CaughtUpReplicasAsync(RwSplitConnection connection, bool async, CancellationToken cancellationToken)
+    /// <param name="connection">The logical connection.</param>
+    /// <param name="queryTimeout">The timeout of the position query, in seconds (what is left of the execution's; 0: the provider's default).</param>
+    /// <param name="async">Whether to run asynchronously.</param>
+    /// <param name="cancellationToken">Cancels the query.</param>
+    public static ValueTask<ulong> CaughtUpReplicasAsync(RwSplitConnection connection, int queryTimeout, bool async, CancellationToken cancellationToken)
     {
         var dataSource = connection.DataSourceOrThrow;
         ref var watermark = ref connection.Watermark;
@@ -40,13 +44,13 @@ internal static class ReadYourWrites
         if (watermark.TokenPositionUnverified)
         {
             if (watermark.RequiredPosition > dataSource.CurrentPrimary.Position)
-                return VerifyTokenPositionAsync(connection, async, cancellationToken);
+                return VerifyTokenPositionAsync(connection, queryTimeout, async, cancellationToken);
             watermark.TokenPositionVerified();
         }
 
         // Only capturing the write position may need a round trip: the rest runs without an async state machine.
         return watermark.Unsynced
-            ? CaughtUpAfterCaptureAsync(connection, async, cancellationToken)
+            ? CaughtUpAfterCaptureAsync(connection, queryTimeout, async, cancellationToken)
             : new ValueTask<ulong>(watermark.CaughtUp(dataSource.Replicas));
     }
 
@@ -55,13 +59,13 @@ internal static class ReadYourWrites
     /// round trip). Beyond that too, no write ever reached it: the token is refused (its requirement dropped from this
     /// connection and, if it was the data source's floor, from there) instead of sending every read to the primary.
     /// </summary>
-    private static async ValueTask<ulong> VerifyTokenPositionAsync(RwSplitConnection connection, bool async, CancellationToken cancellationToken)
+    private static async ValueTask<ulong> VerifyTokenPositionAsync(RwSplitConnection connection, int queryTimeout, bool async, CancellationToken cancellationToken)
     {
         var dataSource = connection.DataSourceOrThrow;
         if (connection.Dialect.Replication?.WritePositionQuery is { } query)
         {
             var primary = await connection.GetPhysicalAsync(RoutingDecision.ToPrimary(RoutingReason.ReadYourWrites), async, cancellationToken).ConfigureAwait(false);
-            var position = await QueryPositionAsync(connection, primary, query, async, cancellationToken).ConfigureAwait(false);
+            var position = await QueryPositionAsync(connection, primary, query, queryTimeout, async, cancellationToken).ConfigureAwait(false);
             if (position is { } now && now < connection.Watermark.RequiredPosition)
             {
                 var required = connection.Watermark.RequiredPosition;
@@ -74,16 +78,16 @@ internal static class ReadYourWrites
         }
 
         connection.Watermark.TokenPositionVerified();
-        return await CaughtUpReplicasAsync(connection, async, cancellationToken).ConfigureAwait(false);
+        return await CaughtUpReplicasAsync(connection, queryTimeout, async, cancellationToken).ConfigureAwait(false);
     }
 
-    private static async ValueTask<ulong> CaughtUpAfterCaptureAsync(RwSplitConnection connection, bool async, CancellationToken cancellationToken)
-        => await CaptureWritePositionAsync(connection, openPrimary: false, async, cancellationToken).ConfigureAwait(false)
+    private static async ValueTask<ulong> CaughtUpAfterCaptureAsync(RwSplitConnection connection, int queryTimeout, bool async, CancellationToken cancellationToken)
+        => await CaptureWritePositionAsync(connection, openPrimary: false, queryTimeout, async, cancellationToken).ConfigureAwait(false)
             ? connection.Watermark.CaughtUp(connection.DataSourceOrThrow.Replicas)
             : 0;
 
     /// <summary>Asks the primary where its WAL (or commit log) is now: at least where this session's writes are.</summary>
-    private static async ValueTask<bool> CaptureWritePositionAsync(RwSplitConnection connection, bool openPrimary, bool async, CancellationToken cancellationToken)
+    private static async ValueTask<bool> CaptureWritePositionAsync(RwSplitConnection connection, bool openPrimary, int queryTimeout, bool async, CancellationToken cancellationToken)
     {
         var dataSource = connection.DataSourceOrThrow;
         var query = connection.Dialect.Replication?.WritePositionQuery;
@@ -96,17 +100,19 @@ internal static class ReadYourWrites
         if (connection.Physical.Primary is null && !openPrimary)
             return false;
         var primary = await connection.GetPhysicalAsync(RoutingDecision.ToPrimary(RoutingReason.ReadYourWrites), async, cancellationToken).ConfigureAwait(false);
-        var position = await QueryPositionAsync(connection, primary, query, async, cancellationToken).ConfigureAwait(false);
+        var position = await QueryPositionAsync(connection, primary, query, queryTimeout, async, cancellationToken).ConfigureAwait(false);
         connection.Watermark.Synced(position);
         return true;
     }
 
-    private static async ValueTask<long?> QueryPositionAsync(RwSplitConnection connection, DbConnection physical, string query, bool async, CancellationToken cancellationToken)
+    private static async ValueTask<long?> QueryPositionAsync(RwSplitConnection connection, DbConnection physical, string query, int timeout, bool async, CancellationToken cancellationToken)
     {
         var command = physical.CreateCommand();
         await using (command.ConfigureAwait(false))
         {
             command.CommandText = query;
+            if (timeout > 0)
+                command.CommandTimeout = timeout;
             command.Transaction = connection.InnerTransactionFor(physical);
             var value = await ProviderIo.ExecuteScalarAsync(command, async, cancellationToken).ConfigureAwait(false);
             return value is null or DBNull ? null : connection.Dialect.Replication!.ToPosition(value);
@@ -114,21 +120,26 @@ internal static class ReadYourWrites
     }
 
     /// <summary>
-    /// Waits up to <see cref="RwSplitOptions.ReadYourWritesTimeout"/> for one available replica (this session's, else the
-    /// most advanced) to replay this session's writes, polling its position. <see langword="true"/> if it did.
+    /// Whether <see cref="WaitForReplicaAsync"/> would wait at all (positions known, a replica available, a wait
+    /// allowed): the caller sets up the wait's cancellation only then.
     /// </summary>
-    public static ValueTask<bool> WaitForReplicaAsync(RwSplitConnection connection, ulong available, bool async, CancellationToken cancellationToken)
-    {
-        var dataSource = connection.DataSourceOrThrow;
-        var query = connection.Dialect.Replication?.ReplayPositionQuery;
-        available &= ~connection.Physical.Excluded;
-        if (query is null || connection.Watermark.RequiredPosition < 0 || available == 0 || dataSource.ReadYourWritesTimeout <= TimeSpan.Zero)
-            return new ValueTask<bool>(false); // nothing to wait for: no async state machine
-        return WaitCoreAsync(connection, available, query, async, cancellationToken);
-    }
+    public static bool CanWait(RwSplitConnection connection, ulong available, TimeSpan maxWait)
+        => connection.Dialect.Replication?.ReplayPositionQuery is not null && connection.Watermark.RequiredPosition >= 0
+           && (available & ~connection.Physical.Excluded) != 0 && maxWait > TimeSpan.Zero;
 
-    private static async ValueTask<bool> WaitCoreAsync(RwSplitConnection connection, ulong available, string query, bool async, CancellationToken cancellationToken)
+    /// <summary>
+    /// Waits up to <paramref name="maxWait"/> (<see cref="RwSplitOptions.ReadYourWritesTimeout"/>, cut to what is left
+    /// of the execution's timeout) for one available replica (this session's, else the most advanced) to replay this
+    /// session's writes, polling its position. <see langword="true"/> if it did. <paramref name="waitToken"/> ends the
+    /// polling (the caller's token, <c>Cancel()</c>, the execution's timeout); <paramref name="cancellationToken"/>, the
+    /// caller's own, is the one given to the replica's open (a wait that ends must not count as the replica failing).
+    /// </summary>
+    public static async ValueTask<bool> WaitForReplicaAsync(RwSplitConnection connection, ulong available, TimeSpan maxWait, int queryTimeout, bool async, CancellationToken waitToken, CancellationToken cancellationToken)
     {
+        if (!CanWait(connection, available, maxWait))
+            return false;
+        var query = connection.Dialect.Replication!.ReplayPositionQuery!;
+        available &= ~connection.Physical.Excluded;
         var dataSource = connection.DataSourceOrThrow;
         var replicas = dataSource.Replicas;
         var current = connection.Physical.CurrentReplica;
@@ -155,14 +166,14 @@ internal static class ReadYourWrites
             return false;
         }
 
-        var deadline = Stopwatch.GetTimestamp() + (long)(dataSource.ReadYourWritesTimeout.TotalSeconds * Stopwatch.Frequency);
+        var deadline = Stopwatch.GetTimestamp() + (long)(maxWait.TotalSeconds * Stopwatch.Frequency);
         var delay = 1;
         while (true)
         {
             long? position;
             try
             {
-                position = await QueryPositionAsync(connection, physical, query, async, cancellationToken).ConfigureAwait(false);
+                position = await QueryPositionAsync(connection, physical, query, queryTimeout, async, waitToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is DbException or InvalidOperationException && connection.Dialect.Failures.IsConnectionFailure(ex, physical))
             {
@@ -180,7 +191,7 @@ internal static class ReadYourWrites
 
             if (Stopwatch.GetTimestamp() >= deadline)
                 return false;
-            await ProviderIo.DelayAsync(delay, async, cancellationToken).ConfigureAwait(false);
+            await ProviderIo.DelayAsync(delay, async, waitToken).ConfigureAwait(false);
             delay = Math.Min(delay * 2, 20);
         }
     }
@@ -194,7 +205,7 @@ internal static class ReadYourWrites
         if (!connection.Watermark.HasWritten)
             return null;
         if (connection.Watermark.Unsynced)
-            await CaptureWritePositionAsync(connection, openPrimary: true, async, cancellationToken).ConfigureAwait(false);
+            await CaptureWritePositionAsync(connection, openPrimary: true, 0, async, cancellationToken).ConfigureAwait(false);
         var dataSource = connection.DataSourceOrThrow;
         var identity = connection.Watermark.TokenIdentity != 0 ? connection.Watermark.TokenIdentity : dataSource.IdentityHash;
         if (identity == 0)

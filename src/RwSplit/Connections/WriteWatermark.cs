@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.InteropServices;
 using RwSplit.Routing;
 using RwSplit.Topology;
 
@@ -10,6 +11,7 @@ namespace RwSplit.Connections;
 /// Pure state, no I/O: <see cref="ReadYourWrites"/> asks the servers. A struct held in the connection and reached by
 /// <c>ref</c> (<see cref="RwSplitConnection.Watermark"/>): never copy it to a local.
 /// </summary>
+[StructLayout(LayoutKind.Auto)] // its bools packed together, not each padded to the next long: the connection is allocated per open
 internal struct WriteWatermark
 {
     private const int NoReadYet = -1;

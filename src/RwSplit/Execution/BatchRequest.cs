@@ -120,6 +120,10 @@ internal sealed class BatchRequest : ExecutionRequest
             ? new StatementFacts(StatementKind.Write, RoutingReason.LearnedWrite, combined.SessionEffect, combined.Hint)
             : combined;
 
+    public override int Timeout => Inner.Timeout;
+
+    public override void SetProviderTimeout(int seconds) => Inner.Timeout = seconds;
+
     public override void Attach(DbConnection physical, DbTransaction? transaction, bool retry)
     {
         Inner.Connection = physical;

@@ -28,20 +28,29 @@ internal static class CommandExecutor
         ReplicaFailure,
     }
 
+    // Every execution notes when it began (the coarse clock, 6 ns): its timeout bounds it as a whole (ExecutionBudget),
+    // and a retry or a wait gets what is left. The budget itself is worked out only when something waits or retries.
+
     public static T Execute<T>(ExecutionRequest request, ProviderCall<T> call, CommandBehavior behavior)
-        => RoutePlanner.TryPlanNow(request, sync: true, behavior, default, out var plan, out var start)
-            ? RunNow(request, call, plan, behavior)
-            : ExecuteAsync(request, call, behavior, start, async: false, default).GetAwaiter().GetResult();
+    {
+        var began = Environment.TickCount64;
+        return RoutePlanner.TryPlanNow(request, sync: true, behavior, default, out var plan, out var start)
+            ? RunNow(request, call, plan, behavior, began)
+            : ExecuteAsync(request, call, behavior, start, began, async: false, default).GetAwaiter().GetResult();
+    }
 
     public static Task<T> ExecuteAsync<T>(ExecutionRequest request, ProviderCall<T> call, CommandBehavior behavior, CancellationToken cancellationToken)
-        => RoutePlanner.TryPlanNow(request, sync: false, behavior, cancellationToken, out var plan, out var start)
-            ? RunNowAsync(request, call, plan, behavior, cancellationToken)
-            : ExecuteAsync(request, call, behavior, start, async: true, cancellationToken).AsTask();
+    {
+        var began = Environment.TickCount64;
+        return RoutePlanner.TryPlanNow(request, sync: false, behavior, cancellationToken, out var plan, out var start)
+            ? RunNowAsync(request, call, plan, behavior, began, cancellationToken)
+            : ExecuteAsync(request, call, behavior, start, began, async: true, cancellationToken).AsTask();
+    }
 
     /// <summary>Routes the execution and prepares the provider's command (or batch) on the chosen server.</summary>
     public static async ValueTask PrepareAsync(ExecutionRequest request, bool async, CancellationToken cancellationToken)
     {
-        var plan = await RoutePlanner.PlanAsync(request, default, async, cancellationToken).ConfigureAwait(false);
+        var plan = await RoutePlanner.PlanAsync(request, default, ExecutionBudget.Start(request.Timeout), async, cancellationToken).ConfigureAwait(false);
         try
         {
             Attach(request, plan, retry: false);
@@ -58,7 +67,7 @@ internal static class CommandExecutor
 
     // ---- Planned without a wait: the provider's call, without async state machines ----
 
-    private static T RunNow<T>(ExecutionRequest request, ProviderCall<T> call, in RoutePlan plan, CommandBehavior behavior)
+    private static T RunNow<T>(ExecutionRequest request, ProviderCall<T> call, in RoutePlan plan, CommandBehavior behavior, long began)
     {
         var endpoint = BeginTracked(request, plan);
         T result;
@@ -83,7 +92,7 @@ internal static class CommandExecutor
         }
 
         if (failure is not null)
-            result = RecoverAsync(request, call, plan, failure, behavior, null, false, default).GetAwaiter().GetResult().Result;
+            result = RecoverAsync(request, call, plan, failure, behavior, null, ExecutionBudget.Since(began, request.Timeout), false, default).GetAwaiter().GetResult().Result;
         return call.Wraps(behavior) ? call.Wrap(result, request.Connection!) : result;
     }
 
@@ -91,7 +100,7 @@ internal static class CommandExecutor
     /// The provider's asynchronous call; its own task is returned when it completed successfully at once, else one small
     /// async method awaits it (one allocation when the provider really suspends), ends the tracking and recovers a failure.
     /// </summary>
-    private static Task<T> RunNowAsync<T>(ExecutionRequest request, ProviderCall<T> call, in RoutePlan plan, CommandBehavior behavior, CancellationToken cancellationToken)
+    private static Task<T> RunNowAsync<T>(ExecutionRequest request, ProviderCall<T> call, in RoutePlan plan, CommandBehavior behavior, long began, CancellationToken cancellationToken)
     {
         var endpoint = BeginTracked(request, plan);
         Task<T> task;
@@ -108,12 +117,12 @@ internal static class CommandExecutor
         }
 
         if (!task.IsCompletedSuccessfully)
-            return CompleteAsync(request, call, task, plan, endpoint, behavior, cancellationToken);
+            return CompleteAsync(request, call, task, plan, endpoint, behavior, began, cancellationToken);
         End(request, plan, endpoint);
         return task;
     }
 
-    private static async Task<T> CompleteAsync<T>(ExecutionRequest request, ProviderCall<T> call, Task<T> pending, RoutePlan plan, Endpoint? endpoint, CommandBehavior behavior, CancellationToken cancellationToken)
+    private static async Task<T> CompleteAsync<T>(ExecutionRequest request, ProviderCall<T> call, Task<T> pending, RoutePlan plan, Endpoint? endpoint, CommandBehavior behavior, long began, CancellationToken cancellationToken)
     {
         Exception failure;
         try
@@ -135,16 +144,17 @@ internal static class CommandExecutor
 
         // Awaited as a Task: the awaiter of RecoverAsync's ValueTask would hold its result inline, and this state machine
         // is the one object boxed whenever the provider really suspends.
-        return await RecoverToTaskAsync(request, call, plan, failure, behavior, cancellationToken).ConfigureAwait(false);
+        return await RecoverToTaskAsync(request, call, plan, failure, behavior, ExecutionBudget.Since(began, request.Timeout), cancellationToken).ConfigureAwait(false);
     }
 
-    private static async Task<T> RecoverToTaskAsync<T>(ExecutionRequest request, ProviderCall<T> call, RoutePlan plan, Exception failure, CommandBehavior behavior, CancellationToken cancellationToken)
-        => (await RecoverAsync(request, call, plan, failure, behavior, null, true, cancellationToken).ConfigureAwait(false)).Result;
+    private static async Task<T> RecoverToTaskAsync<T>(ExecutionRequest request, ProviderCall<T> call, RoutePlan plan, Exception failure, CommandBehavior behavior, ExecutionBudget budget, CancellationToken cancellationToken)
+        => (await RecoverAsync(request, call, plan, failure, behavior, null, budget, true, cancellationToken).ConfigureAwait(false)).Result;
 
     // ---- The general path ----
 
-    private static async ValueTask<T> ExecuteAsync<T>(ExecutionRequest request, ProviderCall<T> call, CommandBehavior behavior, PlanStart start, bool async, CancellationToken cancellationToken)
+    private static async ValueTask<T> ExecuteAsync<T>(ExecutionRequest request, ProviderCall<T> call, CommandBehavior behavior, PlanStart start, long began, bool async, CancellationToken cancellationToken)
     {
+        var budget = ExecutionBudget.Since(began, request.Timeout);
         var ownsOpen = false;
         if (request.OwnedConnection is { State: ConnectionState.Closed } owned)
         {
@@ -157,17 +167,17 @@ internal static class CommandExecutor
 
         try
         {
-            var plan = await RoutePlanner.PlanAsync(request, start, async, cancellationToken).ConfigureAwait(false);
+            var plan = await RoutePlanner.PlanAsync(request, start, budget, async, cancellationToken).ConfigureAwait(false);
             var connection = request.Connection!;
             using var activity = RouteTelemetry.StartActivity(connection.DataSourceOrThrow, plan.Decision);
             T result;
             try
             {
-                result = await RunTrackedAsync(request, call, plan, behavior, async, cancellationToken, retry: false).ConfigureAwait(false);
+                result = await RunTrackedAsync(request, call, plan, behavior, budget, async, cancellationToken, retry: false).ConfigureAwait(false);
             }
             catch (Exception ex) when (RecoveryFor(request, plan, ex) != Recovery.None)
             {
-                (result, plan) = await RecoverAsync(request, call, plan, ex, behavior, activity, async, cancellationToken).ConfigureAwait(false);
+                (result, plan) = await RecoverAsync(request, call, plan, ex, behavior, activity, budget, async, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (AfterFailure(request, ex, plan.Physical) && activity is not null)
             {
@@ -200,16 +210,31 @@ internal static class CommandExecutor
         }
     }
 
-    private static async ValueTask<T> RunTrackedAsync<T>(ExecutionRequest request, ProviderCall<T> call, RoutePlan plan, CommandBehavior behavior, bool async, CancellationToken cancellationToken, bool retry)
+    /// <summary>One run of the provider's call on the planned server, with what is left of the execution's timeout.</summary>
+    private static async ValueTask<T> RunTrackedAsync<T>(ExecutionRequest request, ProviderCall<T> call, RoutePlan plan, CommandBehavior behavior, ExecutionBudget budget, bool async, CancellationToken cancellationToken, bool retry)
     {
         var endpoint = BeginTracked(request, plan);
+        var restore = -1;
         try
         {
             Attach(request, plan, retry);
+            if (budget.IsBounded)
+            {
+                budget.ThrowIfExpired(retry ? "before RwSplit's retry of the statement on another server" : "before the statement was sent (RwSplit's waits used it up)");
+                var left = budget.RemainingSeconds;
+                if (left < request.Timeout)
+                {
+                    restore = request.Timeout;
+                    request.SetProviderTimeout(left); // for this run only: the application's setting comes back below
+                }
+            }
+
             return await call.RunAsync(request, behavior, async, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
+            if (restore >= 0)
+                request.SetProviderTimeout(restore);
             End(request, plan, endpoint);
         }
     }
@@ -231,7 +256,7 @@ internal static class CommandExecutor
     /// on another replica, then on the primary (a reader that returned is never retried: the failure came before any
     /// row reached the caller). Returns the result and the plan that produced it.
     /// </summary>
-    private static async ValueTask<(T Result, RoutePlan Plan)> RecoverAsync<T>(ExecutionRequest request, ProviderCall<T> call, RoutePlan plan, Exception failure, CommandBehavior behavior, Activity? activity, bool async, CancellationToken cancellationToken)
+    private static async ValueTask<(T Result, RoutePlan Plan)> RecoverAsync<T>(ExecutionRequest request, ProviderCall<T> call, RoutePlan plan, Exception failure, CommandBehavior behavior, Activity? activity, ExecutionBudget budget, bool async, CancellationToken cancellationToken)
     {
         try
         {
@@ -243,15 +268,16 @@ internal static class CommandExecutor
                     // The replica refused the statement as a write, so it did nothing there: run it once on the primary.
                     plan = await RoutePlanner.PlanMisrouteRetryAsync(request, plan, failure, async, cancellationToken).ConfigureAwait(false);
                     activity?.SetTag(TagNames.RouteReason, RouteTelemetry.ReasonName(RoutingReason.MisrouteRetry));
-                    return (await RunTrackedAsync(request, call, plan, behavior, async, cancellationToken, retry: true).ConfigureAwait(false), plan);
+                    return (await RunTrackedAsync(request, call, plan, behavior, budget, async, cancellationToken, retry: true).ConfigureAwait(false), plan);
                 }
 
                 await request.Connection!.Physical.DiscardReplicaAsync(plan.Decision.ReplicaIndex, failure, async).ConfigureAwait(false);
-                plan = await RoutePlanner.PlanAsync(request, default, async, cancellationToken).ConfigureAwait(false);
+                budget.ThrowIfExpired("before RwSplit's retry of the read on another server (its replica failed)", failure);
+                plan = await RoutePlanner.PlanAsync(request, default, budget, async, cancellationToken).ConfigureAwait(false);
                 activity?.SetTag(TagNames.RouteReason, RouteTelemetry.ReasonName(plan.Decision.Reason));
                 try
                 {
-                    return (await RunTrackedAsync(request, call, plan, behavior, async, cancellationToken, retry: true).ConfigureAwait(false), plan);
+                    return (await RunTrackedAsync(request, call, plan, behavior, budget, async, cancellationToken, retry: true).ConfigureAwait(false), plan);
                 }
                 catch (Exception ex) when ((recovery = RecoveryFor(request, plan, ex)) != Recovery.None)
                 {

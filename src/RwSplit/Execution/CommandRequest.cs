@@ -44,6 +44,10 @@ internal sealed class CommandRequest : ExecutionRequest
 
     public override bool HasParameters => Inner.Parameters.Count > 0;
 
+    public override int Timeout => Inner.CommandTimeout;
+
+    public override void SetProviderTimeout(int seconds) => Current.CommandTimeout = seconds;
+
     public override void ThrowIfEmpty()
     {
         if (string.IsNullOrWhiteSpace(Inner.CommandText))

@@ -15,6 +15,7 @@ namespace RwSplit.Execution;
 internal abstract class ExecutionRequest
 {
     private RouteTarget _target;
+    private CancellationTokenSource? _wait;
     private ReadConsistency? _consistency;
     private TimeSpan? _maxStaleness;
 
@@ -98,6 +99,60 @@ internal abstract class ExecutionRequest
 
     /// <summary>Whether the statement carries parameters (a session command with parameters cannot be replayed).</summary>
     public abstract bool HasParameters { get; }
+
+    /// <summary>The command's (or batch's) timeout in seconds, as the application set it (0: none).</summary>
+    public abstract int Timeout { get; }
+
+    /// <summary>Sets the timeout of the provider object that runs now (the command's copy, if it runs on one); the pipeline restores <see cref="Timeout"/> after the run.</summary>
+    public abstract void SetProviderTimeout(int seconds);
+
+    /// <summary>
+    /// A wait of RwSplit's for this execution begins (for a replica to catch up, for a fallback slot): its token ends
+    /// it when the caller's token is cancelled, when <see cref="CancelWait"/> runs (<c>Cancel()</c> from another
+    /// thread), or when <paramref name="budget"/> runs out. Dispose the result when the wait is over.
+    /// </summary>
+    public WaitScope BeginWait(in ExecutionBudget budget, CancellationToken cancellationToken)
+    {
+        var source = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        if (budget.IsBounded)
+            source.CancelAfter(budget.Remaining);
+        Volatile.Write(ref _wait, source);
+        return new WaitScope(this, source);
+    }
+
+    /// <summary><c>Cancel()</c>: ends a wait of RwSplit's in progress (the provider's own call is cancelled by the provider).</summary>
+    public void CancelWait()
+    {
+        try
+        {
+            Volatile.Read(ref _wait)?.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // the wait ended meanwhile
+        }
+    }
+
+    /// <summary>One wait of RwSplit's: its token, and the end of it.</summary>
+    public readonly struct WaitScope : IDisposable
+    {
+        private readonly ExecutionRequest _request;
+        private readonly CancellationTokenSource _source;
+
+        public WaitScope(ExecutionRequest request, CancellationTokenSource source)
+        {
+            _request = request;
+            _source = source;
+        }
+
+        public CancellationToken Token => _source.Token;
+
+        public void Dispose()
+        {
+            Interlocked.CompareExchange(ref _request._wait, null, _source);
+            _source.Dispose();
+        }
+    }
 
     /// <summary>Throws when there is nothing to run (no text, no statements).</summary>
     public abstract void ThrowIfEmpty();

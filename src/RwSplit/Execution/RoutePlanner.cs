@@ -96,8 +96,12 @@ internal static class RoutePlanner
         return true;
     }
 
-    /// <summary>Plans an execution, continuing from <paramref name="start"/> (a default one plans from scratch).</summary>
-    public static async ValueTask<RoutePlan> PlanAsync(ExecutionRequest request, PlanStart start, bool async, CancellationToken cancellationToken)
+    /// <summary>
+    /// Plans an execution, continuing from <paramref name="start"/> (a default one plans from scratch), within
+    /// <paramref name="budget"/>: the read-your-writes wait and the fallback wait end when it does (with
+    /// <see cref="RwSplitError.CommandTimeout"/>), and so does <c>Cancel()</c> (with <see cref="OperationCanceledException"/>).
+    /// </summary>
+    public static async ValueTask<RoutePlan> PlanAsync(ExecutionRequest request, PlanStart start, ExecutionBudget budget, bool async, CancellationToken cancellationToken)
     {
         var connection = request.Connection ?? throw new InvalidOperationException($"The {request.Noun} has no connection: set Connection to an open RwSplitConnection.");
         if (start.Opening is { } opening)
@@ -150,7 +154,7 @@ internal static class RoutePlanner
             else
             {
                 var caughtUp = NeedsCaughtUp(facts, session, consistency)
-                    ? await ReadYourWrites.CaughtUpReplicasAsync(connection, async, cancellationToken).ConfigureAwait(false)
+                    ? await ReadYourWrites.CaughtUpReplicasAsync(connection, budget.RemainingSeconds, async, cancellationToken).ConfigureAwait(false)
                     : ulong.MaxValue;
                 decision = Router.Route(facts, session, consistency, dataSource.Snapshot(caughtUp, fresh), session.CurrentReplica < 0 ? dataSource.NextBalancerTicket() : 0);
             }
@@ -159,7 +163,7 @@ internal static class RoutePlanner
             {
                 // No replica is known to have the session's writes yet: give the most promising one a bounded chance.
                 waited = true;
-                if (await ReadYourWrites.WaitForReplicaAsync(connection, dataSource.Snapshot(ulong.MaxValue, fresh).AvailableReplicas, async, cancellationToken).ConfigureAwait(false))
+                if (await WaitForReplicaAsync(request, connection, dataSource.Snapshot(ulong.MaxValue, fresh).AvailableReplicas, budget, async, cancellationToken).ConfigureAwait(false))
                     continue;
             }
 
@@ -186,10 +190,67 @@ internal static class RoutePlanner
 
             // A read on the primary for want of a replica takes a slot of the fallback budget.
             var slot = decision.Reason is RoutingReason.NoReplicaAvailable or RoutingReason.ReadYourWrites
-                       && await dataSource.EnterFallbackAsync(async, cancellationToken).ConfigureAwait(false);
+                       && await EnterFallbackAsync(request, dataSource, budget, async, cancellationToken).ConfigureAwait(false);
             return Commit(request, connection, facts, decision, physical, slot);
         }
     }
+
+    /// <summary>The read-your-writes wait, bounded by the execution's budget and ended by <c>Cancel()</c>.</summary>
+    private static async ValueTask<bool> WaitForReplicaAsync(ExecutionRequest request, RwSplitConnection connection, ulong available, ExecutionBudget budget, bool async, CancellationToken cancellationToken)
+    {
+        var allowed = connection.DataSourceOrThrow.ReadYourWritesTimeout;
+        var maxWait = budget.Bound(allowed);
+        if (!ReadYourWrites.CanWait(connection, available, maxWait))
+            return false;
+
+        var cut = budget.Cuts(allowed);
+        bool caughtUp;
+        using (var wait = request.BeginWait(budget, cancellationToken))
+        {
+            try
+            {
+                caughtUp = await ReadYourWrites.WaitForReplicaAsync(connection, available, maxWait, budget.RemainingSeconds, async, wait.Token, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw Interrupted(budget, WaitingForReplica, ex);
+            }
+        }
+
+        if (!caughtUp && cut)
+            throw budget.TimedOut(WaitingForReplica);
+        return caughtUp;
+    }
+
+    private const string WaitingForReplica = "while RwSplit waited for a replica to replay this session's writes (read-your-writes)";
+    private const string WaitingForSlot = "while RwSplit waited for a fallback slot on the primary (FallbackReadLimit reads already run there)";
+
+    /// <summary>A slot of the fallback budget, waited for within the execution's budget and ended by <c>Cancel()</c>.</summary>
+    private static async ValueTask<bool> EnterFallbackAsync(ExecutionRequest request, RwSplitDataSource dataSource, ExecutionBudget budget, bool async, CancellationToken cancellationToken)
+    {
+        if (dataSource.TryEnterFallbackNow(out var held))
+            return held;
+        var cut = budget.Cuts(dataSource.FallbackWaitTimeout) && dataSource.FallbackOverflow == FallbackOverflow.Wait;
+        using var wait = request.BeginWait(budget, cancellationToken);
+        try
+        {
+            return await dataSource.EnterFallbackAsync(budget.Bound(dataSource.FallbackWaitTimeout), async, wait.Token).ConfigureAwait(false);
+        }
+        catch (RwSplitException ex) when (ex.Error == RwSplitError.FallbackLimitReached && cut)
+        {
+            throw budget.TimedOut(WaitingForSlot, ex);
+        }
+        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw Interrupted(budget, WaitingForSlot, ex);
+        }
+    }
+
+    /// <summary>A wait of RwSplit's ended without the caller's token: the execution's timeout, else <c>Cancel()</c>.</summary>
+    private static Exception Interrupted(in ExecutionBudget budget, string during, OperationCanceledException cancelled)
+        => budget.Expired
+            ? budget.TimedOut(during, cancelled)
+            : new OperationCanceledException($"The command was cancelled (Cancel()) {during}.", cancelled);
 
     /// <summary>
     /// After a replica refused the execution as a write (so it did nothing there): the statement is learned as a write

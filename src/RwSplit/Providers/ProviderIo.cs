@@ -111,7 +111,10 @@ internal static class ProviderIo
         if (async)
             return new ValueTask(Task.Delay(milliseconds, cancellationToken));
         cancellationToken.ThrowIfCancellationRequested();
-        Thread.Sleep(milliseconds);
+        if (!cancellationToken.CanBeCanceled)
+            Thread.Sleep(milliseconds);
+        else if (cancellationToken.WaitHandle.WaitOne(milliseconds))
+            cancellationToken.ThrowIfCancellationRequested(); // a synchronous wait ends at once when cancelled, as an asynchronous one does
         return default;
     }
 }

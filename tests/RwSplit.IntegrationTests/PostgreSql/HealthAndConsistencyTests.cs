@@ -21,7 +21,7 @@ namespace RwSplit.IntegrationTests.PostgreSql;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
-public sealed class HealthAndConsistencyTests
+public sealed partial class HealthAndConsistencyTests
 {
     private const int BasePort = 25440;
     private LocalPgCluster _cluster = null!;
