@@ -34,6 +34,11 @@ internal sealed class SqlServerFailureRules : FailureRules
         => base.IsConnectionFailure(exception, connection) || exception is SqlException { Class: >= 20 };
 
     /// <inheritdoc />
+    /// <remarks>SqlClient reports its command timeout as error number -2 ("Execution Timeout Expired").</remarks>
+    public override bool IsStatementTimeout(Exception exception)
+        => exception is SqlException { Number: -2 } || base.IsStatementTimeout(exception);
+
+    /// <inheritdoc />
     public override bool IsReadOnlyViolation(Exception exception)
     {
         if (exception is not SqlException sql)

@@ -243,8 +243,8 @@ internal static class CommandExecutor
 
     private static Recovery RecoveryFor(ExecutionRequest request, in RoutePlan plan, Exception exception)
     {
-        if (plan.Decision.Target != RouteTarget.Replica)
-            return Recovery.None;
+        if (plan.Decision.Target != RouteTarget.Replica || request.Dialect.Failures.IsStatementTimeout(exception))
+            return Recovery.None; // a statement that timed out has spent the execution's time: it surfaces as it is
         if (request.Connection!.DataSourceOrThrow.RetryMisroutedWrites && request.Dialect.Failures.IsReadOnlyViolation(exception))
             return Recovery.Misroute;
         return request.Dialect.Failures.IsConnectionFailure(exception, plan.Physical) ? Recovery.ReplicaFailure : Recovery.None;
@@ -303,7 +303,7 @@ internal static class CommandExecutor
         if (exception is OperationCanceledException)
             return true;
         var connection = request.Connection!;
-        if (request.Dialect.Failures.IsConnectionFailure(exception, physical))
+        if (request.Dialect.Failures.IsConnectionFailure(exception, physical) && !request.Dialect.Failures.IsStatementTimeout(exception))
             connection.DataSourceOrThrow.ClearPoolOf(physical);
         else
             connection.Physical.ForgetBroken(physical);

@@ -42,6 +42,17 @@ public class FailureRules
     }
 
     /// <summary>
+    /// Whether <paramref name="exception"/> is the provider's timeout of a statement (its <c>CommandTimeout</c> ran
+    /// out): the execution's time is spent, so it is never retried elsewhere (that would give the statement a second
+    /// full timeout) and never counts against the server (the statement was slow; whether the server is down is the
+    /// monitor's to find out). The provider closed that one connection, which is forgotten, and nothing else. The
+    /// default: a <see cref="TimeoutException"/>, or a provider error caused by one.
+    /// </summary>
+    /// <param name="exception">The exception thrown by the provider.</param>
+    public virtual bool IsStatementTimeout(Exception exception)
+        => exception is TimeoutException || exception is DbException { InnerException: TimeoutException };
+
+    /// <summary>
     /// Whether <paramref name="exception"/> is the provider refusing the caller's input before or while sending it (a
     /// parameter value it cannot write, a value out of range, an unsupported type): the caller's mistake, which never
     /// counts against a server and is never retried elsewhere.

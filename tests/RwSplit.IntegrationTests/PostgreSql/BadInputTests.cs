@@ -126,6 +126,32 @@ public sealed class BadInputTests
         await AssertOtherReadsStayOnReplicasAsync(dataSource, connection, capture, async);
     }
 
+    /// <summary>
+    /// Defect (found by the conformance suite): a read that ran past its CommandTimeout on a replica counted as the
+    /// replica failing (Npgsql reports a TimeoutException inside and closes its connection): the replica was ejected,
+    /// its pool cleared, and the read re-run elsewhere with a fresh full timeout. A timeout is the caller's budget.
+    /// </summary>
+    [Test]
+    public async Task A_statement_timeout_on_a_replica_surfaces_as_the_provider_s_and_the_replica_stays_in_rotation([Values] bool async)
+    {
+        var (raw, _) = await RawAsync(c => new NpgsqlCommand("SELECT pg_sleep(3)", c) { CommandTimeout = 1 }, async);
+        Assert.That(raw, Is.TypeOf<NpgsqlException>().With.InnerException.InstanceOf<TimeoutException>(), "counter-check: how Npgsql reports its timeout");
+        using var capture = new TelemetryCapture("bad-input-timeout");
+        await using var dataSource = Create(capture, "bad-input-timeout");
+        await dataSource.RefreshTopologyAsync();
+        await using var connection = await dataSource.OpenConnectionAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT pg_sleep(3)";
+        command.CommandTimeout = 1;
+
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var error = async ? Assert.CatchAsync(async () => await command.ExecuteScalarAsync()) : Assert.Catch(() => command.ExecuteScalar());
+        Assert.That(error, Is.TypeOf(raw.GetType()).With.InnerException.InstanceOf<TimeoutException>(), "the provider's own timeout, unchanged");
+        Assert.That(watch.Elapsed, Is.LessThan(TimeSpan.FromSeconds(2.5)), "run once, not again elsewhere");
+        Assert.That(command.LastDecision?.Target, Is.EqualTo(RouteTarget.Replica));
+        await AssertOtherReadsStayOnReplicasAsync(dataSource, connection, capture, async);
+    }
+
     /// <summary>The same bad parameter in a batch: the batch fails alone, its broken connection is dropped, the replica stays.</summary>
     [Test]
     public async Task An_unwritable_parameter_in_a_batch_fails_the_batch_only([Values] bool async)
