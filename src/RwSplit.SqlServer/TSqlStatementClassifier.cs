@@ -26,6 +26,7 @@ internal sealed partial class TSqlStatementClassifier
     private const int CallerStackMaxNesting = 48;
     private const int MaxTokens = 250_000;
     private const int MaxNesting = 1000;
+    private const int MaxCommentNesting = 32; // nested /* comments: ScriptDom lexes them recursively, on the caller's stack
     private const int MaxTextLength = 4 * 1024 * 1024;
     private const int LargeStackSize = 64 * 1024 * 1024;
 
@@ -150,11 +151,19 @@ internal sealed partial class TSqlStatementClassifier
     private Findings Analyze(string text, int dynamicDepth)
     {
         var findings = new Findings();
+        if (BlockCommentNesting(text) > MaxCommentNesting)
+        {
+            // ScriptDom's lexer recurses once per nested /* (TSql180LexerInternal.mMultilineComment): 20 000 of them
+            // overflowed the stack and killed the process, which no catch can stop. Such a text is refused unread.
+            findings.AddUnknown("comments nested too deeply to classify");
+            return findings;
+        }
+
         IList<TSqlParserToken>? tokens;
         IList<ParseError> errors;
         using (var reader = new StringReader(text))
         {
-            // Lexing is a loop, not a recursion: safe for any text, and it tells how deep the parse will go.
+            // Lexing is a loop, except for nested block comments (bounded above): it tells how deep the parse will go.
             tokens = Parser.GetTokenStream(reader, out errors);
         }
 
@@ -186,6 +195,27 @@ internal sealed partial class TSqlStatementClassifier
         }
 
         return findings;
+    }
+
+    /// <summary>How many <c>/*</c> comments nest at most, counted over the raw text (inside a string too: an overestimate only fails closed).</summary>
+    internal static int BlockCommentNesting(string text)
+    {
+        int depth = 0, deepest = 0;
+        for (var i = 0; i + 1 < text.Length; i++)
+        {
+            if (text[i] == '/' && text[i + 1] == '*')
+            {
+                deepest = Math.Max(deepest, ++depth);
+                i++;
+            }
+            else if (text[i] == '*' && text[i + 1] == '/' && depth > 0)
+            {
+                depth--;
+                i++;
+            }
+        }
+
+        return deepest;
     }
 
     private void ParseAndClassify(IList<TSqlParserToken> tokens, Findings findings, int dynamicDepth)

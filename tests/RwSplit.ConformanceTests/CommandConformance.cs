@@ -73,6 +73,20 @@ public sealed class CommandConformance(Provider provider) : Conformance(provider
     }
 
     [Test]
+    public async Task The_connection_of_a_command_with_an_open_reader_cannot_be_replaced_or_removed()
+    {
+        await using var connection = await OpenAsync();
+        await using var other = await OpenAsync();
+        await using var command = Command(connection, "SELECT id FROM conformance ORDER BY id");
+        await using var reader = await command.ExecuteReaderAsync();
+        Assert.That(await reader.ReadAsync(), Is.True);
+        Assert.Throws<InvalidOperationException>(() => command.Connection = other);
+        Assert.Throws<InvalidOperationException>(() => command.Connection = null);
+        Assert.That(command.Connection, Is.SameAs(connection), "the command keeps its connection");
+        Assert.That(await reader.ReadAsync(), Is.True, "and the reader goes on");
+    }
+
+    [Test]
     public async Task A_reader_with_CloseConnection_closes_the_connection_when_it_closes()
     {
         await using var connection = await OpenAsync();

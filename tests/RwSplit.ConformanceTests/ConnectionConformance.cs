@@ -52,6 +52,27 @@ public sealed class ConnectionConformance(Provider provider) : Conformance(provi
         connection.Dispose(); // twice is harmless
     }
 
+    [TestCase("Host=127.0.0.1;Port=notaport")]
+    [TestCase("Host=127.0.0.1;NoSuchKeyword=1")]
+    [TestCase("Host='127.0.0.1")]
+    public void An_invalid_connection_string_is_refused_at_assignment_and_the_previous_one_kept(string invalid)
+    {
+        using var connection = CreateConnection();
+        var ex = Assert.Throws<ArgumentException>(() => connection.ConnectionString = invalid);
+        Assert.That(ex!.Message, Does.Not.Contain("Password").IgnoreCase.And.Not.Contain(Servers.Password), "no secret in the message");
+        if (Provider == Provider.Npgsql)
+        {
+            // Documented difference: Npgsql keeps the string it refused.
+            Assert.That(connection.ConnectionString, Is.EqualTo(invalid));
+            return;
+        }
+
+        // RwSplit keeps the previous one, as SqlConnection does, so the connection still opens.
+        Assert.That(connection.ConnectionString, Is.EqualTo(ConnectionString), "the previous string stays");
+        connection.Open();
+        Assert.That(connection.State, Is.EqualTo(ConnectionState.Open));
+    }
+
     [Test]
     public async Task After_open_the_connection_string_hides_the_password()
     {

@@ -13,6 +13,7 @@ namespace RwSplit.IntegrationTests.PostgreSql;
 public sealed partial class HealthAndConsistencyTests
 {
     [Test]
+    [Order(10)] // before the failover (Order 99): it leaves no replica behind
     [CancelAfter(60_000)]
     public async Task The_command_timeout_bounds_the_read_your_writes_wait_for_replicas_that_never_catch_up([Values] bool async)
     {
@@ -48,6 +49,7 @@ public sealed partial class HealthAndConsistencyTests
     }
 
     [Test]
+    [Order(11)] // before the failover (Order 99): it leaves no replica behind
     [CancelAfter(60_000)]
     public async Task Cancel_ends_the_read_your_writes_wait([Values] bool async)
     {
@@ -71,6 +73,7 @@ public sealed partial class HealthAndConsistencyTests
     }
 
     [Test]
+    [Order(12)] // before the failover (Order 99): it leaves no replica behind
     [CancelAfter(90_000)]
     public async Task The_command_timeout_and_Cancel_bound_the_wait_for_a_fallback_slot_of_a_full_primary([Values] bool async)
     {

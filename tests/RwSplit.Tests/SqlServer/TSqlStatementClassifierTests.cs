@@ -426,4 +426,18 @@ public sealed class TSqlStatementClassifierTests
 
         Assert.That(classifier.Classify("EXEC dbo.GetOrders").Kind, Is.EqualTo(Write));
     }
+
+    /// <summary>
+    /// Defect (found by HostileInputTests): ScriptDom's lexer recurses once per nested <c>/*</c>, and 20 000 of them
+    /// overflowed the stack — a crash of the whole process, which no catch can stop, from one command's text.
+    /// </summary>
+    [Test]
+    public void Deeply_nested_comments_are_refused_unread_instead_of_overflowing_the_stack()
+    {
+        var hostile = _classifier.Classify("SELECT 1 " + string.Concat(System.Linq.Enumerable.Repeat("/*", 20_000)));
+        Assert.That(hostile.Kind, Is.EqualTo(StatementKind.Unknown), "fails closed: the primary");
+        Assert.That(hostile.Detail, Does.Contain("nested too deeply"));
+        Assert.That(_classifier.Classify("SELECT 1 /* a /* b /* c */ */ */").Kind, Is.EqualTo(StatementKind.Read), "ordinary nesting is read as before");
+        Assert.That(TSqlStatementClassifier.BlockCommentNesting("/* a /* b */ */ /* c */"), Is.EqualTo(2));
+    }
 }
