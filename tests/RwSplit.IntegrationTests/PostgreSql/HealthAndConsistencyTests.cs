@@ -232,7 +232,16 @@ public sealed partial class HealthAndConsistencyTests
 
         await paused.PauseReplayAsync();
         await WaitUntilAsync(() => !dataSource.GetTopology()[2].IsAvailable, TimeSpan.FromSeconds(10), "the paused replica is ejected for lag");
-        await Task.Delay(500);
+
+        // Let the lag grow past 1 s: the ejection may come from the first probe after the pause already (the last
+        // replayed transaction can be older than the pause), so a fixed delay after it does not say how far behind it is.
+        var grown = System.Diagnostics.Stopwatch.StartNew();
+        do
+        {
+            await Task.Delay(200);
+            await dataSource.RefreshTopologyAsync();
+        }
+        while (dataSource.GetTopology()[2].ReplicationLag is not { TotalSeconds: > 1.2 } && grown.Elapsed < TimeSpan.FromSeconds(10));
 
         // The monitor's lag and the server's own, measured back to back.
         await dataSource.RefreshTopologyAsync();
