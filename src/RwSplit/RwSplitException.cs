@@ -18,7 +18,11 @@ public enum RwSplitError
     /// <summary>No replica qualified and <see cref="RwSplitOptions.FallbackReadLimit"/> reads already run on the primary.</summary>
     FallbackLimitReached = 4,
 
-    /// <summary>A consistency token is malformed, of an unknown version, or from another database cluster.</summary>
+    /// <summary>
+    /// A consistency token is malformed, of an unknown version, forged or altered, signed with a key the data source
+    /// does not have (<see cref="RwSplitOptions.ConsistencyTokenKeys"/>), from another database cluster, or asks for a
+    /// replication position the primary never reached.
+    /// </summary>
     InvalidConsistencyToken = 5,
 
     /// <summary>The primary changed (failover) while this logical connection used the old one; reopen the connection.</summary>

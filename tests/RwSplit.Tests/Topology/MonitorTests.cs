@@ -260,7 +260,8 @@ public sealed class MonitorTests
         nextRead.CommandText = "SELECT 1";
         Assert.That(await nextRead.ExecuteScalarAsync(), Is.EqualTo(_replica1.Name).Or.EqualTo(_replica2.Name));
 
-        // A genuine token (a position the primary has reached) is asked about once and then used as it is.
+        // A genuine token (a position the primary has reached, beyond its last probe) is checked with the primary once,
+        // then used as it is: the read waits for a replica that has replayed it.
         _primary.Position = 1200;
         var real = dataSource.CreateToken(ConsistencyToken.HashIdentity("cluster-a"), 1100, DateTimeOffset.UtcNow).ToString();
         await using var informed = await dataSource.OpenConnectionAsync();
@@ -269,7 +270,11 @@ public sealed class MonitorTests
         informedRead.CommandText = "SELECT 1";
         _replica1.Position = 1100;
         _replica2.Position = 1100;
-        Assert.That(await informedRead.ExecuteScalarAsync(), Is.EqualTo(_replica1.Name).Or.EqualTo(_replica2.Name).Or.EqualTo(_primary.Name));
+        var askedBefore = _primary.Journal.Count(c => c.Text == FakeDialect.WritePosition);
+        Assert.That(await informedRead.ExecuteScalarAsync(), Is.EqualTo(_replica1.Name).Or.EqualTo(_replica2.Name), "accepted: a replica with the position serves it");
+        Assert.That(_primary.Journal.Count(c => c.Text == FakeDialect.WritePosition) - askedBefore, Is.EqualTo(1), "the primary was asked once");
+        Assert.That(await informedRead.ExecuteScalarAsync(), Is.EqualTo(_replica1.Name).Or.EqualTo(_replica2.Name));
+        Assert.That(_primary.Journal.Count(c => c.Text == FakeDialect.WritePosition) - askedBefore, Is.EqualTo(1), "and not again");
     }
 
     [Test]
