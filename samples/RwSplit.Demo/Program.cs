@@ -11,6 +11,7 @@ using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Linq;
+using System.Runtime.InteropServices;
 using System.Threading.Tasks;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -25,6 +26,12 @@ Console.WriteLine("RwSplit demo: read/write splitting over PostgreSQL streaming 
 Console.WriteLine();
 
 await using var cluster = await LocalPgCluster.StartAsync();
+
+// Ctrl+C or SIGTERM ends the process without running finally blocks: stop the servers this run started first (the
+// worker processes of part 2 get the terminal's Ctrl+C too, and end by themselves within 30 s otherwise).
+void StopServers(PosixSignalContext _) => cluster.DisposeAsync().AsTask().GetAwaiter().GetResult();
+using var onInterrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, StopServers);
+using var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, StopServers);
 Console.WriteLine(cluster.IsExternal
     ? "Using the servers named by RWSPLIT_PG_PRIMARY / RWSPLIT_PG_REPLICAS."
     : $"Started local PostgreSQL: primary :{cluster.Primary.Port}, replicas :{string.Join(", :", cluster.Replicas.Select(r => r.Port))} ({stopwatch.Elapsed.TotalSeconds:0.0} s).");

@@ -90,7 +90,7 @@ public static class Comparison
         {
             for (var i = 0; i < options.Kills; i++)
             {
-                using var child = ChildProcess.Start(mode, bank.Database1, bank.Database2, workers: options.Workers);
+                using var child = ChildProcess.Start(mode, bank.Database1, bank.Database2, seconds: 30, workers: options.Workers); // ends by itself should this process die first
                 if (await Task.WhenAny(child.FirstCommit, Task.Delay(TimeSpan.FromSeconds(20))) == child.FirstCommit)
                     firstCommits++;
                 await Task.Delay(random.Next(0, (int)options.MaxDelayAfterFirstCommit.TotalMilliseconds + 1));
