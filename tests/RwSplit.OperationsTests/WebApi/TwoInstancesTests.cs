@@ -4,7 +4,6 @@ using System.Linq;
 using System.Net;
 using System.Net.Http;
 using System.Net.Http.Json;
-using System.Security.Cryptography;
 using System.Text.Json;
 using System.Threading.Tasks;
 using Npgsql;
@@ -39,28 +38,12 @@ public sealed class TwoInstancesTests
     [OneTimeSetUp]
     public async Task StartAsync()
     {
-        try
-        {
-            _cluster = await LocalPgCluster.StartAsync(new LocalPgClusterOptions { BasePort = 25491, ReplicaCount = 2, StartSecondPrimary = false });
-        }
-        catch (Exception ex) when (!string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase))
-        {
-            Assert.Ignore($"PostgreSQL servers could not be started ({ex.Message}). Install PostgreSQL server binaries, or point RWSPLIT_PG_PRIMARY / RWSPLIT_PG_REPLICAS at running servers.");
-        }
-
+        _cluster = await SampleServers.StartAsync(basePort: 25491, replicas: 2);
         _http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
-        var key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)); // shared by both instances, as from a secret store
-        _environment = new Dictionary<string, string>
-        {
-            ["RwSplit__Primary"] = Cluster.PrimaryConnectionString,
-            ["RwSplit__Replicas__0"] = Cluster.ReplicaConnectionStrings[0],
-            ["RwSplit__Replicas__1"] = Cluster.ReplicaConnectionStrings[1],
-            ["RwSplit__TokenKeys__0"] = key,
-            // The lag PostgreSQL reports while a replica is behind counts from the last transaction it replayed, which
-            // may be long before a test's write: keep the delayed replicas in service.
-            ["RwSplit__MaxReplicaLag"] = "00:10:00",
-            ["Telemetry__ConsoleExporter"] = "false",
-        };
+        _environment = SampleServers.Environment(Cluster, SampleServers.NewTokenKey());
+        // The lag PostgreSQL reports while a replica is behind counts from the last transaction it replayed, which may
+        // be long before a test's write: keep the delayed replicas in service.
+        _environment["RwSplit__MaxReplicaLag"] = "00:10:00";
         // One after the other: each creates the schema at startup (idempotent, serialized by an advisory lock anyway).
         _a = await WebApiInstance.StartAsync("instance A", _environment, TimeSpan.FromSeconds(60));
         _b = await WebApiInstance.StartAsync("instance B", _environment, TimeSpan.FromSeconds(60));
@@ -78,9 +61,15 @@ public sealed class TwoInstancesTests
         _http?.Dispose();
         if (_cluster is not null)
         {
-            foreach (var replica in _cluster.Replicas)
-                await replica.ResetConfigAsync("recovery_min_apply_delay");
-            await _cluster.DisposeAsync();
+            try
+            {
+                foreach (var replica in _cluster.Replicas)
+                    await replica.ResetConfigAsync("recovery_min_apply_delay");
+            }
+            finally
+            {
+                await _cluster.DisposeAsync();
+            }
         }
     }
 
@@ -146,7 +135,7 @@ public sealed class TwoInstancesTests
     public async Task A_token_of_an_instance_with_another_key_is_refused()
     {
         // Instance C has its own key (as every instance would without RwSplit:TokenKeys): B cannot verify its tokens.
-        _c = await WebApiInstance.StartAsync("instance C", new Dictionary<string, string>(_environment) { ["RwSplit__TokenKeys__0"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)) }, TimeSpan.FromSeconds(60));
+        _c = await WebApiInstance.StartAsync("instance C", new Dictionary<string, string>(_environment) { ["RwSplit__TokenKeys__0"] = SampleServers.NewTokenKey() }, TimeSpan.FromSeconds(60));
         try
         {
             var (id, token) = await WriteAsync(_c, "signed with C's key");

@@ -11,7 +11,8 @@ namespace RwSplit.OperationsTests.WebApi;
 
 /// <summary>
 /// The built sample (<c>samples/RwSplit.WebApi</c>) run as its own process, configured through environment variables
-/// only, listening on a port Kestrel picks on loopback (read back from its "Now listening on" line). Disposing kills it.
+/// only (its working directory, the content root, is an empty one: no appsettings.json), listening on a port Kestrel
+/// picks on loopback (read back from its "Now listening on" line). Disposing kills it.
 /// </summary>
 public sealed class WebApiInstance : IDisposable
 {
@@ -19,10 +20,13 @@ public sealed class WebApiInstance : IDisposable
     private readonly StringBuilder _output = new();
     private readonly TaskCompletionSource<Uri> _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    private WebApiInstance(string name, Process process)
+    private readonly string _contentRoot;
+
+    private WebApiInstance(string name, Process process, string contentRoot)
     {
         Name = name;
         _process = process;
+        _contentRoot = contentRoot;
         _process.OutputDataReceived += (_, e) => OnLine(e.Data);
         _process.ErrorDataReceived += (_, e) => OnLine(e.Data);
         _process.Exited += (_, _) => _listening.TrySetException(new InvalidOperationException($"{Name} exited with code {_process.ExitCode} before listening:{Environment.NewLine}{Output}"));
@@ -65,22 +69,23 @@ public sealed class WebApiInstance : IDisposable
     {
         var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
         var assembly = AssemblyPath;
+        var contentRoot = Directory.CreateTempSubdirectory("rwsplit-webapi-").FullName;
         var info = new ProcessStartInfo(dotnet)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
-            WorkingDirectory = Path.GetDirectoryName(assembly)!, // the content root: its appsettings.json, overridden below
+            WorkingDirectory = contentRoot,
         };
         info.ArgumentList.Add(assembly);
         info.Environment["ASPNETCORE_URLS"] = "http://127.0.0.1:0";
         info.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
-        info.Environment["Logging__Console__FormatterName"] = "simple";
         info.Environment["Logging__Console__FormatterOptions__SingleLine"] = "true";
+        info.Environment["Logging__LogLevel__Microsoft.AspNetCore"] = "Warning";
         foreach (var (key, value) in environment)
             info.Environment[key] = value;
 
-        var instance = new WebApiInstance(name, Process.Start(info) ?? throw new InvalidOperationException($"Could not start {name}."));
+        var instance = new WebApiInstance(name, Process.Start(info) ?? throw new InvalidOperationException($"Could not start {name}."), contentRoot);
         try
         {
             using var cancel = new CancellationTokenSource(timeout);
@@ -128,5 +133,13 @@ public sealed class WebApiInstance : IDisposable
         }
 
         _process.Dispose();
+        try
+        {
+            Directory.Delete(_contentRoot, recursive: true);
+        }
+        catch (IOException)
+        {
+            // already gone
+        }
     }
 }
