@@ -39,13 +39,13 @@ if (builder.Configuration.GetValue("Telemetry:Enabled", true))
         .ConfigureResource(r => r.AddService(builder.Configuration["Telemetry:ServiceName"] ?? "rwsplit-webapi"))
         .WithTracing(t =>
         {
-            t.AddAspNetCoreInstrumentation().AddSource("RwSplit"); // TODO(issue 10): AddRwSplitInstrumentation() once RwSplit.OpenTelemetry lands
+            t.AddAspNetCoreInstrumentation().AddSource("Npgsql").AddSource("RwSplit"); // Npgsql's client spans under RwSplit's; TODO(issue 10): AddRwSplitInstrumentation() once RwSplit.OpenTelemetry lands
             if (console)
                 t.AddConsoleExporter();
         })
         .WithMetrics(m =>
         {
-            m.AddAspNetCoreInstrumentation().AddMeter("RwSplit");
+            m.AddAspNetCoreInstrumentation().AddMeter("Npgsql").AddMeter("RwSplit"); // TODO(issue 10): AddRwSplitInstrumentation()
             if (console)
                 m.AddConsoleExporter();
         });
