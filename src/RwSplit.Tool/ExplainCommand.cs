@@ -73,7 +73,7 @@ internal static class ExplainCommand
 
     private static string Lower<T>(T value)
         where T : struct, Enum
-        => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(value.ToString());
+        => System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(value.ToString());
 
     /// <summary>One sentence per routing reason.</summary>
     internal static string Describe(RoutingReason reason) => reason switch

@@ -41,10 +41,10 @@ internal static class TokenCommand
         var keys = keysFile is null
             ? tool.Settings(parse).TokenKeys
             : File.ReadAllLines(keysFile.FullName).Where(l => l.Trim().Length > 0).Select(ParseKey).ToList();
-        var signature = keys.Count == 0 ? "not-checked"
+        var signature = keys.Count == 0 ? "not_checked"
             : keys.Any(parsed.IsSignedBy) ? "valid"
             : keys.Any(k => ConsistencyTokenKeyId(k) == parsed.KeyId) ? "invalid"
-            : "unknown-key";
+            : "unknown_key";
         var document = new TokenDocument(
             "rws2",
             parsed.IdentityHash.ToString("x16", CultureInfo.InvariantCulture),
@@ -53,7 +53,7 @@ internal static class TokenCommand
             Output.Round((DateTimeOffset.UtcNow - parsed.WrittenAt).TotalSeconds, 1),
             parsed.KeyId.ToString("x8", CultureInfo.InvariantCulture),
             signature);
-        var exitCode = signature is "valid" or "not-checked" ? ExitCodes.Healthy : ExitCodes.Degraded;
+        var exitCode = signature is "valid" or "not_checked" ? ExitCodes.Healthy : ExitCodes.Degraded;
         if (output.IsJson)
         {
             output.WriteJson(document);
@@ -70,7 +70,7 @@ internal static class TokenCommand
         {
             "valid" => "valid: signed by one of the keys given",
             "invalid" => "INVALID: the key it names is given, but the signature does not match (forged or altered)",
-            "unknown-key" => "not verified: signed by a key not given (another service's, or a retired one)",
+            "unknown_key" => "not verified: signed by a key not given (another service's, or a retired one)",
             _ => "not checked (no keys given)",
         });
         output.Write(table);

@@ -120,14 +120,14 @@ public sealed class StatusExplainTokenTests
         Assert.Multiple(() =>
         {
             Assert.That(read.Json.GetProperty("classification").GetProperty("kind").GetString(), Is.EqualTo("read"));
-            Assert.That(read.Json.GetProperty("consistency").GetString(), Is.EqualTo("read-your-writes"));
+            Assert.That(read.Json.GetProperty("consistency").GetString(), Is.EqualTo("read_your_writes"));
             Assert.That(read.Json.GetProperty("target").GetString(), Is.EqualTo("replica"));
             Assert.That(read.Json.GetProperty("replicaIndex").GetInt32(), Is.EqualTo(0));
             Assert.That(read.Json.GetProperty("endpoint").GetString(), Is.EqualTo($"127.0.0.1:{_cluster.Replicas[0].Port}/rwsplit"));
             Assert.That(read.Json.GetProperty("reason").GetString(), Is.EqualTo("read"));
 
             Assert.That(strong.Json.GetProperty("target").GetString(), Is.EqualTo("primary"));
-            Assert.That(strong.Json.GetProperty("reason").GetString(), Is.EqualTo("strong-consistency"));
+            Assert.That(strong.Json.GetProperty("reason").GetString(), Is.EqualTo("strong_consistency"));
 
             Assert.That(write.Json.GetProperty("classification").GetProperty("kind").GetString(), Is.EqualTo("write"));
             Assert.That(write.Json.GetProperty("target").GetString(), Is.EqualTo("primary"));
@@ -136,7 +136,7 @@ public sealed class StatusExplainTokenTests
 
             Assert.That(pinned.Json.GetProperty("classification").GetProperty("sessionEffect").GetString(), Is.EqualTo("pin"));
             Assert.That(pinned.Json.GetProperty("target").GetString(), Is.EqualTo("primary"));
-            Assert.That(pinned.Json.GetProperty("reason").GetString(), Is.EqualTo("session-state"));
+            Assert.That(pinned.Json.GetProperty("reason").GetString(), Is.EqualTo("session_state"));
 
             Assert.That(table.StandardOutput, Does.Contain("Routed as").And.Contain("write: the statement writes"));
         });
@@ -194,9 +194,9 @@ public sealed class StatusExplainTokenTests
             Assert.That(good.Json.GetProperty("writtenAt").GetDateTimeOffset(), Is.EqualTo(parsed.WrittenAt));
             Assert.That(good.Json.GetProperty("keyId").GetString(), Is.EqualTo(parsed.KeyId.ToString("x8", System.Globalization.CultureInfo.InvariantCulture)));
             Assert.That(other.ExitCode, Is.EqualTo(1), other.ToString);
-            Assert.That(other.Json.GetProperty("signature").GetString(), Is.EqualTo("unknown-key"));
+            Assert.That(other.Json.GetProperty("signature").GetString(), Is.EqualTo("unknown_key"));
             Assert.That(unchecked_.ExitCode, Is.EqualTo(0), unchecked_.ToString);
-            Assert.That(unchecked_.Json.GetProperty("signature").GetString(), Is.EqualTo("not-checked"));
+            Assert.That(unchecked_.Json.GetProperty("signature").GetString(), Is.EqualTo("not_checked"));
             Assert.That(forged.ExitCode, Is.EqualTo(1), forged.ToString);
             Assert.That(forged.Json.GetProperty("signature").GetString(), Is.EqualTo("invalid"));
             Assert.That(table.ExitCode, Is.EqualTo(0), table.ToString);
