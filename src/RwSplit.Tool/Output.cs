@@ -78,8 +78,6 @@ internal sealed partial class Output
 
     public static double Round(double value, int digits = 3) => Math.Round(value, digits, MidpointRounding.AwayFromZero);
 
-    public static IReadOnlyList<T> Empty<T>() => Array.Empty<T>();
-
     [GeneratedRegex(@"(?i)\b(password|pwd)\s*=\s*(""[^""]*""|'[^']*'|[^;]*)")]
     private static partial Regex PasswordPattern();
 }

@@ -45,7 +45,7 @@ internal static class StatusCommand
     {
         var settings = tool.Settings(parse);
         var maxLag = maxLagSeconds is { } s ? TimeSpan.FromSeconds(s) : settings.MaxReplicaLag ?? new RwSplitOptions().MaxReplicaLag;
-        await using var dataSource = settings.CreateRoutingDataSource();
+        await using var dataSource = settings.CreateRoutingDataSource(maxLag);
         await output.ProgressAsync("Probing the endpoints...", async () =>
         {
             await dataSource.RefreshTopologyAsync(cancellationToken);

@@ -90,7 +90,8 @@ internal sealed class ToolSettings
         => Primary ?? throw new UsageException("No primary: pass --primary \"Host=...;Username=...\" (no password: use PGPASSWORD, a passfile or --settings), set RWSPLIT_PRIMARY, or give a settings file with \"primary\".");
 
     /// <summary>A data source over the primary and the replicas, monitoring them, taking part in no distributed transaction.</summary>
-    public RwSplitDataSource CreateRoutingDataSource()
+    /// <param name="maxReplicaLag">The lag past which a replica is ejected; <see langword="null"/> for the settings file's, else RwSplit's default.</param>
+    public RwSplitDataSource CreateRoutingDataSource(TimeSpan? maxReplicaLag = null)
     {
         var primary = RequirePrimary();
         return RwSplitDataSource.Create(o =>
@@ -102,7 +103,7 @@ internal sealed class ToolSettings
                 o.Replicas.Add(replica);
             o.HealthMonitoring = true;
             o.DistributedTransactions = false;
-            if (MaxReplicaLag is { } lag)
+            if ((maxReplicaLag ?? MaxReplicaLag) is { } lag)
                 o.MaxReplicaLag = lag;
         });
     }

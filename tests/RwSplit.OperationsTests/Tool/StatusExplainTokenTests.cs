@@ -269,6 +269,51 @@ public sealed class StatusExplainTokenTests
 
     [Test]
     [Order(6)]
+    public async Task Status_is_degraded_while_the_replica_replays_behind_the_lag_limit()
+    {
+        var replica = _cluster.Replicas[0];
+        await replica.PauseReplayAsync();
+        try
+        {
+            await using (var connection = new NpgsqlConnection(_cluster.PrimaryConnectionString))
+            {
+                await connection.OpenAsync();
+                await using var write = new NpgsqlCommand("UPDATE tool_accounts SET name = name WHERE id = 1", connection);
+                await write.ExecuteNonQueryAsync();
+            }
+
+            // The replica now misses a commit; its lag (time since its last replayed commit) passes 1 s soon if not already.
+            ToolResult json = null!;
+            for (var attempt = 0; attempt < 20; attempt++)
+            {
+                json = await RunAsync("status", "--max-lag", "1", "-o", "json");
+                if (json.ExitCode != 0)
+                    break;
+                await Task.Delay(500);
+            }
+
+            ToolCluster.AssertNoPassword(json);
+            Assert.That(json.ExitCode, Is.EqualTo(1), json.ToString);
+            var endpoint = json.Json.GetProperty("endpoints")[1];
+            Assert.Multiple(() =>
+            {
+                Assert.That(json.Json.GetProperty("status").GetString(), Is.EqualTo("degraded"));
+                Assert.That(endpoint.GetProperty("reachable").GetBoolean(), Is.True);
+                Assert.That(endpoint.GetProperty("available").GetBoolean(), Is.False, "ejected for its lag");
+                Assert.That(endpoint.GetProperty("lagSeconds").GetDouble(), Is.GreaterThan(1));
+                Assert.That(endpoint.GetProperty("lagPosition").GetInt64(), Is.GreaterThan(0), "behind in WAL bytes too");
+                Assert.That(endpoint.GetProperty("ejectionReason").GetString(), Does.Contain("lag"));
+            });
+        }
+        finally
+        {
+            await replica.ResumeReplayAsync();
+            await _cluster.WaitForReplicasToCatchUpAsync(TimeSpan.FromSeconds(60));
+        }
+    }
+
+    [Test]
+    [Order(7)]
     public async Task Status_is_unhealthy_with_exit_code_2_while_the_primary_is_stopped()
     {
         await _cluster.Primary.StopAsync();
