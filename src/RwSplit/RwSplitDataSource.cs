@@ -27,7 +27,7 @@ namespace RwSplit;
 /// await using var connection = await dataSource.OpenConnectionAsync();
 /// </code>
 /// </example>
-public sealed class RwSplitDataSource : DbDataSource
+public sealed partial class RwSplitDataSource : DbDataSource
 {
     private readonly Endpoint[] _replicas;
     private readonly Endpoint[] _endpoints;
