@@ -20,13 +20,7 @@ internal static class HealthRules
     {
         var unhealthy = new List<string>();
         var degraded = new List<string>();
-        var status = HealthStatus.Healthy;
-        if (!facts.Monitoring)
-        {
-            status = thresholds.MonitoringDisabledStatus;
-            (status == HealthStatus.Unhealthy ? unhealthy : degraded).Add("health monitoring is off (RwSplitOptions.HealthMonitoring): nothing measures the primary and the replicas");
-        }
-        else
+        if (facts.Monitoring)
         {
             Monitor(facts, thresholds, unhealthy, degraded);
             Replicas(facts, thresholds, degraded);
@@ -43,12 +37,18 @@ internal static class HealthRules
         if (facts.Heuristic > 0)
             degraded.Add($"{facts.Heuristic} heuristic outcome(s) not acknowledged");
 
-        if (unhealthy.Count > 0)
-            status = HealthStatus.Unhealthy;
-        else if (degraded.Count > 0 && status == HealthStatus.Healthy)
-            status = HealthStatus.Degraded;
-        unhealthy.AddRange(degraded);
-        return new HealthVerdict(status, unhealthy);
+        var status = unhealthy.Count > 0 ? HealthStatus.Unhealthy : degraded.Count > 0 ? HealthStatus.Degraded : HealthStatus.Healthy;
+        var reasons = new List<string>(unhealthy.Count + degraded.Count + 1);
+        if (!facts.Monitoring)
+        {
+            // Nothing measures the servers: the configured status is the best the check can report (HealthStatus: lower is worse).
+            status = (HealthStatus)Math.Min((int)status, (int)thresholds.MonitoringDisabledStatus);
+            reasons.Add("health monitoring is off (RwSplitOptions.HealthMonitoring): nothing measures the primary and the replicas");
+        }
+
+        reasons.AddRange(unhealthy);
+        reasons.AddRange(degraded);
+        return new HealthVerdict(status, reasons);
     }
 
     private static void Monitor(HealthFacts facts, HealthThresholds thresholds, List<string> unhealthy, List<string> degraded)
