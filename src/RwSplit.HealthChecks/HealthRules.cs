@@ -23,7 +23,8 @@ internal static class HealthRules
         if (facts.Monitoring)
         {
             Monitor(facts, thresholds, unhealthy, degraded);
-            Replicas(facts, thresholds, degraded);
+            if (facts.SinceLastRound is not null)
+                Replicas(facts, thresholds, degraded); // before the first round nothing is known of them yet
             if (facts.SinceLastFailover is { } failover && failover <= thresholds.RecentFailover)
                 degraded.Add($"a failover happened {Seconds(failover)} s ago: writes go to {facts.CurrentPrimary}");
         }

@@ -48,6 +48,7 @@ public sealed class HealthRulesTests
         yield return Row("Unhealthy_when_the_last_round_is_older_than_StaleAfter", Healthy with { SinceLastRound = TimeSpan.FromSeconds(9.5) }, HealthStatus.Unhealthy, "monitor is stale: its last probe round completed 9.5 s ago (limit 9 s)");
         yield return Row("Healthy_when_the_last_round_is_exactly_StaleAfter_old", Healthy with { SinceLastRound = TimeSpan.FromSeconds(9) }, HealthStatus.Healthy);
         yield return Row("Degraded_before_the_first_round_of_a_young_data_source", Healthy with { SinceLastRound = null, Age = TimeSpan.FromSeconds(2) }, HealthStatus.Degraded, "has not completed its first probe round");
+        yield return Row("Before_the_first_round_unprobed_endpoints_are_not_called_unreachable", Healthy with { SinceLastRound = null, Age = TimeSpan.FromSeconds(1), PrimaryReachable = false, PrimaryWritable = false, Replicas = [Replica0 with { Available = false, Reachable = false }] }, HealthStatus.Degraded, "has not completed its first probe round");
         yield return Row("Unhealthy_when_no_round_completed_within_StaleAfter", Healthy with { SinceLastRound = null, Age = TimeSpan.FromSeconds(20) }, HealthStatus.Unhealthy, "no probe round completed in 20 s");
 
         // The primary.
