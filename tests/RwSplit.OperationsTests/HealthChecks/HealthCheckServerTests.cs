@@ -303,6 +303,29 @@ public sealed class HealthCheckServerTests
     }
 
     [Test]
+    [Order(4)]
+    public async Task A_server_error_is_published_as_its_SQLSTATE_without_its_message()
+    {
+        var missing = Cluster.ReplicaConnectionStrings[0].Replace("Database=rwsplit", "Database=hc_no_such_db", StringComparison.Ordinal);
+        await using var harness = new HealthHarness(s =>
+        {
+            s.AddReadWriteSplit(o => Configure(o, replicas: [missing]));
+            s.AddHealthChecks().AddRwSplit();
+        });
+        var dataSource = harness.Services.GetRequiredService<RwSplitDataSource>();
+
+        var entry = await harness.WaitForStatusAsync("rwsplit", HealthStatus.Degraded, Patience, "is ejected: unreachable (sqlstate:3D000)");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(HealthHarness.Endpoint(entry, "replica0")["lastErrorKind"], Is.EqualTo("sqlstate:3D000"));
+            Assert.That(dataSource.GetHealth().Endpoints[1].LastError, Does.Contain("hc_no_such_db"), "the raw message names the database");
+            Assert.That(HealthHarness.Json(entry), Does.Not.Contain("does not exist"));
+            AssertNoSecret(entry, dataSource);
+        });
+    }
+
+    [Test]
     [Order(5)]
     public async Task A_failover_is_Degraded_not_Unhealthy_and_names_the_new_primary()
     {

@@ -1,4 +1,6 @@
 using System;
+using System.Net;
+using System.Net.Sockets;
 using System.Threading.Tasks;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -112,5 +114,39 @@ public sealed class HealthCheckWithoutServersTests
             Assert.That(json, Does.Not.Contain("Password").IgnoreCase);
             Assert.That(json, Does.Not.Contain("Host="));
         });
+    }
+
+    [Test]
+    public async Task A_server_that_never_answers_is_reported_as_a_timeout()
+    {
+        // Accepts the TCP connection (the kernel's backlog) and never answers the startup packet.
+        var listener = new TcpListener(IPAddress.Loopback, 25483);
+        listener.Start();
+        try
+        {
+            await using var harness = new HealthHarness(s =>
+            {
+                s.AddReadWriteSplit(o =>
+                {
+                    Configure(o, monitoring: true, TimeSpan.FromMilliseconds(200));
+                    o.Primary = Nowhere.Replace("Timeout=2", "Timeout=1", StringComparison.Ordinal);
+                });
+                s.AddHealthChecks().AddRwSplit();
+            });
+            await harness.Services.GetRequiredService<RwSplitDataSource>().RefreshTopologyAsync();
+
+            var entry = (await harness.CheckAsync()).Entries["rwsplit"];
+
+            Assert.Multiple(() =>
+            {
+                Assert.That(entry.Status, Is.EqualTo(HealthStatus.Unhealthy));
+                Assert.That(entry.Description, Does.Contain("no writable primary: 127.0.0.1:25483/app is unreachable (timeout)"));
+                Assert.That(HealthHarness.Endpoint(entry, "primary")["lastErrorKind"], Is.EqualTo("timeout"));
+            });
+        }
+        finally
+        {
+            listener.Stop();
+        }
     }
 }
