@@ -5,7 +5,6 @@
 // Configuration (appsettings.json, environment variables such as RwSplit__Primary, RwSplit__Replicas__0,
 // RwSplit__TokenKeys__0): see README.md.
 using System;
-using System.Linq;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -30,7 +29,9 @@ builder.Services.AddReadWriteSplit(o =>
 builder.Services.AddScoped<RequestSession>();
 builder.Services.AddProblemDetails();
 
-builder.Services.AddHealthChecks().AddCheck<TopologyHealthCheck>("rwsplit"); // TODO(issue 10): AddRwSplit() once RwSplit.HealthChecks lands
+// Reads the topology monitor's last snapshot, no query per probe: Unhealthy without a writable primary or with a stale
+// monitor, Degraded for ejected or lagging replicas, fallback reads, a recent failover or unresolved prepared branches.
+builder.Services.AddHealthChecks().AddRwSplit();
 
 if (builder.Configuration.GetValue("Telemetry:Enabled", true))
 {

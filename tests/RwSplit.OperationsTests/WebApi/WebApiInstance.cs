@@ -78,6 +78,13 @@ public sealed class WebApiInstance : IDisposable
             WorkingDirectory = contentRoot,
         };
         info.ArgumentList.Add(assembly);
+        foreach (var inherited in info.Environment.Keys.ToList())
+        {
+            // Configuration from this machine's environment (keys are case-insensitive) stays out: only what is given counts.
+            if (inherited.StartsWith("RwSplit__", StringComparison.OrdinalIgnoreCase) || inherited.StartsWith("Telemetry__", StringComparison.OrdinalIgnoreCase) || inherited.StartsWith("ASPNETCORE_", StringComparison.OrdinalIgnoreCase))
+                info.Environment.Remove(inherited);
+        }
+
         info.Environment["ASPNETCORE_URLS"] = "http://127.0.0.1:0";
         info.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
         info.Environment["Logging__Console__FormatterOptions__SingleLine"] = "true";
