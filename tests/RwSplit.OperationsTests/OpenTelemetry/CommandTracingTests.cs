@@ -168,4 +168,72 @@ public sealed class CommandTracingTests
             await replica.ResetConfigAsync("recovery_min_apply_delay");
         }
     }
+    /// <summary>
+    /// The only replica is unreachable (a port no server listens on): the first read's failed open of it is inside its
+    /// span, marked failed, and the read falls back to the primary. With <c>FallbackReadLimit</c> 1 held by that slow
+    /// read, a second read waits for the slot, and that wait is a child span of the second read's.
+    /// </summary>
+    [Test]
+    public async Task A_failed_open_and_the_fallback_wait_are_inside_the_reads_spans()
+    {
+        const int NoServerPort = 25486;
+        await using var dataSource = Create("otel-fallback", o =>
+        {
+            o.Replicas.Clear();
+            o.Replicas.Add(new NpgsqlConnectionStringBuilder(OtelCluster.Cluster.ReplicaConnectionStrings[0]) { Port = NoServerPort }.ConnectionString);
+            o.FallbackReadLimit = 1;
+            o.FallbackOverflow = FallbackOverflow.Wait;
+            o.FallbackWaitTimeout = TimeSpan.FromSeconds(30);
+            o.ReplicaRetryDelay = TimeSpan.FromMinutes(5);
+        });
+        const string Sleep = "SELECT pg_sleep(2) /* otel-fallback */";
+        Activity first, second;
+        await using (var slow = await dataSource.OpenConnectionAsync())
+        await using (var quick = await dataSource.OpenConnectionAsync())
+        {
+            await using var sleep = slow.CreateCommand();
+            sleep.CommandText = Sleep;
+            Task<object?> running;
+            using (first = TraceCapture.TestSource.StartActivity("slow read")!)
+                running = sleep.ExecuteScalarAsync();
+
+            // The slow read holds the one fallback slot once its statement runs on the primary.
+            await using (var observer = new NpgsqlConnection(OtelCluster.Cluster.PrimaryConnectionString))
+            {
+                await observer.OpenAsync();
+                await using var active = new NpgsqlCommand($"SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = '{Sleep}'", observer);
+                var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+                while ((long)(await active.ExecuteScalarAsync())! == 0)
+                {
+                    Assert.That(DateTime.UtcNow, Is.LessThan(deadline), "the slow read never reached the primary");
+                    await Task.Delay(20);
+                }
+            }
+
+            using (second = TraceCapture.TestSource.StartActivity("read behind it")!)
+            {
+                await using var read = quick.CreateCommand();
+                read.CommandText = "SELECT 1";
+                Assert.That(await read.ExecuteScalarAsync(), Is.EqualTo(1));
+                Assert.That(running.IsCompleted, Is.True, "the second read ran once the slow one gave its slot back");
+            }
+
+            await running;
+        }
+
+        var slowSpan = TraceCapture.Named(TraceCapture.ChildrenOf(_traces.Trace(first), first), "rwsplit.route").Single();
+        Assert.That(slowSpan.GetTagItem("rwsplit.route.reason"), Is.EqualTo("no_replica_available"));
+        var failedOpen = TraceCapture.ChildrenOf(_traces.Trace(first), slowSpan).Single(s => s.OperationName == "rwsplit.connection.open" && Equals(s.GetTagItem("server.port"), NoServerPort));
+        Assert.That(failedOpen.Status, Is.EqualTo(ActivityStatusCode.Error));
+        Assert.That(failedOpen.GetTagItem("error.type"), Is.Not.Null.And.Not.Empty);
+        Assert.That(failedOpen.GetTagItem("rwsplit.endpoint.role"), Is.EqualTo("replica"));
+
+        var quickSpan = TraceCapture.Named(TraceCapture.ChildrenOf(_traces.Trace(second), second), "rwsplit.route").Single();
+        Assert.That(quickSpan.GetTagItem("rwsplit.route.target"), Is.EqualTo("primary"));
+        var wait = TraceCapture.ChildrenOf(_traces.Trace(second), quickSpan).Single(s => s.OperationName == "rwsplit.wait.fallback_slot");
+        Assert.That(wait.GetTagItem("rwsplit.wait.outcome"), Is.EqualTo("ready"));
+        var statement = TraceCapture.ChildrenOf(_traces.Trace(second), quickSpan).Where(s => s.Source.Name == "Npgsql" && s.Kind == ActivityKind.Client).ToList();
+        Assert.That(statement.Max(s => s.StartTimeUtc), Is.GreaterThanOrEqualTo(wait.StartTimeUtc + wait.Duration), "the read was sent after the wait");
+        Assert.That(TraceCapture.RwSplitTagValues(_traces.Spans), Has.None.Contains("pg_sleep"));
+    }
 }
