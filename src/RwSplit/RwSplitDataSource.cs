@@ -27,7 +27,7 @@ namespace RwSplit;
 /// await using var connection = await dataSource.OpenConnectionAsync();
 /// </code>
 /// </example>
-public sealed class RwSplitDataSource : DbDataSource
+public sealed partial class RwSplitDataSource : DbDataSource
 {
     private readonly Endpoint[] _replicas;
     private readonly Endpoint[] _endpoints;
@@ -88,6 +88,7 @@ public sealed class RwSplitDataSource : DbDataSource
         _tokenKeys = ConsistencyTokenKeys.From(options.ConsistencyTokenKeys);
         Statements = new StatementCache(Dialect.CreateClassifier(options.ReadOnlyProcedures.ToFrozenSet(StringComparer.OrdinalIgnoreCase)), options.StatementCacheSize);
         _fallbackLimit = options.FallbackReadLimit;
+        InitializeHealth(options);
         if (_replicas.Length > 0)
             _fallbackSlots = new SemaphoreSlim(options.FallbackReadLimit, Math.Max(1, options.FallbackReadLimit));
         if (HealthMonitoring)
@@ -316,7 +317,12 @@ public sealed class RwSplitDataSource : DbDataSource
 
     /// <summary>Switches writes to <paramref name="promoted"/> if the current primary is still <paramref name="expected"/>.</summary>
     internal bool ChangePrimary(Endpoint expected, Endpoint promoted)
-        => ReferenceEquals(Interlocked.CompareExchange(ref _currentPrimary, promoted, expected), expected);
+    {
+        var changed = ReferenceEquals(Interlocked.CompareExchange(ref _currentPrimary, promoted, expected), expected);
+        if (changed)
+            NoteFailover();
+        return changed;
+    }
 
     /// <summary>The replicas routing may choose from now, with the load data balancing needs.</summary>
     internal TopologySnapshot Snapshot(ulong caughtUp = ulong.MaxValue, ulong fresh = ulong.MaxValue)
@@ -373,12 +379,19 @@ public sealed class RwSplitDataSource : DbDataSource
         if (_fallbackSlots is null)
             return false;
         if (_fallbackSlots.Wait(0, CancellationToken.None))
+        {
+            NoteFallbackRead();
             return true;
+        }
+
         if (FallbackOverflow == FallbackOverflow.Wait)
         {
             var entered = await ProviderIo.TryWaitAsync(_fallbackSlots, wait, async, cancellationToken).ConfigureAwait(false);
             if (entered)
+            {
+                NoteFallbackRead();
                 return true;
+            }
         }
 
         Diagnostics.RwSplitTelemetry.FallbackRejections.Add(1, new KeyValuePair<string, object?>(Diagnostics.TagNames.DataSource, Name));
@@ -395,6 +408,8 @@ public sealed class RwSplitDataSource : DbDataSource
     internal bool TryEnterFallbackNow(out bool held)
     {
         held = _fallbackSlots is not null && _fallbackSlots.Wait(0, CancellationToken.None);
+        if (held)
+            NoteFallbackRead();
         return held || _fallbackSlots is null;
     }
 

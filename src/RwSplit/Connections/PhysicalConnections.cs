@@ -122,7 +122,7 @@ internal struct PhysicalConnections
         }
         catch (RwSplitException ex) when (ex.Error == RwSplitError.EndpointUnreachable)
         {
-            endpoint.MarkUnreachable(dataSource.ReplicaRetryDelay, ex.InnerException?.Message ?? ex.Message);
+            endpoint.MarkUnreachable(dataSource.ReplicaRetryDelay, ex.InnerException?.Message ?? ex.Message, ErrorKinds.Of(ex));
             owner.Physical.Exclude(decision.ReplicaIndex);
             RwSplitTelemetry.ReplicaFailures.Add(1, new KeyValuePair<string, object?>(TagNames.DataSource, dataSource.Name));
             Log.ReplicaOpenFailed(dataSource.Logger, endpoint.Address, dataSource.ReplicaRetryDelay, ex.InnerException ?? ex);
@@ -275,7 +275,7 @@ internal struct PhysicalConnections
     {
         var dataSource = _owner.DataSourceOrThrow;
         var endpoint = dataSource.Replicas[index];
-        endpoint.MarkUnreachable(dataSource.ReplicaRetryDelay, $"{failure.GetType().Name}: {failure.Message}");
+        endpoint.MarkUnreachable(dataSource.ReplicaRetryDelay, $"{failure.GetType().Name}: {failure.Message}", ErrorKinds.Of(failure));
         Exclude(index);
         Log.ReadRetried(dataSource.Logger, endpoint.Address, failure);
         RwSplitTelemetry.ReadRetries.Add(1, new KeyValuePair<string, object?>(TagNames.DataSource, dataSource.Name));

@@ -71,8 +71,17 @@ public sealed class ConsistencyToken : IEquatable<ConsistencyToken>
     /// <summary>When the write happened (UTC, millisecond precision): for dialects without positions, a replica qualifies once its data is newer.</summary>
     public DateTimeOffset WrittenAt { get; }
 
-    /// <summary>The id of the key that signed the token (not the key).</summary>
-    internal uint KeyId { get; }
+    /// <summary>The id of the key that signed the token: the first 4 bytes of the key's SHA-256 (names the key without revealing it).</summary>
+    public uint KeyId { get; }
+
+    /// <summary>Whether <paramref name="key"/> (one of <see cref="RwSplitOptions.ConsistencyTokenKeys"/>) signed this token as it is.</summary>
+    /// <param name="key">The key's bytes.</param>
+    /// <returns><see langword="false"/> when another key signed it, or it was forged or altered.</returns>
+    public bool IsSignedBy(byte[] key)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        return IsSignedBy(new ConsistencyTokenKeys.Key(key));
+    }
 
     /// <summary>Whether <paramref name="key"/> signed this token as it is.</summary>
     internal bool IsSignedBy(ConsistencyTokenKeys.Key key)

@@ -56,6 +56,9 @@ internal sealed class Endpoint
 
     public string? LastError { get; private set; }
 
+    /// <summary>The kind of <see cref="LastError"/> (<see cref="ErrorKinds"/>), free of message text.</summary>
+    public string? LastErrorKind { get; private set; }
+
     public DateTimeOffset? LastProbe { get; private set; }
 
     public bool LastProbeReached { get; private set; }
@@ -77,12 +80,13 @@ internal sealed class Endpoint
     public void EndCommand() => Interlocked.Decrement(ref _outstanding);
 
     /// <summary>A connection to the endpoint failed: eject it at once (and, unmonitored, skip it for <paramref name="delay"/>).</summary>
-    public void MarkUnreachable(TimeSpan delay, string error)
+    public void MarkUnreachable(TimeSpan delay, string error, string errorKind)
     {
         lock (_gate)
         {
             _health = _health.Next(ProbeOutcome.Failed, int.MaxValue);
             LastError = error;
+            LastErrorKind = errorKind;
         }
 
         Volatile.Write(ref _skipUntilTimestamp, Stopwatch.GetTimestamp() + (long)(delay.TotalSeconds * Stopwatch.Frequency));
@@ -118,6 +122,7 @@ internal sealed class Endpoint
             LastProbe = DateTimeOffset.UtcNow;
             LastProbeReached = probe.Reached;
             LastError = probe.Error;
+            LastErrorKind = probe.ErrorKind;
             if (probe.Reached)
             {
                 ObservedRole = probe.IsReplica ? EndpointRole.Replica : EndpointRole.Primary;
@@ -166,6 +171,7 @@ internal sealed class Endpoint
                 LatencyEwmaMs > 0 ? TimeSpan.FromMilliseconds(LatencyEwmaMs) : null,
                 _health.ConsecutiveHealthy,
                 LastError,
+                LastErrorKind,
                 LastProbe);
         }
     }
@@ -174,7 +180,7 @@ internal sealed class Endpoint
 }
 
 /// <summary>The raw result of one probe.</summary>
-internal readonly record struct ProbeResult(bool Reached, bool IsReplica, long? Position, double? SecondsSinceReplay, string? Identity, double LatencyMs, long Timestamp, string? Error)
+internal readonly record struct ProbeResult(bool Reached, bool IsReplica, long? Position, double? SecondsSinceReplay, string? Identity, double LatencyMs, long Timestamp, string? Error, string? ErrorKind = null)
 {
-    public static ProbeResult Failed(string error, long timestamp) => new(false, false, null, null, null, 0, timestamp, error);
+    public static ProbeResult Failed(string error, string errorKind, long timestamp) => new(false, false, null, null, null, 0, timestamp, error, errorKind);
 }

@@ -17,6 +17,7 @@ public sealed class EndpointStatus
         TimeSpan? latency,
         int consecutiveHealthyProbes,
         string? lastError,
+        string? lastErrorKind,
         DateTimeOffset? lastProbe)
     {
         Address = address;
@@ -30,6 +31,7 @@ public sealed class EndpointStatus
         Latency = latency;
         ConsecutiveHealthyProbes = consecutiveHealthyProbes;
         LastError = lastError;
+        LastErrorKind = lastErrorKind;
         LastProbe = lastProbe;
     }
 
@@ -68,6 +70,14 @@ public sealed class EndpointStatus
 
     /// <summary>Why the last probe or connection failed, without secrets; <see langword="null"/> when it succeeded.</summary>
     public string? LastError { get; }
+
+    /// <summary>
+    /// The kind of <see cref="LastError"/>, made of no message text: <c>timeout</c>, <c>socket:</c> and a socket error
+    /// (<c>socket:ConnectionRefused</c>), <c>sqlstate:</c> and the server's error code (<c>sqlstate:57P01</c>),
+    /// <c>no_row</c>, or an exception's type name. Safe to publish where <see cref="LastError"/> is not (a provider's
+    /// message may name users or hosts). <see langword="null"/> when the last probe succeeded.
+    /// </summary>
+    public string? LastErrorKind { get; }
 
     /// <summary>When the endpoint was last probed.</summary>
     public DateTimeOffset? LastProbe { get; }

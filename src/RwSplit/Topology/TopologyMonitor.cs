@@ -43,6 +43,12 @@ internal sealed class TopologyMonitor : IAsyncDisposable
 
     public long Rounds { get; private set; }
 
+    /// <summary>When the last round completed (<see cref="Stopwatch"/> timestamp), 0 before the first.</summary>
+    public long LastRoundTimestamp { get; private set; }
+
+    /// <summary>How long one probe may take before it counts as failed.</summary>
+    public TimeSpan ProbeTimeout => _probeTimeout;
+
     public void Start() => _loop = Task.Run(RunAsync);
 
     private async Task RunAsync()
@@ -179,6 +185,7 @@ internal sealed class TopologyMonitor : IAsyncDisposable
 
         DetectFailover(results);
         Rounds++;
+        LastRoundTimestamp = Stopwatch.GetTimestamp();
     }
 
     private void DetectFailover(ProbeResult[] results)
@@ -240,7 +247,7 @@ internal sealed class TopologyMonitor : IAsyncDisposable
                 await using (reader.ConfigureAwait(false))
                 {
                     if (!await reader.ReadAsync(timeout.Token).ConfigureAwait(false))
-                        return ProbeResult.Failed("the health probe returned no row", Stopwatch.GetTimestamp());
+                        return ProbeResult.Failed("the health probe returned no row", ErrorKinds.NoRow, Stopwatch.GetTimestamp());
                     var timestamp = Stopwatch.GetTimestamp();
                     return new ProbeResult(
                         true,
@@ -275,7 +282,7 @@ internal sealed class TopologyMonitor : IAsyncDisposable
             using (var sibling = endpoint.Connector.CreateConnection())
                 _dataSource.ClearPoolOf(sibling); // never throws: a failing clear must not turn the probe's result into an exception
             var error = ex is OperationCanceledException ? $"no answer within {_probeTimeout.TotalSeconds:0.#} s" : $"{ex.GetType().Name}: {ex.Message}";
-            return ProbeResult.Failed(error, Stopwatch.GetTimestamp());
+            return ProbeResult.Failed(error, ErrorKinds.Of(ex), Stopwatch.GetTimestamp());
         }
     }
 

@@ -62,7 +62,7 @@ public sealed record HeuristicOutcome(string Id, string Gtrid, string DecisionDa
 /// (While the process runs, a recovery also learns the data sources its members shared a transaction with.) A data source
 /// built without one gets its own, disposed with it.
 /// </remarks>
-public sealed class RwSplitRecovery : IDisposable
+public sealed partial class RwSplitRecovery : IDisposable
 {
     private readonly ConcurrentDictionary<RwSplitDataSource, byte> _members = new();
     private readonly ConcurrentDictionary<RwSplitDataSource, byte> _peers = new();
