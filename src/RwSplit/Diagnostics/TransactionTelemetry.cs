@@ -32,14 +32,17 @@ internal static class TransactionTelemetry
         return activity;
     }
 
-    /// <summary>The kind (read_only, one_phase, two_phase, heuristic, rollback) and outcome (committed, aborted, in_doubt).</summary>
+    /// <summary>
+    /// The kind (read_only, one_phase, two_phase, heuristic, rollback) and outcome (committed, aborted, in_doubt). A
+    /// commit that did not commit is an error; a rollback the application asked for is not.
+    /// </summary>
     public static void Ended(Activity? activity, string kind, string outcome)
     {
         if (activity is null)
             return;
         activity.SetTag(TagNames.TransactionKind, kind);
         activity.SetTag(TagNames.TransactionOutcome, outcome);
-        if (outcome != "committed")
+        if (outcome != "committed" && kind != "rollback")
             activity.SetStatus(ActivityStatusCode.Error, outcome);
     }
 

@@ -66,6 +66,7 @@ public sealed class DistributedTracingTests
         Assert.That(commit.GetTagItem("rwsplit.transaction.kind"), Is.EqualTo("two_phase"));
         Assert.That(commit.GetTagItem("rwsplit.transaction.outcome"), Is.EqualTo("committed"));
         Assert.That(commit.GetTagItem("rwsplit.transaction.branch.count"), Is.EqualTo(2));
+        Assert.That(commit.Status, Is.EqualTo(ActivityStatusCode.Unset));
 
         var phases = TraceCapture.ChildrenOf(spans, commit).Where(s => s.Source.Name == "RwSplit").ToList();
         var prepare = phases.Single(s => s.OperationName == "rwsplit.transaction.prepare");
@@ -118,6 +119,7 @@ public sealed class DistributedTracingTests
         Assert.That(rollback.ParentSpanId, Is.EqualTo(root.SpanId));
         Assert.That(rollback.GetTagItem("rwsplit.transaction.outcome"), Is.EqualTo("aborted"));
         Assert.That(rollback.GetTagItem("rwsplit.transaction.branch.count"), Is.EqualTo(2));
+        Assert.That(rollback.Status, Is.EqualTo(ActivityStatusCode.Unset), "a rollback the application chose is no error");
         Assert.That(spans.Where(s => s.OperationName == "rwsplit.transaction.commit"), Is.Empty);
         Assert.That(await Bank.BalanceAsync(_bank.Database1, 3), Is.EqualTo(Bank.InitialBalance));
     }
