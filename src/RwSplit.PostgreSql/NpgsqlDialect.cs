@@ -51,6 +51,10 @@ public sealed class NpgsqlDialect : RwSplitDialect
 
     /// <inheritdoc />
     public override EndpointConnector CreateConnector(string connectionString, EndpointRole role)
+        => CreateConnector(connectionString, role, "default"); // RwSplitOptions.Name's default
+
+    /// <inheritdoc />
+    public override EndpointConnector CreateConnector(string connectionString, EndpointRole role, string dataSourceName)
     {
         var builder = Parse(connectionString);
         var address = new EndpointAddress(builder.Host!, builder.Port, builder.Database ?? builder.Username);
@@ -58,7 +62,7 @@ public sealed class NpgsqlDialect : RwSplitDialect
         // RwSplit enlists explicitly (one enlistment per transaction); the provider must not enlist on open.
         builder.Enlist = false;
         var redacted = new NpgsqlConnectionStringBuilder(builder.ConnectionString) { Password = null, Passfile = null, SslPassword = null }.ConnectionString;
-        return new NpgsqlEndpointConnector(address, role, builder, redacted);
+        return new NpgsqlEndpointConnector(address, role, builder, redacted, dataSourceName);
     }
 
     /// <inheritdoc />

@@ -12,17 +12,23 @@ internal sealed class NpgsqlEndpointConnector : EndpointConnector
     private readonly NpgsqlDataSource _dataSource;
     private readonly Lazy<NpgsqlDataSource> _monitorDataSource;
 
-    public NpgsqlEndpointConnector(EndpointAddress address, EndpointRole role, NpgsqlConnectionStringBuilder builder, string redacted)
+    /// <summary>
+    /// Builds the endpoint's Npgsql data sources, named <c>{RwSplit data source}/{role}/{host:port/database}</c> (the
+    /// monitor's with <c>/monitor</c> after it): Npgsql's own metrics carry that name (<c>db.client.connection.pool.name</c>),
+    /// so they say which endpoint they measure. The name holds no secret: the address is host, port and database.
+    /// </summary>
+    public NpgsqlEndpointConnector(EndpointAddress address, EndpointRole role, NpgsqlConnectionStringBuilder builder, string redacted, string dataSourceName)
         : base(address, role)
     {
-        _dataSource = new NpgsqlDataSourceBuilder(builder.ConnectionString).Build();
+        var poolName = $"{dataSourceName}/{(role == EndpointRole.Primary ? "primary" : "replica")}/{address}";
+        _dataSource = new NpgsqlDataSourceBuilder(builder.ConnectionString) { Name = poolName }.Build();
         var monitor = new NpgsqlConnectionStringBuilder(builder.ConnectionString)
         {
             ApplicationName = (builder.ApplicationName is { Length: > 0 } name ? name + " " : "") + "[rwsplit monitor]",
             MaxPoolSize = 2,
             Multiplexing = false,
         };
-        _monitorDataSource = new Lazy<NpgsqlDataSource>(() => new NpgsqlDataSourceBuilder(monitor.ConnectionString).Build());
+        _monitorDataSource = new Lazy<NpgsqlDataSource>(() => new NpgsqlDataSourceBuilder(monitor.ConnectionString) { Name = poolName + "/monitor" }.Build());
         RedactedConnectionString = redacted;
     }
 

@@ -1,14 +1,17 @@
 using System;
 using System.Collections.Generic;
 using System.CommandLine;
+using System.Globalization;
 using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using RwSplit.HealthChecks;
 using RwSplit.Topology;
 
 namespace RwSplit.Tool;
 
-/// <summary><c>rwsplit status</c>: every endpoint as the topology monitor sees it, and the exit code of the health rule.</summary>
+/// <summary><c>rwsplit status</c>: every endpoint as the topology monitor sees it, and the exit code of RwSplit's health check.</summary>
 internal static class StatusCommand
 {
     /// <summary>The JSON document (docs/tool.md).</summary>
@@ -30,6 +33,7 @@ internal static class StatusCommand
         double? LatencyMs,
         int ConsecutiveHealthyProbes,
         string? EjectionReason,
+        string? LastErrorKind,
         DateTimeOffset? LastProbe);
 
     public static Command Create(Tool tool)
@@ -48,14 +52,16 @@ internal static class StatusCommand
         await using var dataSource = settings.CreateRoutingDataSource(maxLag);
         await output.ProgressAsync("Probing the endpoints...", async () =>
         {
-            await dataSource.RefreshTopologyAsync(cancellationToken);
+            await dataSource.RefreshTopologyAsync(cancellationToken); // a completed round: the check judges what it saw
             return 0;
         });
+
+        // The decision is the health check's, the same an application's /health endpoint gives for this data source.
         var topology = dataSource.GetTopology();
         var current = dataSource.CurrentPrimaryAddress;
-        var (level, reasons) = HealthRule.Evaluate(topology, current, maxLag);
-        var exitCode = topology.Any(e => e.IsReachable) ? (int)level : ExitCodes.UsageOrConnectionError;
-        var status = exitCode == ExitCodes.UsageOrConnectionError ? "unreachable" : level.ToString().ToLowerInvariant();
+        var result = await CheckAsync(dataSource, maxLag, cancellationToken);
+        var (status, exitCode) = Verdict(result.Status, topology.Any(e => e.IsReachable));
+        var reasons = new List<string>(Reasons(result));
         if (exitCode == ExitCodes.UsageOrConnectionError)
             reasons.Insert(0, "no endpoint answered");
 
@@ -74,7 +80,8 @@ internal static class StatusCommand
             e.Position,
             e.Latency is { } latency ? Output.Round(latency.TotalMilliseconds) : null,
             e.ConsecutiveHealthyProbes,
-            HealthRule.EjectionReason(e, maxLag),
+            EjectionReason(e, maxLag),
+            e.LastErrorKind,
             e.LastProbe)).ToList();
 
         if (output.IsJson)
@@ -92,8 +99,8 @@ internal static class StatusCommand
                 $"{e.ConfiguredRole}/{e.ObservedRole ?? "?"}",
                 e.Available ? "yes" : "no",
                 e.LagSeconds is { } lag ? Output.Seconds(TimeSpan.FromSeconds(lag)) : "-",
-                e.LagPosition?.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                e.LatencyMs is { } ms ? ms.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture) + " ms" : "-",
+                e.LagPosition?.ToString(CultureInfo.InvariantCulture),
+                e.LatencyMs is { } ms ? ms.ToString("0.0", CultureInfo.InvariantCulture) + " ms" : "-",
                 e.EjectionReason);
         }
 
@@ -101,6 +108,49 @@ internal static class StatusCommand
         output.Line("* the primary writes go to now");
         output.Line($"Status: {status}{(reasons.Count == 0 ? "" : Environment.NewLine + string.Join(Environment.NewLine, reasons.Select(r => "  - " + r)))}");
         return exitCode;
+    }
+
+    /// <summary>
+    /// The status word and exit code of a health check's status: Healthy 0, Degraded 1, Unhealthy 2; whatever the check
+    /// says, 3 (<c>unreachable</c>) when no endpoint answered at all.
+    /// </summary>
+    private static (string Status, int ExitCode) Verdict(HealthStatus status, bool anyEndpointAnswered) => anyEndpointAnswered
+        ? status switch
+        {
+            HealthStatus.Healthy => ("healthy", ExitCodes.Healthy),
+            HealthStatus.Degraded => ("degraded", ExitCodes.Degraded),
+            _ => ("unhealthy", ExitCodes.Unhealthy),
+        }
+        : ("unreachable", ExitCodes.UsageOrConnectionError);
+
+    private static Task<HealthCheckResult> CheckAsync(RwSplitDataSource dataSource, TimeSpan maxLag, CancellationToken cancellationToken)
+    {
+        var check = new RwSplitHealthCheck(dataSource, new RwSplitHealthCheckOptions { MaxReplicaLag = maxLag });
+        var context = new HealthCheckContext { Registration = new HealthCheckRegistration("rwsplit", check, HealthStatus.Unhealthy, tags: null) };
+        return check.CheckHealthAsync(context, cancellationToken);
+    }
+
+    /// <summary>The check's reasons, the worst first (its documented <c>reasons</c> data entry).</summary>
+    private static IReadOnlyList<string> Reasons(HealthCheckResult result)
+        => result.Data.TryGetValue("reasons", out var reasons) && reasons is IReadOnlyList<string> list ? list : [];
+
+    /// <summary>
+    /// Why an endpoint takes no reads now, for the table's column (the status and its reasons are the health check's):
+    /// made of the monitor's facts and the error's kind, never of a provider's message.
+    /// </summary>
+    private static string? EjectionReason(EndpointStatus endpoint, TimeSpan maxReplicaLag)
+    {
+        if (endpoint.IsAvailable)
+            return null;
+        if (!endpoint.IsReachable)
+            return $"unreachable ({endpoint.LastErrorKind ?? "unknown"})";
+        if (endpoint.LastErrorKind is { } kind)
+            return kind;
+        if (endpoint.ConfiguredRole == EndpointRole.Replica && endpoint.ObservedRole == EndpointRole.Primary)
+            return "it reports itself primary (promoted)";
+        if (endpoint.ReplicationLag is { } lag && lag > maxReplicaLag)
+            return $"lagging {Output.Round(lag.TotalSeconds).ToString(CultureInfo.InvariantCulture)} s, past MaxReplicaLag ({Output.Round(maxReplicaLag.TotalSeconds).ToString(CultureInfo.InvariantCulture)} s)";
+        return $"re-admitting ({endpoint.ConsecutiveHealthyProbes} healthy probes so far)";
     }
 
     private static string Role(EndpointRole role) => role.ToString().ToLowerInvariant();

@@ -65,13 +65,13 @@ public sealed partial class RwSplitDataSource : DbDataSource
         var connectors = new List<EndpointConnector>();
         try
         {
-            var primary = Dialect.CreateConnector(options.Primary!, EndpointRole.Primary);
+            var primary = Dialect.CreateConnector(options.Primary!, EndpointRole.Primary, Name);
             connectors.Add(primary);
             Primary = new Endpoint(primary, -1);
             _replicas = new Endpoint[options.Replicas.Count];
             for (var i = 0; i < _replicas.Length; i++)
             {
-                var connector = Dialect.CreateConnector(options.Replicas[i], EndpointRole.Replica);
+                var connector = Dialect.CreateConnector(options.Replicas[i], EndpointRole.Replica, Name);
                 connectors.Add(connector);
                 _replicas[i] = new Endpoint(connector, i);
             }

@@ -140,6 +140,7 @@ internal struct PhysicalConnections
     {
         var dataSource = owner.DataSourceOrThrow;
         var settings = owner.SettingsIfAny;
+        using var span = RouteTelemetry.StartOpen(dataSource, endpoint);
         var connection = endpoint.Connector.CreateConnection();
         try
         {
@@ -147,6 +148,7 @@ internal struct PhysicalConnections
         }
         catch (Exception ex) when (ex is DbException or TimeoutException or System.Net.Sockets.SocketException or InvalidOperationException)
         {
+            _ = RouteTelemetry.Failed(span, ex);
             await ProviderIo.DisposeAsync(connection, async).ConfigureAwait(false);
             throw new RwSplitException(
                 RwSplitError.EndpointUnreachable,

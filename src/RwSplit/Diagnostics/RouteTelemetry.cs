@@ -28,25 +28,75 @@ internal static class RouteTelemetry
             Log.Routed(dataSource.Logger, decision.Target, EndpointOf(dataSource, decision).Address, decision.Reason, dataSource.Name);
     }
 
-    /// <summary>The span of one execution, when someone listens: the server it runs on and why.</summary>
-    public static Activity? StartActivity(RwSplitDataSource dataSource, in RoutingDecision decision)
+    /// <summary>
+    /// The span of one execution, when someone listens, started before routing: the read-your-writes and fallback waits
+    /// (<see cref="StartWait"/>), the physical open (<see cref="StartOpen"/>) and the provider's own client span are
+    /// inside it. Internal, not Client: the provider's span is the client span of the call, and RwSplit does not
+    /// duplicate it. <see cref="Routed"/> adds where it ran once that is decided.
+    /// </summary>
+    public static Activity? StartCommand(RwSplitDataSource? dataSource)
     {
         if (!RwSplitTelemetry.Source.HasListeners())
             return null;
         var activity = RwSplitTelemetry.Source.StartActivity("rwsplit.route", ActivityKind.Internal);
-        if (activity is null)
-            return null;
-        var endpoint = EndpointOf(dataSource, decision);
+        if (activity is null || dataSource is null)
+            return activity;
         activity.SetTag(TagNames.DbSystem, dataSource.Dialect.SystemName);
-        activity.SetTag(TagNames.ServerAddress, endpoint.Address.Host);
-        if (endpoint.Address.Port is { } port)
-            activity.SetTag(TagNames.ServerPort, port);
-        if (endpoint.Address.Database is { } database)
-            activity.SetTag(TagNames.DbNamespace, database);
-        activity.SetTag(TagNames.RouteTarget, TargetName(decision));
-        activity.SetTag(TagNames.RouteReason, ReasonName(decision.Reason));
         activity.SetTag(TagNames.DataSource, dataSource.Name);
         return activity;
+    }
+
+    /// <summary>The server the execution runs on and why (again after a retry moved it).</summary>
+    public static void Routed(Activity? activity, RwSplitDataSource dataSource, in RoutingDecision decision)
+    {
+        if (activity is null || !activity.IsAllDataRequested)
+            return;
+        activity.SetTag(TagNames.DbSystem, dataSource.Dialect.SystemName);
+        activity.SetTag(TagNames.DataSource, dataSource.Name);
+        SetServer(activity, EndpointOf(dataSource, decision).Address);
+        activity.SetTag(TagNames.RouteTarget, TargetName(decision));
+        activity.SetTag(TagNames.RouteReason, ReasonName(decision.Reason));
+    }
+
+    /// <summary>
+    /// A child span of the execution's for one of RwSplit's waits (<c>rwsplit.wait.read_your_writes</c>,
+    /// <c>rwsplit.wait.fallback_slot</c>); <see cref="WaitEnded"/> records how it ended.
+    /// </summary>
+    public static Activity? StartWait(string name, RwSplitDataSource dataSource)
+    {
+        if (!RwSplitTelemetry.Source.HasListeners())
+            return null;
+        var activity = RwSplitTelemetry.Source.StartActivity(name, ActivityKind.Internal);
+        activity?.SetTag(TagNames.DataSource, dataSource.Name);
+        return activity;
+    }
+
+    /// <summary>How a wait ended: <c>ready</c> (a replica caught up, a slot freed) or <c>gave_up</c>.</summary>
+    public static void WaitEnded(Activity? wait, bool ready) => wait?.SetTag(TagNames.WaitOutcome, ready ? "ready" : "gave_up");
+
+    /// <summary>A child span for a physical connection taken from the provider (its pool, or a new connection to the server).</summary>
+    public static Activity? StartOpen(RwSplitDataSource dataSource, Endpoint endpoint)
+    {
+        if (!RwSplitTelemetry.Source.HasListeners())
+            return null;
+        var activity = RwSplitTelemetry.Source.StartActivity("rwsplit.connection.open", ActivityKind.Internal);
+        if (activity is null)
+            return null;
+        activity.SetTag(TagNames.DbSystem, dataSource.Dialect.SystemName);
+        activity.SetTag(TagNames.DataSource, dataSource.Name);
+        activity.SetTag(TagNames.Role, endpoint.Role == EndpointRole.Primary ? "primary" : "replica");
+        SetServer(activity, endpoint.Address);
+        return activity;
+    }
+
+    /// <summary><c>server.address</c>, <c>server.port</c> and <c>db.namespace</c> of an endpoint (never a connection string).</summary>
+    public static void SetServer(Activity activity, EndpointAddress address)
+    {
+        activity.SetTag(TagNames.ServerAddress, address.Host);
+        if (address.Port is { } port)
+            activity.SetTag(TagNames.ServerPort, port);
+        if (address.Database is { } database)
+            activity.SetTag(TagNames.DbNamespace, database);
     }
 
     /// <summary>
@@ -58,6 +108,14 @@ internal static class RouteTelemetry
         var type = exception is DbException { SqlState: { Length: > 0 } state } ? state : exception.GetType().FullName;
         activity.SetTag(TagNames.ErrorType, type);
         activity.SetStatus(ActivityStatusCode.Error, type);
+    }
+
+    /// <summary>For an exception filter: marks the span (if any) failed and lets the exception pass (always false).</summary>
+    public static bool Failed(Activity? activity, Exception exception)
+    {
+        if (activity is not null)
+            MarkFailed(activity, exception);
+        return false;
     }
 
     public static Endpoint EndpointOf(RwSplitDataSource dataSource, in RoutingDecision decision)

@@ -54,9 +54,18 @@ public static class RwSplitTelemetry
     internal static readonly Counter<long> Transactions = Meter.CreateCounter<long>(
         "rwsplit.transactions", unit: "{transaction}", description: "Distributed transactions by kind and outcome.");
 
-    /// <summary>Commit duration of distributed transactions.</summary>
+#if NET9_0_OR_GREATER
+    /// <summary>The buckets the database semantic conventions advise for durations in seconds (the SDK's default ones are for milliseconds).</summary>
+    private static readonly InstrumentAdvice<double> DurationAdvice = new() { HistogramBucketBoundaries = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10] };
+
+    /// <summary>Commit duration of distributed transactions, in seconds (as the semantic conventions measure durations).</summary>
     internal static readonly Histogram<double> TransactionDuration = Meter.CreateHistogram<double>(
-        "rwsplit.transaction.commit.duration", unit: "ms", description: "Time to run the commit protocol of a distributed transaction.");
+        "rwsplit.transaction.commit.duration", unit: "s", description: "Time to run the commit protocol of a distributed transaction.", tags: null, advice: DurationAdvice);
+#else
+    /// <summary>Commit duration of distributed transactions, in seconds (as the semantic conventions measure durations).</summary>
+    internal static readonly Histogram<double> TransactionDuration = Meter.CreateHistogram<double>(
+        "rwsplit.transaction.commit.duration", unit: "s", description: "Time to run the commit protocol of a distributed transaction.");
+#endif
 
     /// <summary>What recovery did to prepared branches (commit, rollback, fence, forced_commit, forced_rollback).</summary>
     internal static readonly Counter<long> RecoveryActions = Meter.CreateCounter<long>(
@@ -121,6 +130,14 @@ public static class RwSplitTelemetry
         }
     }
 
-    private static KeyValuePair<string, object?>[] Tags(RwSplitDataSource dataSource, Topology.EndpointStatus status)
-        => [new(TagNames.DataSource, dataSource.Name), new(TagNames.ServerAddress, status.Address.ToString())];
+    /// <summary>The replica's identity as the semantic conventions spell it: host and port apart, and the database.</summary>
+    private static TagList Tags(RwSplitDataSource dataSource, Topology.EndpointStatus status)
+    {
+        var tags = new TagList { { TagNames.DataSource, dataSource.Name }, { TagNames.ServerAddress, status.Address.Host } };
+        if (status.Address.Port is { } port)
+            tags.Add(TagNames.ServerPort, port);
+        if (status.Address.Database is { } database)
+            tags.Add(TagNames.DbNamespace, database);
+        return tags;
+    }
 }

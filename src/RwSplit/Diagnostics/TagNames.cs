@@ -13,4 +13,10 @@ internal static class TagNames
     public const string ErrorType = "error.type";
     public const string DataSource = "rwsplit.data_source";
     public const string Role = "rwsplit.endpoint.role";
+    public const string WaitOutcome = "rwsplit.wait.outcome";
+    public const string TransactionKind = "rwsplit.transaction.kind";
+    public const string TransactionOutcome = "rwsplit.transaction.outcome";
+    public const string BranchIndex = "rwsplit.transaction.branch.index";
+    public const string BranchCount = "rwsplit.transaction.branch.count";
+    public const string RecoveryAction = "rwsplit.recovery.action";
 }

@@ -165,11 +165,22 @@ internal static class CommandExecutor
                 behavior |= CommandBehavior.CloseConnection; // the reader closes it
         }
 
+        // The span starts before routing: RwSplit's waits, the physical open and the provider's own span are inside it.
+        using var activity = RouteTelemetry.StartCommand(request.Connection?.OwningDataSource);
         try
         {
-            var plan = await RoutePlanner.PlanAsync(request, start, budget, async, cancellationToken).ConfigureAwait(false);
+            RoutePlan plan;
+            try
+            {
+                plan = await RoutePlanner.PlanAsync(request, start, budget, async, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (RouteTelemetry.Failed(activity, ex))
+            {
+                throw; // not reached: the filter only marks the span
+            }
+
             var connection = request.Connection!;
-            using var activity = RouteTelemetry.StartActivity(connection.DataSourceOrThrow, plan.Decision);
+            RouteTelemetry.Routed(activity, connection.DataSourceOrThrow, plan.Decision);
             T result;
             try
             {
@@ -267,14 +278,14 @@ internal static class CommandExecutor
                 {
                     // The replica refused the statement as a write, so it did nothing there: run it once on the primary.
                     plan = await RoutePlanner.PlanMisrouteRetryAsync(request, plan, failure, async, cancellationToken).ConfigureAwait(false);
-                    activity?.SetTag(TagNames.RouteReason, RouteTelemetry.ReasonName(RoutingReason.MisrouteRetry));
+                    RouteTelemetry.Routed(activity, request.Connection!.DataSourceOrThrow, plan.Decision);
                     return (await RunTrackedAsync(request, call, plan, behavior, budget, async, cancellationToken, retry: true).ConfigureAwait(false), plan);
                 }
 
                 await request.Connection!.Physical.DiscardReplicaAsync(plan.Decision.ReplicaIndex, failure, async).ConfigureAwait(false);
                 budget.ThrowIfExpired("before RwSplit's retry of the read on another server (its replica failed)", failure);
                 plan = await RoutePlanner.PlanAsync(request, default, budget, async, cancellationToken).ConfigureAwait(false);
-                activity?.SetTag(TagNames.RouteReason, RouteTelemetry.ReasonName(plan.Decision.Reason));
+                RouteTelemetry.Routed(activity, request.Connection!.DataSourceOrThrow, plan.Decision);
                 try
                 {
                     return (await RunTrackedAsync(request, call, plan, behavior, budget, async, cancellationToken, retry: true).ConfigureAwait(false), plan);

@@ -205,6 +205,7 @@ internal static class RoutePlanner
 
         var cut = budget.Cuts(allowed);
         bool caughtUp;
+        using (var span = RouteTelemetry.StartWait("rwsplit.wait.read_your_writes", connection.DataSourceOrThrow))
         using (var wait = request.BeginWait(budget, cancellationToken))
         {
             try
@@ -213,8 +214,11 @@ internal static class RoutePlanner
             }
             catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
             {
+                RouteTelemetry.WaitEnded(span, ready: false);
                 throw Interrupted(budget, WaitingForReplica, ex);
             }
+
+            RouteTelemetry.WaitEnded(span, caughtUp);
         }
 
         if (!caughtUp && cut)
@@ -231,17 +235,22 @@ internal static class RoutePlanner
         if (dataSource.TryEnterFallbackNow(out var held))
             return held;
         var cut = budget.Cuts(dataSource.FallbackWaitTimeout) && dataSource.FallbackOverflow == FallbackOverflow.Wait;
+        using var span = RouteTelemetry.StartWait("rwsplit.wait.fallback_slot", dataSource);
         using var wait = request.BeginWait(budget, cancellationToken);
         try
         {
-            return await dataSource.EnterFallbackAsync(budget.Bound(dataSource.FallbackWaitTimeout), async, wait.Token).ConfigureAwait(false);
+            var entered = await dataSource.EnterFallbackAsync(budget.Bound(dataSource.FallbackWaitTimeout), async, wait.Token).ConfigureAwait(false);
+            RouteTelemetry.WaitEnded(span, entered);
+            return entered;
         }
         catch (RwSplitException ex) when (ex.Error == RwSplitError.FallbackLimitReached && cut)
         {
+            RouteTelemetry.WaitEnded(span, ready: false);
             throw budget.TimedOut(WaitingForSlot, ex);
         }
         catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
         {
+            RouteTelemetry.WaitEnded(span, ready: false);
             throw Interrupted(budget, WaitingForSlot, ex);
         }
     }

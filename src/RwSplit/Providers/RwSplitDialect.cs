@@ -46,6 +46,17 @@ public abstract class RwSplitDialect
     public abstract EndpointConnector CreateConnector(string connectionString, EndpointRole role);
 
     /// <summary>
+    /// Creates the connector of one endpoint of the data source named <paramref name="dataSourceName"/>; a provider
+    /// that names its own pools (Npgsql's data sources) names this one after it, the role and the address, so that the
+    /// provider's own metrics say which endpoint they measure. By default <see cref="CreateConnector(string, EndpointRole)"/>.
+    /// </summary>
+    /// <param name="connectionString">A connection string that <see cref="ParseEndpoint"/> accepted.</param>
+    /// <param name="role">The role the endpoint is configured for.</param>
+    /// <param name="dataSourceName">The RwSplit data source's <see cref="RwSplitOptions.Name"/>.</param>
+    public virtual EndpointConnector CreateConnector(string connectionString, EndpointRole role, string dataSourceName)
+        => CreateConnector(connectionString, role);
+
+    /// <summary>
     /// Creates the classifier of one data source: how this engine's command texts and procedure calls are read for
     /// routing, with the procedures that data source declared read-only.
     /// </summary>

@@ -6,7 +6,7 @@ namespace RwSplit.Topology;
 
 /// <summary>
 /// Opens physical connections to one endpoint through the inner provider. Created by
-/// <see cref="RwSplitDialect.CreateConnector"/>; owned and disposed by the data source.
+/// <see cref="RwSplitDialect.CreateConnector(string, EndpointRole, string)"/>; owned and disposed by the data source.
 /// </summary>
 public abstract class EndpointConnector : IAsyncDisposable, IDisposable
 {

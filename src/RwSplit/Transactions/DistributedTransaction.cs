@@ -162,6 +162,7 @@ internal sealed class DistributedTransaction
         var started = Stopwatch.GetTimestamp();
         var kind = "two_phase";
         var outcome = "committed";
+        using var activity = TransactionTelemetry.StartCommit(Branches.Count);
         try
         {
             if (Stopwatch.GetTimestamp() > _deadline)
@@ -196,8 +197,9 @@ internal sealed class DistributedTransaction
         finally
         {
             await CloseAllAsync(async).ConfigureAwait(false);
-            RwSplitTelemetry.Transactions.Add(1, new KeyValuePair<string, object?>("rwsplit.transaction.kind", kind), new KeyValuePair<string, object?>("rwsplit.transaction.outcome", outcome));
-            RwSplitTelemetry.TransactionDuration.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds, new KeyValuePair<string, object?>("rwsplit.transaction.kind", kind));
+            TransactionTelemetry.Ended(activity, kind, outcome);
+            RwSplitTelemetry.Transactions.Add(1, new KeyValuePair<string, object?>(TagNames.TransactionKind, kind), new KeyValuePair<string, object?>(TagNames.TransactionOutcome, outcome));
+            RwSplitTelemetry.TransactionDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, new KeyValuePair<string, object?>(TagNames.TransactionKind, kind));
         }
     }
 
@@ -252,7 +254,18 @@ internal sealed class DistributedTransaction
             branch.Gid = BranchId(decisionKey, branch.Index);
             _decisionSource = last.DataSource;
             branch.State = BranchState.PrepareSent; // from here on, a failure (a cancelled token, a lost reply) may leave it prepared
-            await ExecuteAsync(branch.Connection, branch.Dialect.Distributed.PrepareTransactionSql(branch.Gid), branch.Transaction, async, cancellationToken).ConfigureAwait(false);
+            using (var span = TransactionTelemetry.StartPhase(TransactionTelemetry.Prepare, branch))
+            {
+                try
+                {
+                    await ExecuteAsync(branch.Connection, branch.Dialect.Distributed.PrepareTransactionSql(branch.Gid), branch.Transaction, async, cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (RouteTelemetry.Failed(span, ex))
+                {
+                    throw; // not reached: the filter only marks the span
+                }
+            }
+
             DisposeLocalTransaction(branch); // PREPARE TRANSACTION ended the session's transaction
             branch.State = BranchState.Prepared;
             FaultInjection.Hit(FaultInjection.AfterPrepare, branch);
@@ -261,26 +274,36 @@ internal sealed class DistributedTransaction
         // Phase 2: the decision, in the last resource's own transaction (in its own database, for a branch that
         // switched databases of its instance), with one expectation row per heuristic participant.
         FaultInjection.Hit(FaultInjection.BeforeDecision, last);
-        await last.UseDatabaseAsync(last.HomeDatabase, async, cancellationToken).ConfigureAwait(false);
-        try
+        using (var decision = TransactionTelemetry.StartPhase(TransactionTelemetry.Decision, last))
         {
-            await InsertDecisionRowAsync(last, Gtrid, "c", async, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await last.UseDatabaseAsync(last.HomeDatabase, async, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await InsertDecisionRowAsync(last, Gtrid, "c", async, cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (last.Dialect.Distributed.IsUniqueViolation(ex))
+                {
+                    throw new TransactionAbortedException("Recovery fenced this transaction off (it found its branches prepared for longer than RecoveryGracePeriod, with no decision) and rolled it back.", ex);
+                }
+
+                foreach (var (_, key) in heuristicIds)
+                    await InsertDecisionRowAsync(last, HeuristicId(Gtrid, "expect", key), "h", async, cancellationToken).ConfigureAwait(false);
+
+                FaultInjection.Hit(FaultInjection.AfterDecisionInsert, last);
+
+                // The decision's COMMIT is the point of no return: from here on the caller's token no longer applies. A COMMIT
+                // cancelled in flight could have committed on the server while the client saw OperationCanceledException, and
+                // rolling the prepared branches back then would break atomicity.
+                await CommitLastResourceAsync(last, async).ConfigureAwait(false);
+                _decided = true;
+            }
+            catch (Exception ex) when (RouteTelemetry.Failed(decision, ex))
+            {
+                throw; // not reached: the filter only marks the span
+            }
         }
-        catch (Exception ex) when (last.Dialect.Distributed.IsUniqueViolation(ex))
-        {
-            throw new TransactionAbortedException("Recovery fenced this transaction off (it found its branches prepared for longer than RecoveryGracePeriod, with no decision) and rolled it back.", ex);
-        }
-
-        foreach (var (_, key) in heuristicIds)
-            await InsertDecisionRowAsync(last, HeuristicId(Gtrid, "expect", key), "h", async, cancellationToken).ConfigureAwait(false);
-
-        FaultInjection.Hit(FaultInjection.AfterDecisionInsert, last);
-
-        // The decision's COMMIT is the point of no return: from here on the caller's token no longer applies. A COMMIT
-        // cancelled in flight could have committed on the server while the client saw OperationCanceledException, and
-        // rolling the prepared branches back then would break atomicity.
-        await CommitLastResourceAsync(last, async).ConfigureAwait(false);
-        _decided = true;
         FaultInjection.Hit(FaultInjection.AfterDecisionCommit, last);
 
         // Phase 2b: heuristic participants commit right after the decision. A failure here cannot be undone: the
@@ -299,7 +322,7 @@ internal sealed class DistributedTransaction
             {
                 (heuristicFailures ??= []).Add($"{participant.DataSource.CurrentPrimaryAddress} ({ex.GetType().Name}: {ex.Message})");
                 Log.HeuristicCommitFailed(participant.DataSource.Logger, Gtrid, participant.DataSource.CurrentPrimaryAddress, ex);
-                RwSplitTelemetry.RecoveryActions.Add(1, new KeyValuePair<string, object?>("rwsplit.recovery.action", "heuristic_commit_failed")); // recovery counts the hazard itself once it sees it
+                RwSplitTelemetry.RecoveryActions.Add(1, new KeyValuePair<string, object?>(TagNames.RecoveryAction, "heuristic_commit_failed")); // recovery counts the hazard itself once it sees it
             }
         }
 
@@ -405,6 +428,7 @@ internal sealed class DistributedTransaction
             _state = State.RolledBack;
         }
 
+        using var activity = TransactionTelemetry.StartRollback(Branches.Count);
         try
         {
             await RollbackAllAsync(async).ConfigureAwait(false);
@@ -412,7 +436,8 @@ internal sealed class DistributedTransaction
         finally
         {
             await CloseAllAsync(async).ConfigureAwait(false);
-            RwSplitTelemetry.Transactions.Add(1, new KeyValuePair<string, object?>("rwsplit.transaction.kind", "rollback"), new KeyValuePair<string, object?>("rwsplit.transaction.outcome", "aborted"));
+            TransactionTelemetry.Ended(activity, "rollback", "aborted");
+            RwSplitTelemetry.Transactions.Add(1, new KeyValuePair<string, object?>(TagNames.TransactionKind, "rollback"), new KeyValuePair<string, object?>(TagNames.TransactionOutcome, "aborted"));
         }
     }
 
@@ -459,6 +484,7 @@ internal sealed class DistributedTransaction
     /// </summary>
     private async ValueTask FinishPreparedAsync(Branch branch, bool commit, bool async)
     {
+        using var span = TransactionTelemetry.StartPhase(commit ? TransactionTelemetry.CommitPrepared : TransactionTelemetry.RollbackPrepared, branch);
         var sql = commit ? branch.Dialect.Distributed.CommitPreparedSql(branch.Gid!) : branch.Dialect.Distributed.RollbackPreparedSql(branch.Gid!);
         Exception? failure = null;
         if (branch.Connection.State == System.Data.ConnectionState.Open)
@@ -501,6 +527,7 @@ internal sealed class DistributedTransaction
             failure = ex;
         }
 
+        _ = RouteTelemetry.Failed(span, failure); // deferred to recovery
         if (commit)
         {
             Log.CommitPreparedDeferred(branch.DataSource.Logger, branch.Gid!, branch.DataSource.CurrentPrimaryAddress, failure);

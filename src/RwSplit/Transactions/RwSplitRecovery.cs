@@ -292,9 +292,8 @@ public sealed partial class RwSplitRecovery : IDisposable
             var prepared = await ListPreparedAsync(dataSource, cancellationToken).ConfigureAwait(false);
             if (prepared.All(p => p.Id != branchId))
                 continue;
-            await ExecuteAsync(dataSource, commit ? dataSource.Dialect.Distributed.CommitPreparedSql(branchId) : dataSource.Dialect.Distributed.RollbackPreparedSql(branchId), cancellationToken).ConfigureAwait(false);
+            await ActAsync(dataSource, commit ? "forced_commit" : "forced_rollback", commit ? dataSource.Dialect.Distributed.CommitPreparedSql(branchId) : dataSource.Dialect.Distributed.RollbackPreparedSql(branchId), cancellationToken).ConfigureAwait(false);
             Log.HeuristicResolution(dataSource.Logger, branchId, commit ? "commit" : "rollback", dataSource.CurrentPrimaryAddress);
-            RwSplitTelemetry.RecoveryActions.Add(1, new KeyValuePair<string, object?>("rwsplit.recovery.action", commit ? "forced_commit" : "forced_rollback"));
             _unresolved = _unresolved.Where(u => u.BranchId != branchId).ToArray();
             return;
         }
@@ -327,8 +326,7 @@ public sealed partial class RwSplitRecovery : IDisposable
                 // No decision and old enough: try to decide abort. If the fence loses, a decision exists: follow it.
                 if (await TryFenceAsync(decisionSource, gtrid, cancellationToken).ConfigureAwait(false))
                 {
-                    await ExecuteAsync(branchSource, branchSource.Dialect.Distributed.RollbackPreparedSql(gid), cancellationToken).ConfigureAwait(false);
-                    Count("fence");
+                    await ActAsync(branchSource, "fence", branchSource.Dialect.Distributed.RollbackPreparedSql(gid), cancellationToken).ConfigureAwait(false);
                     return new Resolution("fence", null);
                 }
 
@@ -343,12 +341,10 @@ public sealed partial class RwSplitRecovery : IDisposable
         switch (outcome)
         {
             case "c":
-                await ExecuteAsync(branchSource, branchSource.Dialect.Distributed.CommitPreparedSql(gid), cancellationToken).ConfigureAwait(false);
-                Count("commit");
+                await ActAsync(branchSource, "commit", branchSource.Dialect.Distributed.CommitPreparedSql(gid), cancellationToken).ConfigureAwait(false);
                 return new Resolution("commit", null);
             case "a":
-                await ExecuteAsync(branchSource, branchSource.Dialect.Distributed.RollbackPreparedSql(gid), cancellationToken).ConfigureAwait(false);
-                Count("rollback");
+                await ActAsync(branchSource, "rollback", branchSource.Dialect.Distributed.RollbackPreparedSql(gid), cancellationToken).ConfigureAwait(false);
                 return new Resolution("rollback", null);
             default:
                 return new Resolution(null, $"no decision yet and prepared for {age.TotalSeconds:0.#} s, within RecoveryGracePeriod ({grace.TotalSeconds:0.#} s): its coordinator may still be committing");
@@ -476,7 +472,7 @@ public sealed partial class RwSplitRecovery : IDisposable
             if (deleted == 0)
                 continue;
             Log.HeuristicAcknowledged(dataSource.Logger, id);
-            RwSplitTelemetry.RecoveryActions.Add(1, new KeyValuePair<string, object?>("rwsplit.recovery.action", "heuristic_acknowledged"));
+            RwSplitTelemetry.RecoveryActions.Add(1, new KeyValuePair<string, object?>(TagNames.RecoveryAction, "heuristic_acknowledged"));
             _heuristic = _heuristic.Where(h => h.Id != id).ToArray();
             return;
         }
@@ -505,7 +501,25 @@ public sealed partial class RwSplitRecovery : IDisposable
 
     private static bool IsMissingDecisionTable(DbException ex) => ex.Message.Contains("rwsplit_decisions", StringComparison.Ordinal);
 
-    private static void Count(string action) => RwSplitTelemetry.RecoveryActions.Add(1, new KeyValuePair<string, object?>("rwsplit.recovery.action", action));
+    private static void Count(string action) => RwSplitTelemetry.RecoveryActions.Add(1, new KeyValuePair<string, object?>(TagNames.RecoveryAction, action));
+
+    /// <summary>A recovery action on a prepared branch (commit, rollback, fence, forced_commit, forced_rollback): its statement in its own span, then counted.</summary>
+    private static async Task ActAsync(RwSplitDataSource dataSource, string action, string sql, CancellationToken cancellationToken)
+    {
+        using (var span = TransactionTelemetry.StartRecoveryAction(action, dataSource))
+        {
+            try
+            {
+                await ExecuteAsync(dataSource, sql, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (RouteTelemetry.Failed(span, ex))
+            {
+                throw; // not reached: the filter only marks the span
+            }
+        }
+
+        Count(action);
+    }
 
     private static async Task<string?> ReadDecisionAsync(RwSplitDataSource dataSource, string gtrid, CancellationToken cancellationToken)
     {

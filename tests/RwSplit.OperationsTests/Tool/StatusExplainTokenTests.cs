@@ -4,11 +4,15 @@ using System.IO;
 using System.Linq;
 using System.Security.Cryptography;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using System.Threading.Tasks;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Npgsql;
 using NUnit.Framework;
+using RwSplit.HealthChecks;
 using RwSplit.PgCluster;
 using RwSplit.PostgreSql;
+using RwSplit.Topology;
 
 namespace RwSplit.OperationsTests.Tool;
 
@@ -52,6 +56,47 @@ public sealed class StatusExplainTokenTests
 
     private Task<ToolResult> RunAsync(params string[] args) => ToolProcess.RunAsync(_environment, args);
 
+    /// <summary>
+    /// Runs RwSplit's health check in this process over a data source configured as the tool's was, after one completed
+    /// round, and asserts that the tool's status, exit code and reasons are the check's (figures in seconds aside, which
+    /// move between the two runs). Returns the data source's health snapshot for more assertions.
+    /// </summary>
+    private async Task<DataSourceHealth> AssertSameVerdictAsTheHealthCheckAsync(ToolResult tool, string? replica = null, double? maxLagSeconds = null, bool firstReasonOnly = false)
+    {
+        var maxLag = maxLagSeconds is { } s ? TimeSpan.FromSeconds(s) : new RwSplitOptions().MaxReplicaLag;
+        await using var dataSource = RwSplitDataSource.Create(o =>
+        {
+            o.UseNpgsql();
+            o.Primary = _environment["RWSPLIT_PRIMARY"];
+            o.Replicas.Add(replica ?? _environment["RWSPLIT_REPLICAS"]);
+            o.HealthMonitoring = true;
+            o.MaxReplicaLag = maxLag;
+        });
+        await dataSource.RefreshTopologyAsync();
+        var check = new RwSplitHealthCheck(dataSource, new RwSplitHealthCheckOptions { MaxReplicaLag = maxLag });
+        var result = await check.CheckHealthAsync(new HealthCheckContext { Registration = new HealthCheckRegistration("rwsplit", check, HealthStatus.Unhealthy, null) });
+        var expected = ((IReadOnlyList<string>)result.Data["reasons"]).Select(WithoutFigures).ToList();
+        var printed = tool.Json.GetProperty("reasons").EnumerateArray().Select(r => WithoutFigures(r.GetString()!)).ToList();
+        var (status, exitCode) = result.Status switch
+        {
+            HealthStatus.Healthy => ("healthy", 0),
+            HealthStatus.Degraded => ("degraded", 1),
+            _ => ("unhealthy", 2),
+        };
+        Assert.Multiple(() =>
+        {
+            Assert.That(tool.ExitCode, Is.EqualTo(exitCode), tool.ToString);
+            Assert.That(tool.Json.GetProperty("status").GetString(), Is.EqualTo(status));
+            if (firstReasonOnly)
+                Assert.That(printed.FirstOrDefault(), Is.EqualTo(expected.FirstOrDefault()), "the worst reason is the health check's");
+            else
+                Assert.That(printed, Is.EqualTo(expected), "the reasons are the health check's");
+        });
+        return dataSource.GetHealth();
+    }
+
+    private static string WithoutFigures(string reason) => Regex.Replace(reason, @"\d+(\.\d+)? s\b", "# s");
+
     [Test]
     [Order(1)]
     public async Task Status_is_healthy_in_json_and_table_with_exit_code_0()
@@ -81,7 +126,10 @@ public sealed class StatusExplainTokenTests
             Assert.That(replica.GetProperty("lagSeconds").GetDouble(), Is.GreaterThanOrEqualTo(0).And.LessThan(10));
             Assert.That(replica.GetProperty("lagPosition").GetInt64(), Is.GreaterThanOrEqualTo(0));
             Assert.That(replica.GetProperty("ejectionReason").ValueKind, Is.EqualTo(JsonValueKind.Null));
+            Assert.That(primary.GetProperty("lastErrorKind").ValueKind, Is.EqualTo(JsonValueKind.Null));
+            Assert.That(replica.GetProperty("lastErrorKind").ValueKind, Is.EqualTo(JsonValueKind.Null));
         });
+        await AssertSameVerdictAsTheHealthCheckAsync(json);
 
         // The table, from a settings file this time.
         var settings = Path.Combine(Path.GetTempPath(), $"rwsplit-tool-{Guid.NewGuid():N}.json");
@@ -216,8 +264,9 @@ public sealed class StatusExplainTokenTests
         var noCommand = await RunAsync();
         var unreachableEnvironment = new Dictionary<string, string> { ["RWSPLIT_PRIMARY"] = ToolCluster.WithPassword(_cluster.PrimaryConnectionString.Replace($"Port={_cluster.Primary.Port}", "Port=25490", StringComparison.Ordinal)) };
         var unreachable = await ToolProcess.RunAsync(unreachableEnvironment, "status", "-o", "json");
+        var unreachableTable = await ToolProcess.RunAsync(unreachableEnvironment, "status");
         var unreachableTx = await ToolProcess.RunAsync(unreachableEnvironment, "tx", "list");
-        foreach (var result in new[] { noPrimary, badFormat, noSql, noCommand, unreachable, unreachableTx })
+        foreach (var result in new[] { noPrimary, badFormat, noSql, noCommand, unreachable, unreachableTable, unreachableTx })
         {
             ToolCluster.AssertNoPassword(result);
             Assert.That(result.ExitCode, Is.EqualTo(3), result.ToString);
@@ -227,7 +276,14 @@ public sealed class StatusExplainTokenTests
         {
             Assert.That(noPrimary.StandardError, Does.Contain("No primary"));
             Assert.That(unreachable.Json.GetProperty("status").GetString(), Is.EqualTo("unreachable"));
+            Assert.That(unreachable.Json.GetProperty("reasons")[0].GetString(), Is.EqualTo("no endpoint answered"));
             Assert.That(unreachable.Json.GetProperty("endpoints")[0].GetProperty("reachable").GetBoolean(), Is.False);
+            Assert.That(unreachable.Json.GetProperty("endpoints")[0].GetProperty("lastErrorKind").GetString(), Is.EqualTo("socket:ConnectionRefused"));
+            Assert.That(unreachable.Json.GetProperty("endpoints")[0].GetProperty("ejectionReason").GetString(), Is.EqualTo("unreachable (socket:ConnectionRefused)"));
+            Assert.That(unreachableTable.StandardOutput, Does.Contain("unreachable (socket:ConnectionRefused)"));
+
+            // The provider's message ("Failed to connect to 127.0.0.1:25490") was printed raw before: it is not now.
+            Assert.That(unreachable.StandardOutput + unreachableTable.StandardOutput, Does.Not.Contain("Failed to connect"));
             Assert.That(unreachableTx.StandardError, Does.Contain("127.0.0.1:25490"));
         });
     }
@@ -252,10 +308,12 @@ public sealed class StatusExplainTokenTests
                 Assert.That(json.Json.GetProperty("status").GetString(), Is.EqualTo("degraded"));
                 Assert.That(endpoint.GetProperty("available").GetBoolean(), Is.False);
                 Assert.That(endpoint.GetProperty("reachable").GetBoolean(), Is.False);
-                Assert.That(endpoint.GetProperty("ejectionReason").GetString(), Is.Not.Empty);
-                Assert.That(json.Json.GetProperty("reasons")[0].GetString(), Does.Contain($"replica 127.0.0.1:{replica.Port}/rwsplit is ejected"));
-                Assert.That(table.StandardOutput, Does.Contain("Status: degraded"));
+                Assert.That(endpoint.GetProperty("ejectionReason").GetString(), Does.StartWith("unreachable (socket:"));
+                Assert.That(endpoint.GetProperty("lastErrorKind").GetString(), Does.StartWith("socket:"));
+                Assert.That(json.Json.GetProperty("reasons")[0].GetString(), Does.StartWith($"replica 127.0.0.1:{replica.Port}/rwsplit is ejected: unreachable (socket:"));
+                Assert.That(table.StandardOutput, Does.Contain("Status: degraded").And.Contain($"  - replica 127.0.0.1:{replica.Port}/rwsplit is ejected"));
             });
+            await AssertSameVerdictAsTheHealthCheckAsync(json);
         }
         finally
         {
@@ -303,7 +361,9 @@ public sealed class StatusExplainTokenTests
                 Assert.That(endpoint.GetProperty("lagSeconds").GetDouble(), Is.GreaterThan(1));
                 Assert.That(endpoint.GetProperty("lagPosition").GetInt64(), Is.GreaterThan(0), "behind in WAL bytes too");
                 Assert.That(endpoint.GetProperty("ejectionReason").GetString(), Does.Contain("lag"));
+                Assert.That(json.Json.GetProperty("reasons")[0].GetString(), Does.Contain("(limit 1 s)"), "--max-lag is the health check's threshold");
             });
+            await AssertSameVerdictAsTheHealthCheckAsync(json, maxLagSeconds: 1);
         }
         finally
         {
@@ -314,6 +374,35 @@ public sealed class StatusExplainTokenTests
 
     [Test]
     [Order(7)]
+    public async Task Status_prints_a_server_error_as_its_kind_never_the_providers_message()
+    {
+        const string Missing = "tool_no_such_db";
+        var replica = ToolCluster.WithPassword(_cluster.ReplicaConnectionStrings[0], database: Missing);
+        var environment = new Dictionary<string, string>(_environment) { ["RWSPLIT_REPLICAS"] = replica };
+        var json = await ToolProcess.RunAsync(environment, "status", "-o", "json");
+        var table = await ToolProcess.RunAsync(environment, "status");
+        ToolCluster.AssertNoPassword(json);
+        ToolCluster.AssertNoPassword(table);
+        var health = await AssertSameVerdictAsTheHealthCheckAsync(json, replica);
+        var endpoint = json.Json.GetProperty("endpoints")[1];
+        Assert.Multiple(() =>
+        {
+            Assert.That(health.Endpoints[1].LastError, Does.Contain("does not exist").And.Contain(Missing), "the raw message names the database");
+            Assert.That(json.ExitCode, Is.EqualTo(1), json.ToString);
+            Assert.That(table.ExitCode, Is.EqualTo(1), table.ToString);
+            Assert.That(endpoint.GetProperty("lastErrorKind").GetString(), Is.EqualTo("sqlstate:3D000"));
+            Assert.That(endpoint.GetProperty("ejectionReason").GetString(), Is.EqualTo("unreachable (sqlstate:3D000)"));
+            Assert.That(json.Json.GetProperty("reasons")[0].GetString(), Does.EndWith("is ejected: unreachable (sqlstate:3D000)"));
+            Assert.That(table.StandardOutput, Does.Contain("unreachable (sqlstate:3D000)"));
+
+            // Printed raw before (as the ejection reason and in the reasons): the provider's message is not printed now.
+            Assert.That(json.StandardOutput, Does.Not.Contain("does not exist"));
+            Assert.That(table.StandardOutput, Does.Not.Contain("does not exist"));
+        });
+    }
+
+    [Test]
+    [Order(8)]
     public async Task Status_is_unhealthy_with_exit_code_2_while_the_primary_is_stopped()
     {
         await _cluster.Primary.StopAsync();
@@ -327,8 +416,12 @@ public sealed class StatusExplainTokenTests
                 Assert.That(json.Json.GetProperty("status").GetString(), Is.EqualTo("unhealthy"));
                 Assert.That(json.Json.GetProperty("endpoints")[0].GetProperty("available").GetBoolean(), Is.False);
                 Assert.That(json.Json.GetProperty("endpoints")[1].GetProperty("reachable").GetBoolean(), Is.True, "the replica still answers");
-                Assert.That(json.Json.GetProperty("reasons")[0].GetString(), Does.Contain("did not answer"));
+                Assert.That(json.Json.GetProperty("reasons")[0].GetString(), Does.StartWith($"no writable primary: 127.0.0.1:{_cluster.Primary.Port}/rwsplit is unreachable (socket:"));
+                Assert.That(json.Json.GetProperty("endpoints")[0].GetProperty("lastErrorKind").GetString(), Does.StartWith("socket:"));
             });
+
+            // The replica's lag (time since its last replay) grows while the primary is down: only the worst reason is stable.
+            await AssertSameVerdictAsTheHealthCheckAsync(json, firstReasonOnly: true);
         }
         finally
         {

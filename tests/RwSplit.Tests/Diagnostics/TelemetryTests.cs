@@ -38,12 +38,17 @@ public sealed class TelemetryTests
         Assert.That(decisions.Select(d => (d.Tags[TagNames.RouteTarget], d.Tags[TagNames.RouteReason])),
             Is.EqualTo(new[] { ((object?)"replica", (object?)"read"), ("primary", "write") }));
 
-        var traced = capture.Activities.ToList();
+        var all = capture.Activities.ToList();
+        var traced = all.Where(a => a.OperationName == "rwsplit.route").ToList();
         Assert.That(traced, Has.Count.EqualTo(2));
-        Assert.That(traced[0].OperationName, Is.EqualTo("rwsplit.route"));
+        Assert.That(traced.Select(a => a.Kind), Is.All.EqualTo(ActivityKind.Internal), "the provider's span is the client span");
         Assert.That(traced[0].GetTagItem(TagNames.ServerAddress), Is.EqualTo(replica.Name));
+        Assert.That(traced[0].GetTagItem(TagNames.DbSystem), Is.EqualTo(FakeDialect.Instance.SystemName));
         Assert.That(traced[1].GetTagItem(TagNames.RouteTarget), Is.EqualTo("primary"));
-        Assert.That(traced.SelectMany(a => a.TagObjects).Select(t => t.Value?.ToString()), Has.None.Contains("hunter2"));
+        var opens = all.Where(a => a.OperationName == "rwsplit.connection.open").ToList();
+        Assert.That(opens.Select(a => a.GetTagItem(TagNames.Role)), Is.EqualTo(new[] { "replica", "primary" }));
+        Assert.That(opens.Select(a => a.ParentSpanId), Is.EqualTo(traced.Select(a => a.SpanId)), "each physical open is inside the span of the command that needed it");
+        Assert.That(all.SelectMany(a => a.TagObjects).Select(t => t.Value?.ToString()), Has.None.Contains("hunter2").And.None.Contains("secret-literal"));
         Assert.That(capture.Measured("rwsplit.connection.physical_opens").Sum(m => m.Value), Is.GreaterThanOrEqualTo(2));
         Assert.That(capture.Logged(1000).Select(e => (e.Level, e.Message)), Is.EqualTo(new[]
         {

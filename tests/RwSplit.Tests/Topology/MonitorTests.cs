@@ -85,7 +85,8 @@ public sealed class MonitorTests
         var ejected = capture.Logged(2003).Single();
         Assert.That((ejected.Level, ejected.Message), Is.EqualTo((Microsoft.Extensions.Logging.LogLevel.Warning, $"Replica {_replica2.Name}/db ejected (Lagging, lag 5 s): no reads go to it until it passes the health checks again. ")));
         Assert.That(capture.Measured("rwsplit.replica.ejections").Sum(m => m.Value), Is.EqualTo(1));
-        Assert.That(capture.Measured("rwsplit.replica.lag").Where(m => Equals(m.Tags[RwSplit.Diagnostics.TagNames.ServerAddress], dataSource.ReplicaAddresses[1].ToString())).Select(m => m.Value), Is.EqualTo(new[] { 5.0 }));
+        var lagging = dataSource.ReplicaAddresses[1];
+        Assert.That(capture.Measured("rwsplit.replica.lag").Where(m => Equals(m.Tags[RwSplit.Diagnostics.TagNames.ServerAddress], lagging.Host) && Equals(m.Tags.TryGetValue(RwSplit.Diagnostics.TagNames.ServerPort, out var port) ? port : null, lagging.Port) && Equals(m.Tags.TryGetValue(RwSplit.Diagnostics.TagNames.DbNamespace, out var database) ? database : null, lagging.Database)).Select(m => m.Value), Is.EqualTo(new[] { 5.0 }), "host, port and database are tags of their own");
         Assert.That(capture.Measured("rwsplit.replica.available").Select(m => m.Value), Is.EquivalentTo(new[] { 1.0, 0.0 }), "replica 1 in rotation, replica 2 out");
 
         await using (var connection = await dataSource.OpenConnectionAsync())
