@@ -40,13 +40,13 @@ if (builder.Configuration.GetValue("Telemetry:Enabled", true))
         .ConfigureResource(r => r.AddService(builder.Configuration["Telemetry:ServiceName"] ?? "rwsplit-webapi"))
         .WithTracing(t =>
         {
-            t.AddAspNetCoreInstrumentation().AddSource("Npgsql").AddSource("RwSplit"); // Npgsql's client spans under RwSplit's; TODO(issue 10): AddRwSplitInstrumentation() once RwSplit.OpenTelemetry lands
+            t.AddAspNetCoreInstrumentation().AddRwSplitInstrumentation().AddSource("Npgsql"); // Npgsql's client spans under RwSplit's
             if (console)
                 t.AddConsoleExporter();
         })
         .WithMetrics(m =>
         {
-            m.AddAspNetCoreInstrumentation().AddMeter("Npgsql").AddMeter("RwSplit"); // TODO(issue 10): AddRwSplitInstrumentation()
+            m.AddAspNetCoreInstrumentation().AddRwSplitInstrumentation().AddMeter("Npgsql");
             if (console)
                 m.AddConsoleExporter();
         });
