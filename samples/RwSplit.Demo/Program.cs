@@ -198,7 +198,7 @@ if (!cluster.HasSecondPrimary)
 }
 
 var bank = new Bank(cluster.PrimaryConnectionString, cluster.SecondPrimaryConnectionString);
-var kills = new KillRunOptions { Kills = 8, Workers = 8, MaxDelayAfterFirstCommit = TimeSpan.FromMilliseconds(250), RollBackNpgsqlOrphansAfterEachKill = true };
+var kills = new KillRunOptions { Kills = 10, Workers = Bank.AccountsPerDatabase, MaxDelayAfterFirstCommit = TimeSpan.FromMilliseconds(250), RollBackNpgsqlOrphansAfterEachKill = true };
 Console.WriteLine($"Transfers move money between {Bank.AccountsPerDatabase} accounts on {cluster.Primary} and {Bank.AccountsPerDatabase} on {cluster.SecondPrimary}, each inside one");
 Console.WriteLine($"TransactionScope; the total is {Bank.ExpectedTotal} unless a transfer commits on one side only. A worker process runs {kills.Workers}");
 Console.WriteLine($"transfers at a time and is killed (SIGKILL) 0-{kills.MaxDelayAfterFirstCommit.TotalMilliseconds:0} ms after its first commit, {kills.Kills} times per workload.");
