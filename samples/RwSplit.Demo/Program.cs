@@ -1,11 +1,17 @@
-// RwSplit demo: starts local PostgreSQL servers (a primary and two streaming replicas) unless RWSPLIT_PG_PRIMARY /
-// RWSPLIT_PG_REPLICAS name running ones, runs a small mixed workload through one RwSplitDataSource, and prints where
-// each kind of statement went and why, with counts per server. Every statement also reports the port of the server
-// that really ran it (inet_server_port()), and the demo checks it against RwSplit's routing decision.
+// RwSplit demo, both halves of the product. Starts local PostgreSQL servers (a primary with two streaming replicas and
+// an independent second primary) unless RWSPLIT_PG_PRIMARY / RWSPLIT_PG_REPLICAS / RWSPLIT_PG_SECOND_PRIMARY name
+// running ones.
+// 1. Read/write splitting: a small mixed workload through one RwSplitDataSource; prints where each kind of statement went
+//    and why, with counts per server. Every statement also reports the port of the server that really ran it
+//    (inet_server_port()), and the demo checks it against RwSplit's routing decision.
+// 2. Atomic commits across two databases: bank transfers between the two primaries under TransactionScope, in a worker
+//    process killed (SIGKILL) in the middle of its commits, again and again; through RwSplit with recovery after each
+//    kill, then through plain Npgsql (its own two-phase commit, no decision log). Prints both totals.
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Linq;
+using System.Runtime.InteropServices;
 using System.Threading.Tasks;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -13,12 +19,19 @@ using RwSplit;
 using RwSplit.PgCluster;
 using RwSplit.PostgreSql;
 using RwSplit.Routing;
+using RwSplit.TransferWorkload;
 
 var stopwatch = Stopwatch.StartNew();
 Console.WriteLine("RwSplit demo: read/write splitting over PostgreSQL streaming replication");
 Console.WriteLine();
 
 await using var cluster = await LocalPgCluster.StartAsync();
+
+// Ctrl+C or SIGTERM ends the process without running finally blocks: stop the servers this run started first (the
+// worker processes of part 2 get the terminal's Ctrl+C too, and end by themselves within 30 s otherwise).
+void StopServers(PosixSignalContext _) => cluster.DisposeAsync().AsTask().GetAwaiter().GetResult();
+using var onInterrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, StopServers);
+using var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, StopServers);
 Console.WriteLine(cluster.IsExternal
     ? "Using the servers named by RWSPLIT_PG_PRIMARY / RWSPLIT_PG_REPLICAS."
     : $"Started local PostgreSQL: primary :{cluster.Primary.Port}, replicas :{string.Join(", :", cluster.Replicas.Select(r => r.Port))} ({stopwatch.Elapsed.TotalSeconds:0.0} s).");
@@ -165,8 +178,57 @@ foreach (var status in dataSource.GetTopology())
     Console.WriteLine($"  {status}");
 
 Console.WriteLine();
-Console.WriteLine(mismatches == 0
+var routingShown = mismatches == 0
     ? "Every statement ran on the server RwSplit chose (checked with inet_server_port())."
-    : $"{mismatches} statement(s) ran somewhere other than RwSplit's decision!");
+    : $"{mismatches} statement(s) ran somewhere other than RwSplit's decision!";
+Console.WriteLine(routingShown);
+
+// Part 2: the same transfer workload through RwSplit and through plain Npgsql, each killed mid-commit. The routing data
+// source goes first: it shares the primary's database, and its own recovery would meet the transfer branches there,
+// whose decisions live on the second primary, which only the recovery of the bank's data sources knows.
+await provider.DisposeAsync();
+Console.WriteLine();
+Console.WriteLine("Atomic commits across two databases, with the process killed in the middle of its commits");
+Console.WriteLine(new string('-', 104));
+if (!cluster.HasSecondPrimary)
+{
+    Console.WriteLine("Skipped: no second primary (set RWSPLIT_PG_SECOND_PRIMARY next to RWSPLIT_PG_PRIMARY).");
+    Console.WriteLine($"Done in {stopwatch.Elapsed.TotalSeconds:0.0} s.");
+    return mismatches == 0 ? 0 : 1;
+}
+
+var bank = new Bank(cluster.PrimaryConnectionString, cluster.SecondPrimaryConnectionString);
+var kills = new KillRunOptions { Kills = 10, Workers = Bank.AccountsPerDatabase, MaxDelayAfterFirstCommit = TimeSpan.FromMilliseconds(250), RollBackNpgsqlOrphansAfterEachKill = true };
+Console.WriteLine($"Transfers move money between {Bank.AccountsPerDatabase} accounts on {cluster.Primary} and {Bank.AccountsPerDatabase} on {cluster.SecondPrimary}, each inside one");
+Console.WriteLine($"TransactionScope; the total is {Bank.ExpectedTotal} unless a transfer commits on one side only. A worker process runs {kills.Workers}");
+Console.WriteLine($"transfers at a time and is killed (SIGKILL) 0-{kills.MaxDelayAfterFirstCommit.TotalMilliseconds:0} ms after its first commit, {kills.Kills} times per workload.");
+Console.WriteLine();
+var results = new List<KillRunResult>();
+foreach (var mode in new[] { "rwsplit", "npgsql" })
+{
+    Console.Write(mode == "rwsplit" ? "  RwSplit, recovery after each kill: " : "  plain Npgsql (Enlist=true):        ");
+    results.Add(await Comparison.RunKillsAsync(bank, mode, kills, _ => Console.Write('x')));
+    Console.WriteLine($" {results[^1].Elapsed.TotalSeconds:0.0} s");
+}
+
+var (viaRwSplit, viaNpgsql) = (results[0], results[1]);
+Console.WriteLine();
+Console.WriteLine($"{"Workload",-42} {"Kills",5} {"Total",7} {"Drift",6} {"Prepared left",14}  After the kills");
+Console.WriteLine(new string('-', 104));
+Console.WriteLine($"{"RwSplit (TransactionScope)",-42} {viaRwSplit.Kills,5} {viaRwSplit.Total,7} {viaRwSplit.Drift,6:+0;-0;0} {viaRwSplit.PreparedLeft,14}  recovery resolved {viaRwSplit.Recovered} branch(es) from the decision log, {viaRwSplit.Unresolved} unresolved");
+Console.WriteLine($"{"plain Npgsql (TransactionScope, its 2PC)",-42} {viaNpgsql.Kills,5} {viaNpgsql.Total,7} {viaNpgsql.Drift,6:+0;-0;0} {viaNpgsql.PreparedLeft,14}  {viaNpgsql.Recovered} orphaned prepared transaction(s), no decision to follow: rolled back by guess");
+await Bank.RollbackAllPreparedAsync(bank.Database1);
+await Bank.RollbackAllPreparedAsync(bank.Database2);
+
+var atomic = viaRwSplit.Drift == 0 && viaRwSplit.PreparedLeft == 0 && viaRwSplit.Unresolved == 0;
+Console.WriteLine();
+Console.WriteLine("What this showed:");
+Console.WriteLine($"  Routing: {routingShown}");
+Console.WriteLine(atomic
+    ? $"  RwSplit: total exact ({viaRwSplit.Total}) after {viaRwSplit.Kills} kills mid-commit, nothing left prepared."
+    : $"  RwSplit: total {viaRwSplit.Total}, {viaRwSplit.PreparedLeft} prepared left, {viaRwSplit.Unresolved} unresolved after {viaRwSplit.Kills} kills: atomicity was LOST!");
+Console.WriteLine(viaNpgsql.Drift != 0
+    ? $"  Plain Npgsql: total drifted by {viaNpgsql.Drift:+0;-0} after {viaNpgsql.Kills} kills (transfers committed on one server only)."
+    : $"  Plain Npgsql: no drift this time ({viaNpgsql.Kills} kills, {viaNpgsql.Recovered} orphaned prepared transaction(s)): the kills missed the window between its two commits.");
 Console.WriteLine($"Done in {stopwatch.Elapsed.TotalSeconds:0.0} s.");
-return mismatches == 0 ? 0 : 1;
+return mismatches == 0 && atomic ? 0 : 1;

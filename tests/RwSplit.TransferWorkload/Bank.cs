@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
 using System.Transactions;
@@ -191,36 +192,49 @@ public sealed class Bank
         scope.Complete();
     }
 
-    /// <summary>Transfers until cancelled (or killed), in both directions. Returns how many committed.</summary>
-    public async Task<int> RunAsync(string mode, CancellationToken cancellationToken, Action? onFirstCommit = null, bool forwardOnly = false)
+    /// <summary>
+    /// Transfers until cancelled (or killed), in both directions. Returns how many committed. With several
+    /// <paramref name="workers"/>, each runs its own transfers concurrently on its own accounts (account ids congruent to
+    /// the worker's number), so a kill meets that many transactions in flight and the workers never wait for each other's
+    /// row locks (a lock cycle across two servers is a deadlock neither server can see).
+    /// </summary>
+    public async Task<int> RunAsync(string mode, CancellationToken cancellationToken, Action? onFirstCommit = null, bool forwardOnly = false, int workers = 1)
     {
-        var random = new Random();
+        ArgumentOutOfRangeException.ThrowIfLessThan(workers, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(workers, AccountsPerDatabase);
         var committed = 0;
         RwSplitDataSource? first = null, second = null;
         if (mode == "rwsplit")
             (first, second) = CreateDataSources("rwsplit-transfer-child");
         try
         {
-            while (!cancellationToken.IsCancellationRequested)
+            async Task WorkAsync(int worker)
             {
-                var forward = forwardOnly || random.Next(2) == 0; // forward: database 1 is the last resource, database 2 gets prepared
-                var amount = random.Next(1, 50);
-                var fromAccount = random.Next(1, AccountsPerDatabase + 1);
-                var toAccount = random.Next(1, AccountsPerDatabase + 1);
-                try
+                var random = new Random();
+                var accounts = Enumerable.Range(1, AccountsPerDatabase).Where(a => (a - 1) % workers == worker).ToArray();
+                while (!cancellationToken.IsCancellationRequested)
                 {
-                    if (mode == "rwsplit")
-                        await TransferAsync(forward ? first! : second!, forward ? second! : first!, fromAccount, toAccount, amount);
-                    else
-                        await TransferWithNpgsqlAsync(forward ? Database1 : Database2, forward ? Database2 : Database1, fromAccount, toAccount, amount);
-                    if (++committed == 1)
-                        onFirstCommit?.Invoke();
-                }
-                catch (TransactionException)
-                {
-                    // aborted or in doubt: atomicity (and recovery) keep the total; keep going
+                    var forward = forwardOnly || random.Next(2) == 0; // forward: database 1 is the last resource, database 2 gets prepared
+                    var amount = random.Next(1, 50);
+                    var fromAccount = accounts[random.Next(accounts.Length)];
+                    var toAccount = accounts[random.Next(accounts.Length)];
+                    try
+                    {
+                        if (mode == "rwsplit")
+                            await TransferAsync(forward ? first! : second!, forward ? second! : first!, fromAccount, toAccount, amount);
+                        else
+                            await TransferWithNpgsqlAsync(forward ? Database1 : Database2, forward ? Database2 : Database1, fromAccount, toAccount, amount);
+                        if (Interlocked.Increment(ref committed) == 1)
+                            onFirstCommit?.Invoke();
+                    }
+                    catch (TransactionException)
+                    {
+                        // aborted or in doubt: atomicity (and recovery) keep the total; keep going
+                    }
                 }
             }
+
+            await Task.WhenAll(Enumerable.Range(0, workers).Select(w => Task.Run(() => WorkAsync(w), CancellationToken.None)));
         }
         finally
         {

@@ -36,7 +36,7 @@ public sealed class ChildProcess : IDisposable
 
     public bool HasExited => _process.HasExited;
 
-    public static ChildProcess Start(string mode, string database1, string database2, string? fault = null, int seconds = 60, bool forwardOnly = false)
+    public static ChildProcess Start(string mode, string database1, string database2, string? fault = null, int seconds = 60, bool forwardOnly = false, int workers = 1)
     {
         var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
         var info = new ProcessStartInfo(dotnet)
@@ -58,6 +58,12 @@ public sealed class ChildProcess : IDisposable
         {
             info.ArgumentList.Add("--direction");
             info.ArgumentList.Add("forward");
+        }
+
+        if (workers != 1)
+        {
+            info.ArgumentList.Add("--workers");
+            info.ArgumentList.Add(workers.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
 
         return new ChildProcess(Process.Start(info) ?? throw new InvalidOperationException("Could not start the workload process."));

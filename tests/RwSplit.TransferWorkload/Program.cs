@@ -1,7 +1,7 @@
 // The child process of the crash tests: runs bank transfers across two PostgreSQL databases until it is killed —
 // by the parent at a random moment, or by itself at a named fault point of RwSplit's commit protocol.
 //
-//   RwSplit.TransferWorkload run --mode rwsplit|npgsql --db1 <cs> --db2 <cs> [--fault <point>] [--seconds N]
+//   RwSplit.TransferWorkload run --mode rwsplit|npgsql --db1 <cs> --db2 <cs> [--fault <point>] [--seconds N] [--workers N]
 //   RwSplit.TransferWorkload compare [--kills N]     (side by side: RwSplit vs plain Npgsql, random kills, one table)
 //   RwSplit.TransferWorkload throughput [--seconds 8] [--workers 4] [--rounds 2]   (commit cost vs the baselines)
 //   RwSplit.TransferWorkload phases [--transfers 2000]   (where one distributed transfer's time goes, per protocol step)
@@ -33,6 +33,7 @@ var bank = new Bank(Arg("db1") ?? throw new ArgumentException("--db1 is required
 var fault = Arg("fault");
 var seconds = int.Parse(Arg("seconds") ?? "60", System.Globalization.CultureInfo.InvariantCulture);
 var forwardOnly = Arg("direction") == "forward";
+var workers = int.Parse(Arg("workers") ?? "1", System.Globalization.CultureInfo.InvariantCulture);
 
 if (fault is not null)
 {
@@ -46,6 +47,6 @@ if (fault is not null)
 
 using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
 Console.WriteLine("ready");
-var committed = await bank.RunAsync(mode, stop.Token, () => Console.WriteLine("committed"), forwardOnly);
+var committed = await bank.RunAsync(mode, stop.Token, () => Console.WriteLine("committed"), forwardOnly, workers);
 Console.WriteLine($"done {committed}");
 return 0;
