@@ -1,10 +1,9 @@
 using System;
 using System.Collections.Generic;
 using System.Data.Common;
-using System.Globalization;
-using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
+using RwSplit.Topology;
 
 namespace RwSplit.Transactions;
 
@@ -41,7 +40,7 @@ public sealed record PreparedBranchInspection(string BranchId, string Database, 
 /// <summary>What a recovery pass would find now, read without changing anything (see <see cref="RwSplitRecovery.InspectAsync"/>).</summary>
 /// <param name="Branches">RwSplit's prepared branches in the databases of this recovery's data sources.</param>
 /// <param name="HeuristicOutcomes">Heuristic outcomes a pass would report (only with <see cref="RwSplitOptions.AllowHeuristicCommit"/>).</param>
-/// <param name="Unreachable">Databases that could not be read (free of secrets), with why.</param>
+/// <param name="Unreachable">Databases that could not be read (free of secrets), each with the error's kind (<c>socket:ConnectionRefused</c>, <c>sqlstate:57P01</c>, <c>timeout</c>, an exception type: never its message).</param>
 public sealed record RecoveryInspection(IReadOnlyList<PreparedBranchInspection> Branches, IReadOnlyList<HeuristicOutcome> HeuristicOutcomes, IReadOnlyList<string> Unreachable);
 
 public sealed partial class RwSplitRecovery
@@ -57,62 +56,52 @@ public sealed partial class RwSplitRecovery
     {
         var branches = new List<PreparedBranchInspection>();
         var unreachable = new List<string>();
+        void Unreachable(RwSplitDataSource source, DbException ex) => unreachable.Add($"{source.CurrentPrimaryAddress}: {ErrorKinds.Of(ex)}");
+
         var sources = Known();
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var dataSource in sources.Where(_members.ContainsKey))
+        await foreach (var (dataSource, gid, age) in ListPreparedBranchesAsync(sources, Unreachable, cancellationToken).ConfigureAwait(false))
+            branches.Add(await InspectBranchAsync(dataSource, gid, age, sources, cancellationToken).ConfigureAwait(false));
+
+        var heuristic = new List<HeuristicOutcome>();
+        await foreach (var (decisionSource, id, expectation, age) in ListHeuristicExpectationsAsync(sources, null, Unreachable, cancellationToken).ConfigureAwait(false))
         {
-            if (!dataSource.Dialect.CanPrepare || dataSource.Dialect.Distributed.ListPreparedTransactionsSql is null)
+            // A participant not in this recovery: a pass lists the expectation as unresolved, and reports no outcome.
+            if (await FindByKeyAsync(sources, expectation.ParticipantKey, cancellationToken).ConfigureAwait(false) is not { } participant)
                 continue;
-            List<(string Id, double Age)> prepared;
             try
             {
-                if (!seen.Add(await dataSource.Transactions.GetKeyAsync(true, cancellationToken).ConfigureAwait(false)))
-                    continue;
-                prepared = await ListPreparedAsync(dataSource, cancellationToken).ConfigureAwait(false);
+                if (!HeuristicExpectationId.Committed(await PeekDecisionAsync(participant, expectation.MarkerId, cancellationToken).ConfigureAwait(false)))
+                    heuristic.Add(Hazard(decisionSource, id, expectation, participant, age));
             }
             catch (DbException ex)
             {
-                unreachable.Add($"{dataSource.CurrentPrimaryAddress}: {ex.Message}");
-                continue;
+                Unreachable(participant, ex);
             }
-
-            foreach (var (gid, age) in prepared)
-                branches.Add(await InspectBranchAsync(dataSource, gid, TimeSpan.FromSeconds(age), sources, cancellationToken).ConfigureAwait(false));
         }
 
-        var heuristic = await InspectHeuristicAsync(sources, unreachable, cancellationToken).ConfigureAwait(false);
         return new RecoveryInspection(branches, heuristic, unreachable);
     }
 
+    /// <summary>Gathers the facts of one branch as <see cref="ResolveAsync"/> does, reading only, and reports what <see cref="RecoveryPlan.Decide"/> decides.</summary>
     private static async Task<PreparedBranchInspection> InspectBranchAsync(RwSplitDataSource branchSource, string gid, TimeSpan age, RwSplitDataSource[] sources, CancellationToken cancellationToken)
     {
-        var where = branchSource.CurrentPrimaryAddress.ToString();
-        var parts = gid.Split(':');
-        if (parts.Length != 5)
-            return new(gid, where, age, null, null, null, PlannedRecoveryAction.Unresolvable, "not an id RwSplit writes (expected rws:coordinator:gtrid:decision:branch)");
-        var gtrid = parts[2];
-        var decisionSource = await FindByKeyAsync(sources, parts[3], cancellationToken).ConfigureAwait(false);
-        if (decisionSource is null)
-            return new(gid, where, age, gtrid, null, null, PlannedRecoveryAction.Unresolvable, $"its decision database (key {parts[3]}) is not in this recovery or unreachable");
-        var decisionDatabase = decisionSource.CurrentPrimaryAddress.ToString();
-        string? outcome;
-        try
+        var id = PreparedBranchId.Parse(gid);
+        var facts = new BranchFacts(id, age, branchSource.Transactions.RecoveryGracePeriod);
+        if (id is not null && await FindByKeyAsync(sources, id.DecisionKey, cancellationToken).ConfigureAwait(false) is { } decisionSource)
         {
-            outcome = await PeekDecisionAsync(decisionSource, gtrid, cancellationToken).ConfigureAwait(false);
-        }
-        catch (DbException ex)
-        {
-            return new(gid, where, age, gtrid, decisionDatabase, null, PlannedRecoveryAction.Unresolvable, $"the decision database is unreachable ({ex.Message})");
+            facts = facts with { DecisionDatabase = decisionSource.CurrentPrimaryAddress.ToString() };
+            try
+            {
+                facts = facts with { Outcome = await PeekDecisionAsync(decisionSource, id.Gtrid, cancellationToken).ConfigureAwait(false) };
+            }
+            catch (DbException ex)
+            {
+                facts = facts with { DecisionError = ErrorKinds.Of(ex) };
+            }
         }
 
-        var grace = branchSource.Transactions.RecoveryGracePeriod;
-        return outcome switch
-        {
-            "c" => new(gid, where, age, gtrid, decisionDatabase, "commit", PlannedRecoveryAction.Commit, "its decision says commit"),
-            "a" => new(gid, where, age, gtrid, decisionDatabase, "abort", PlannedRecoveryAction.Rollback, "its decision (or an abort fence) says abort"),
-            _ when age > grace => new(gid, where, age, gtrid, decisionDatabase, null, PlannedRecoveryAction.Fence, $"no decision, and prepared for longer than RecoveryGracePeriod ({grace.TotalSeconds.ToString("0.#", CultureInfo.InvariantCulture)} s): abort"),
-            _ => new(gid, where, age, gtrid, decisionDatabase, null, PlannedRecoveryAction.Wait, $"no decision yet, within RecoveryGracePeriod ({grace.TotalSeconds.ToString("0.#", CultureInfo.InvariantCulture)} s): its coordinator may still be committing"),
-        };
+        var plan = RecoveryPlan.Decide(facts);
+        return new(gid, branchSource.CurrentPrimaryAddress.ToString(), age, id?.Gtrid, facts.DecisionDatabase, RecoveryPlan.DecisionName(facts.Outcome), plan.Action, plan.Reason);
     }
 
     /// <summary>The decision's outcome (<c>c</c>, <c>a</c>, <c>h</c>) or null; a missing decision table is no decision (it is not created).</summary>
@@ -128,56 +117,6 @@ public sealed partial class RwSplitRecovery
             return null;
         }
 
-        return value is null or DBNull ? null : Convert.ToString(value, CultureInfo.InvariantCulture)?.Trim();
-    }
-
-    /// <summary>The heuristic outcomes a pass would report: expectations past the grace period whose participant has no marker row.</summary>
-    private async Task<List<HeuristicOutcome>> InspectHeuristicAsync(RwSplitDataSource[] sources, List<string> unreachable, CancellationToken cancellationToken)
-    {
-        var hazards = new List<HeuristicOutcome>();
-        if (!sources.Any(s => s.Transactions.AllowHeuristicCommit))
-            return hazards;
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var decisionSource in sources.Where(_members.ContainsKey))
-        {
-            if (decisionSource.Dialect.Distributed.ListHeuristicExpectationsSql is not { } sql)
-                continue;
-            List<(string Id, double Age)> expectations;
-            try
-            {
-                if (!seen.Add(await decisionSource.Transactions.GetKeyAsync(true, cancellationToken).ConfigureAwait(false)))
-                    continue;
-                expectations = await ListRowsAsync(decisionSource, sql, cancellationToken).ConfigureAwait(false);
-            }
-            catch (DbException ex) when (IsMissingDecisionTable(ex))
-            {
-                continue;
-            }
-            catch (DbException ex)
-            {
-                unreachable.Add($"{decisionSource.CurrentPrimaryAddress}: {ex.Message}");
-                continue;
-            }
-
-            foreach (var (id, age) in expectations)
-            {
-                var parts = id.Split(':');
-                if (parts.Length != 3 || parts[1] != "expect" || TimeSpan.FromSeconds(age) <= decisionSource.Transactions.RecoveryGracePeriod)
-                    continue;
-                if (await FindByKeyAsync(sources, parts[2], cancellationToken).ConfigureAwait(false) is not { } participant)
-                    continue;
-                try
-                {
-                    if (await PeekDecisionAsync(participant, DistributedTransaction.HeuristicId(parts[0], "marker", parts[2]), cancellationToken).ConfigureAwait(false) != "h")
-                        hazards.Add(new HeuristicOutcome(id, parts[0], decisionSource.CurrentPrimaryAddress.ToString(), participant.CurrentPrimaryAddress.ToString(), TimeSpan.FromSeconds(age)));
-                }
-                catch (DbException ex)
-                {
-                    unreachable.Add($"{participant.CurrentPrimaryAddress}: {ex.Message}");
-                }
-            }
-        }
-
-        return hazards;
+        return DecisionValue(value);
     }
 }

@@ -4,10 +4,12 @@ using System.Collections.Generic;
 using System.Data.Common;
 using System.Globalization;
 using System.Linq;
+using System.Runtime.CompilerServices;
 using System.Threading;
 using System.Threading.Tasks;
 using RwSplit.Diagnostics;
 using RwSplit.Providers;
+using RwSplit.Topology;
 
 namespace RwSplit.Transactions;
 
@@ -198,55 +200,34 @@ public sealed partial class RwSplitRecovery : IDisposable
             var fenced = 0;
             var unresolved = new List<UnresolvedTransaction>();
             var sources = Known();
-            var seenDatabases = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var dataSource in sources.Where(_members.ContainsKey))
+            await foreach (var (dataSource, gid, age) in ListPreparedBranchesAsync(sources, (source, ex) => Log.RecoveryDatabaseUnreachable(source.Logger, source.CurrentPrimaryAddress, ex), cancellationToken).ConfigureAwait(false))
             {
-                if (!dataSource.Dialect.CanPrepare || dataSource.Dialect.Distributed.ListPreparedTransactionsSql is null)
-                    continue;
-                string key;
-                List<(string Id, double Age)> prepared;
+                Resolution result;
                 try
                 {
-                    key = await dataSource.Transactions.GetKeyAsync(true, cancellationToken).ConfigureAwait(false);
-                    if (!seenDatabases.Add(key))
-                        continue;
-                    prepared = await ListPreparedAsync(dataSource, cancellationToken).ConfigureAwait(false);
+                    result = await ResolveAsync(dataSource, gid, age, gracePeriod ?? dataSource.Transactions.RecoveryGracePeriod, sources, cancellationToken).ConfigureAwait(false);
                 }
                 catch (DbException ex)
                 {
-                    Log.RecoveryDatabaseUnreachable(dataSource.Logger, dataSource.CurrentPrimaryAddress, ex);
-                    continue;
+                    // For example the coordinator finished the branch meanwhile ("does not exist"): the next pass looks again.
+                    result = new Resolution(PlannedRecoveryAction.Unresolvable, $"resolving it failed ({ErrorKinds.Of(ex)}); the next pass looks again");
                 }
 
-                foreach (var (gid, age) in prepared)
+                switch (result.Action)
                 {
-                    Resolution result;
-                    try
-                    {
-                        result = await ResolveAsync(dataSource, gid, TimeSpan.FromSeconds(age), gracePeriod ?? dataSource.Transactions.RecoveryGracePeriod, sources, cancellationToken).ConfigureAwait(false);
-                    }
-                    catch (DbException ex)
-                    {
-                        // For example the coordinator finished the branch meanwhile ("does not exist"): the next pass looks again.
-                        result = new Resolution(null, $"resolving it failed: {ex.Message}");
-                    }
-
-                    switch (result.Action)
-                    {
-                        case "commit":
-                            committed++;
-                            break;
-                        case "fence":
-                            fenced++;
-                            rolledBack++;
-                            break;
-                        case "rollback":
-                            rolledBack++;
-                            break;
-                        default:
-                            AddUnresolved(unresolved, new UnresolvedTransaction(gid, dataSource.CurrentPrimaryAddress.ToString(), TimeSpan.FromSeconds(age), result.Reason!), dataSource);
-                            break;
-                    }
+                    case PlannedRecoveryAction.Commit:
+                        committed++;
+                        break;
+                    case PlannedRecoveryAction.Fence:
+                        fenced++;
+                        rolledBack++;
+                        break;
+                    case PlannedRecoveryAction.Rollback:
+                        rolledBack++;
+                        break;
+                    default:
+                        AddUnresolved(unresolved, new UnresolvedTransaction(gid, dataSource.CurrentPrimaryAddress.ToString(), age, result.Reason), dataSource);
+                        break;
                 }
             }
 
@@ -301,54 +282,85 @@ public sealed partial class RwSplitRecovery : IDisposable
         throw new InvalidOperationException($"No data source of this recovery has a prepared transaction '{branchId}'.");
     }
 
-    private readonly record struct Resolution(string? Action, string? Reason);
+    /// <summary>What recovery did with a branch: <see cref="RecoveryPlan.Reason"/> says why when it left it.</summary>
+    private readonly record struct Resolution(PlannedRecoveryAction Action, string Reason);
 
+    /// <summary>
+    /// RwSplit's prepared branches in the databases of the members (each database once, in member order, listed as the
+    /// caller reaches it), with the data source each was found through; a database that cannot be read is passed to
+    /// <paramref name="unreachable"/> and skipped.
+    /// </summary>
+    private async IAsyncEnumerable<(RwSplitDataSource DataSource, string Id, TimeSpan Age)> ListPreparedBranchesAsync(RwSplitDataSource[] sources, Action<RwSplitDataSource, DbException> unreachable, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var dataSource in sources.Where(_members.ContainsKey))
+        {
+            if (!dataSource.Dialect.CanPrepare || dataSource.Dialect.Distributed.ListPreparedTransactionsSql is null)
+                continue;
+            List<(string Id, double Age)> prepared;
+            try
+            {
+                if (!seen.Add(await dataSource.Transactions.GetKeyAsync(true, cancellationToken).ConfigureAwait(false)))
+                    continue;
+                prepared = await ListPreparedAsync(dataSource, cancellationToken).ConfigureAwait(false);
+            }
+            catch (DbException ex)
+            {
+                unreachable(dataSource, ex);
+                continue;
+            }
+
+            foreach (var (id, age) in prepared)
+                yield return (dataSource, id, TimeSpan.FromSeconds(age));
+        }
+    }
+
+    /// <summary>Gathers the facts of one branch, lets <see cref="RecoveryPlan.Decide"/> decide, and carries its plan out.</summary>
     private static async Task<Resolution> ResolveAsync(RwSplitDataSource branchSource, string gid, TimeSpan age, TimeSpan grace, RwSplitDataSource[] sources, CancellationToken cancellationToken)
     {
-        // rws:{coordinator}:{gtrid}:{decision key}:{branch}
-        var parts = gid.Split(':');
-        if (parts.Length != 5)
-            return new Resolution(null, "not an id RwSplit writes (expected rws:coordinator:gtrid:decision:branch)");
-        var gtrid = parts[2];
-        var decisionKey = parts[3];
-
-        var decisionSource = await FindByKeyAsync(sources, decisionKey, cancellationToken).ConfigureAwait(false);
-        if (decisionSource is null)
-            return new Resolution(null, $"its decision database (key {decisionKey}) is not in this recovery or unreachable: build its RwSplitDataSource (DistributedTransactions on) with the same RwSplitRecovery so that recovery can read the decision; nothing is decided meanwhile");
+        var id = PreparedBranchId.Parse(gid);
+        var facts = new BranchFacts(id, age, grace);
+        if (id is null || await FindByKeyAsync(sources, id.DecisionKey, cancellationToken).ConfigureAwait(false) is not { } decisionSource)
+            return Leave(RecoveryPlan.Decide(facts));
+        facts = facts with { DecisionDatabase = decisionSource.CurrentPrimaryAddress.ToString() };
 
         FaultInjection.Hit(FaultInjection.RecoveryBeforeResolve, gid);
-        string? outcome;
+        RecoveryPlan plan;
         try
         {
-            outcome = await ReadDecisionAsync(decisionSource, gtrid, cancellationToken).ConfigureAwait(false);
-            if (outcome is null && age > grace)
+            facts = facts with { Outcome = await ReadDecisionAsync(decisionSource, id.Gtrid, cancellationToken).ConfigureAwait(false) };
+            plan = RecoveryPlan.Decide(facts);
+            if (plan.Action == PlannedRecoveryAction.Fence)
             {
                 // No decision and old enough: try to decide abort. If the fence loses, a decision exists: follow it.
-                if (await TryFenceAsync(decisionSource, gtrid, cancellationToken).ConfigureAwait(false))
+                if (await TryFenceAsync(decisionSource, id.Gtrid, cancellationToken).ConfigureAwait(false))
                 {
                     await ActAsync(branchSource, "fence", branchSource.Dialect.Distributed.RollbackPreparedSql(gid), cancellationToken).ConfigureAwait(false);
-                    return new Resolution("fence", null);
+                    return new Resolution(PlannedRecoveryAction.Fence, plan.Reason);
                 }
 
-                outcome = await ReadDecisionAsync(decisionSource, gtrid, cancellationToken).ConfigureAwait(false);
+                facts = facts with { Outcome = await ReadDecisionAsync(decisionSource, id.Gtrid, cancellationToken).ConfigureAwait(false), FenceLost = true };
+                plan = RecoveryPlan.Decide(facts);
             }
         }
         catch (DbException ex) when (!IsMissingDecisionTable(ex))
         {
-            return new Resolution(null, $"the decision database {decisionSource.CurrentPrimaryAddress} is unreachable ({ex.Message}); nothing is decided meanwhile");
+            plan = RecoveryPlan.Decide(facts with { DecisionError = ErrorKinds.Of(ex) });
         }
 
-        switch (outcome)
+        switch (plan.Action)
         {
-            case "c":
+            case PlannedRecoveryAction.Commit:
                 await ActAsync(branchSource, "commit", branchSource.Dialect.Distributed.CommitPreparedSql(gid), cancellationToken).ConfigureAwait(false);
-                return new Resolution("commit", null);
-            case "a":
+                return new Resolution(plan.Action, plan.Reason);
+            case PlannedRecoveryAction.Rollback:
                 await ActAsync(branchSource, "rollback", branchSource.Dialect.Distributed.RollbackPreparedSql(gid), cancellationToken).ConfigureAwait(false);
-                return new Resolution("rollback", null);
+                return new Resolution(plan.Action, plan.Reason);
             default:
-                return new Resolution(null, $"no decision yet and prepared for {age.TotalSeconds:0.#} s, within RecoveryGracePeriod ({grace.TotalSeconds:0.#} s): its coordinator may still be committing");
+                return Leave(plan);
         }
+
+        static Resolution Leave(RecoveryPlan plan) => new(plan.Action == PlannedRecoveryAction.Fence ? PlannedRecoveryAction.Unresolvable : plan.Action, plan.Reason);
     }
 
     /// <summary>The known data source of the database with this key, or null (none, or unreachable now: tried again next pass).</summary>
@@ -379,13 +391,57 @@ public sealed partial class RwSplitRecovery : IDisposable
     {
         var hazards = new List<HeuristicOutcome>();
         var confirmed = 0;
+        await foreach (var (decisionSource, id, expectation, age) in ListHeuristicExpectationsAsync(sources, gracePeriod, (source, ex) => Log.RecoveryDatabaseUnreachable(source.Logger, source.CurrentPrimaryAddress, ex), cancellationToken).ConfigureAwait(false))
+        {
+            var participant = await FindByKeyAsync(sources, expectation.ParticipantKey, cancellationToken).ConfigureAwait(false);
+            if (participant is null)
+            {
+                AddUnresolved(unresolved, new UnresolvedTransaction(id, decisionSource.CurrentPrimaryAddress.ToString(), age, $"its heuristic participant (key {expectation.ParticipantKey}) is not in this recovery or unreachable: build its RwSplitDataSource (DistributedTransactions on) with the same RwSplitRecovery so that recovery can check its marker row"), decisionSource);
+                continue;
+            }
+
+            var markerId = expectation.MarkerId;
+            try
+            {
+                if (HeuristicExpectationId.Committed(await ReadDecisionAsync(participant, markerId, cancellationToken).ConfigureAwait(false)))
+                {
+                    // The expectation goes first: a crash in between leaves a stray marker, never a false alarm.
+                    await ProviderCalls.NonQueryAsync(decisionSource, decisionSource.Dialect.Distributed.DeleteDecisionSql, true, cancellationToken, ("gtrid", id)).ConfigureAwait(false);
+                    await ProviderCalls.NonQueryAsync(participant, participant.Dialect.Distributed.DeleteDecisionSql, true, cancellationToken, ("gtrid", markerId)).ConfigureAwait(false);
+                    confirmed++;
+                    Count("heuristic_confirmed");
+                }
+                else
+                {
+                    var hazard = Hazard(decisionSource, id, expectation, participant, age);
+                    hazards.Add(hazard);
+                    Log.HeuristicHazard(decisionSource.Logger, hazard.Gtrid, hazard.DecisionDatabase, hazard.Participant);
+                }
+            }
+            catch (DbException ex)
+            {
+                AddUnresolved(unresolved, new UnresolvedTransaction(id, participant.CurrentPrimaryAddress.ToString(), age, $"checking the heuristic participant's marker failed ({ErrorKinds.Of(ex)}); nothing is reported until it can be read"), participant);
+            }
+        }
+
+        return (confirmed, hazards);
+    }
+
+    /// <summary>
+    /// The heuristic expectation rows older than the grace period in the members' databases (each database once, listed as
+    /// the caller reaches it), with the data source of the decision database each is in; nothing when no data source allows
+    /// heuristic commit. A database without the decision table never held a decision; one that cannot be read is passed
+    /// to <paramref name="unreachable"/>. Rows that are not expectations, or younger (their coordinator may still be
+    /// committing the participant), are skipped.
+    /// </summary>
+    private async IAsyncEnumerable<(RwSplitDataSource DecisionSource, string Id, HeuristicExpectationId Expectation, TimeSpan Age)> ListHeuristicExpectationsAsync(RwSplitDataSource[] sources, TimeSpan? gracePeriod, Action<RwSplitDataSource, DbException> unreachable, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
         if (!sources.Any(s => s.Transactions.AllowHeuristicCommit))
-            return (confirmed, hazards);
+            yield break;
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var decisionSource in sources.Where(_members.ContainsKey))
         {
-            var sql = decisionSource.Dialect.Distributed.ListHeuristicExpectationsSql;
-            if (sql is null)
+            if (decisionSource.Dialect.Distributed.ListHeuristicExpectationsSql is not { } sql)
                 continue;
             List<(string Id, double Age)> expectations;
             try
@@ -400,50 +456,21 @@ public sealed partial class RwSplitRecovery : IDisposable
             }
             catch (DbException ex)
             {
-                Log.RecoveryDatabaseUnreachable(decisionSource.Logger, decisionSource.CurrentPrimaryAddress, ex);
+                unreachable(decisionSource, ex);
                 continue;
             }
 
             var grace = gracePeriod ?? decisionSource.Transactions.RecoveryGracePeriod;
             foreach (var (id, age) in expectations)
             {
-                var parts = id.Split(':');
-                if (parts.Length != 3 || parts[1] != "expect" || TimeSpan.FromSeconds(age) <= grace)
-                    continue; // not ours, or its coordinator may still be committing the participant
-                var participant = await FindByKeyAsync(sources, parts[2], cancellationToken).ConfigureAwait(false);
-                if (participant is null)
-                {
-                    AddUnresolved(unresolved, new UnresolvedTransaction(id, decisionSource.CurrentPrimaryAddress.ToString(), TimeSpan.FromSeconds(age), $"its heuristic participant (key {parts[2]}) is not in this recovery or unreachable: build its RwSplitDataSource (DistributedTransactions on) with the same RwSplitRecovery so that recovery can check its marker row"), decisionSource);
-                    continue;
-                }
-
-                var markerId = DistributedTransaction.HeuristicId(parts[0], "marker", parts[2]);
-                try
-                {
-                    if (await ReadDecisionAsync(participant, markerId, cancellationToken).ConfigureAwait(false) == "h")
-                    {
-                        // The expectation goes first: a crash in between leaves a stray marker, never a false alarm.
-                        await ProviderCalls.NonQueryAsync(decisionSource, decisionSource.Dialect.Distributed.DeleteDecisionSql, true, cancellationToken, ("gtrid", id)).ConfigureAwait(false);
-                        await ProviderCalls.NonQueryAsync(participant, participant.Dialect.Distributed.DeleteDecisionSql, true, cancellationToken, ("gtrid", markerId)).ConfigureAwait(false);
-                        confirmed++;
-                        Count("heuristic_confirmed");
-                    }
-                    else
-                    {
-                        var hazard = new HeuristicOutcome(id, parts[0], decisionSource.CurrentPrimaryAddress.ToString(), participant.CurrentPrimaryAddress.ToString(), TimeSpan.FromSeconds(age));
-                        hazards.Add(hazard);
-                        Log.HeuristicHazard(decisionSource.Logger, hazard.Gtrid, hazard.DecisionDatabase, hazard.Participant);
-                    }
-                }
-                catch (DbException ex)
-                {
-                    AddUnresolved(unresolved, new UnresolvedTransaction(id, participant.CurrentPrimaryAddress.ToString(), TimeSpan.FromSeconds(age), $"checking the heuristic participant's marker failed ({ex.Message}); nothing is reported until it can be read"), participant);
-                }
+                if (HeuristicExpectationId.Parse(id) is { } expectation && TimeSpan.FromSeconds(age) > grace)
+                    yield return (decisionSource, id, expectation, TimeSpan.FromSeconds(age));
             }
         }
-
-        return (confirmed, hazards);
     }
+
+    private static HeuristicOutcome Hazard(RwSplitDataSource decisionSource, string id, HeuristicExpectationId expectation, RwSplitDataSource participant, TimeSpan age)
+        => new(id, expectation.Gtrid, decisionSource.CurrentPrimaryAddress.ToString(), participant.CurrentPrimaryAddress.ToString(), age);
 
     /// <summary>
     /// Acknowledges a heuristic outcome after the data was reconciled by hand: removes its expectation row, so recovery
@@ -525,8 +552,11 @@ public sealed partial class RwSplitRecovery : IDisposable
     {
         await dataSource.Transactions.EnsureDecisionTableAsync(true, cancellationToken).ConfigureAwait(false);
         var value = await ProviderCalls.ScalarAsync(dataSource, dataSource.Dialect.Distributed.SelectDecisionSql, true, cancellationToken, ("gtrid", gtrid)).ConfigureAwait(false);
-        return value is null or DBNull ? null : Convert.ToString(value, CultureInfo.InvariantCulture)?.Trim();
+        return DecisionValue(value);
     }
+
+    /// <summary>A decision row's outcome as read (trimmed), or null when there is none.</summary>
+    private static string? DecisionValue(object? value) => value is null or DBNull ? null : Convert.ToString(value, CultureInfo.InvariantCulture)?.Trim();
 
     /// <summary>
     /// Inserts an abort fence for <paramref name="gtrid"/> in its decision database: <see langword="true"/> if it was
