@@ -3,6 +3,7 @@ using System.Threading.Tasks;
 using Npgsql;
 using NUnit.Framework;
 using RwSplit.PgCluster;
+using RwSplit.TestSupport;
 
 namespace RwSplit.ConformanceTests;
 
@@ -23,14 +24,7 @@ public sealed class Servers
     [OneTimeSetUp]
     public async Task StartAsync()
     {
-        try
-        {
-            _cluster = await LocalPgCluster.StartAsync(new LocalPgClusterOptions { BasePort = 25470, ReplicaCount = 1, StartSecondPrimary = false });
-        }
-        catch (Exception ex) when (!string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase))
-        {
-            Assert.Ignore($"PostgreSQL servers could not be started ({ex.Message}). Install PostgreSQL server binaries, or point RWSPLIT_PG_PRIMARY / RWSPLIT_PG_REPLICAS at running servers.");
-        }
+        _cluster = await TestClusters.StartOrIgnoreAsync(new LocalPgClusterOptions { BasePort = 25470, ReplicaCount = 1, StartSecondPrimary = false });
 
         await using var primary = new NpgsqlConnection(Cluster.PrimaryConnectionString);
         await primary.OpenAsync();

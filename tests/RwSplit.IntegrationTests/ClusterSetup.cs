@@ -3,6 +3,7 @@ using System.Threading.Tasks;
 using Npgsql;
 using NUnit.Framework;
 using RwSplit.PgCluster;
+using RwSplit.TestSupport;
 
 namespace RwSplit.IntegrationTests;
 
@@ -18,19 +19,12 @@ public sealed class ClusterSetup
 
     public static LocalPgCluster Cluster => _cluster ?? throw new InvalidOperationException("The PostgreSQL cluster was not started.");
 
-    public static bool IsCI => string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
+    public static bool IsCI => TestClusters.IsCI;
 
     [OneTimeSetUp]
     public async Task StartServersAsync()
     {
-        try
-        {
-            _cluster = await LocalPgCluster.StartAsync();
-        }
-        catch (Exception ex) when (!IsCI)
-        {
-            Assert.Ignore($"PostgreSQL servers could not be started ({ex.Message}). Install PostgreSQL server binaries, or point RWSPLIT_PG_PRIMARY / RWSPLIT_PG_REPLICAS at running servers.");
-        }
+        _cluster = await TestClusters.StartOrIgnoreAsync();
 
         await using var primary = new NpgsqlConnection(Cluster.PrimaryConnectionString);
         await primary.OpenAsync();

@@ -9,6 +9,7 @@ using Npgsql;
 using NUnit.Framework;
 using RwSplit.PgCluster;
 using RwSplit.PostgreSql;
+using RwSplit.TestSupport;
 
 namespace RwSplit.OperationsTests.HealthChecks;
 
@@ -32,14 +33,7 @@ public sealed class HealthCheckServerTests
     [OneTimeSetUp]
     public async Task StartAsync()
     {
-        try
-        {
-            _cluster = await LocalPgCluster.StartAsync(new LocalPgClusterOptions { BasePort = 25480, ReplicaCount = 2, StartSecondPrimary = false });
-        }
-        catch (Exception ex) when (!string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase))
-        {
-            Assert.Ignore($"PostgreSQL servers could not be started ({ex.Message}). Install PostgreSQL server binaries.");
-        }
+        _cluster = await TestClusters.StartOrIgnoreAsync(new LocalPgClusterOptions { BasePort = 25480, ReplicaCount = 2, StartSecondPrimary = false });
 
         await using var primary = new NpgsqlConnection(Cluster.PrimaryConnectionString);
         await primary.OpenAsync();

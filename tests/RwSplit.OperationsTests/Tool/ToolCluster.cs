@@ -2,6 +2,7 @@ using System;
 using System.Threading.Tasks;
 using NUnit.Framework;
 using RwSplit.PgCluster;
+using RwSplit.TestSupport;
 
 namespace RwSplit.OperationsTests.Tool;
 
@@ -13,15 +14,7 @@ internal static class ToolCluster
 
     public static async Task<LocalPgCluster> StartAsync(int basePort, int replicas)
     {
-        try
-        {
-            return await LocalPgCluster.StartAsync(new LocalPgClusterOptions { BasePort = basePort, ReplicaCount = replicas, StartSecondPrimary = false });
-        }
-        catch (Exception ex) when (!string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase))
-        {
-            Assert.Ignore($"PostgreSQL servers could not be started ({ex.Message}). Install PostgreSQL server binaries.");
-            throw;
-        }
+        return await TestClusters.StartOrIgnoreAsync(new LocalPgClusterOptions { BasePort = basePort, ReplicaCount = replicas, StartSecondPrimary = false });
     }
 
     /// <summary>The connection string with the test password added (what an operator keeps in an environment variable or a settings file).</summary>

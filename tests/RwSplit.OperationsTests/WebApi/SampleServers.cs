@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Threading.Tasks;
 using NUnit.Framework;
 using RwSplit.PgCluster;
+using RwSplit.TestSupport;
 
 namespace RwSplit.OperationsTests.WebApi;
 
@@ -13,15 +14,7 @@ internal static class SampleServers
     /// <summary>Starts a primary and <paramref name="replicas"/> replicas from <paramref name="basePort"/> (Assert.Ignore locally when PostgreSQL is missing; CI fails).</summary>
     public static async Task<LocalPgCluster> StartAsync(int basePort, int replicas)
     {
-        try
-        {
-            return await LocalPgCluster.StartAsync(new LocalPgClusterOptions { BasePort = basePort, ReplicaCount = replicas, StartSecondPrimary = false });
-        }
-        catch (Exception ex) when (!string.Equals(System.Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase))
-        {
-            Assert.Ignore($"PostgreSQL servers could not be started ({ex.Message}). Install PostgreSQL server binaries, or point RWSPLIT_PG_PRIMARY / RWSPLIT_PG_REPLICAS at running servers.");
-            throw; // unreachable
-        }
+        return await TestClusters.StartOrIgnoreAsync(new LocalPgClusterOptions { BasePort = basePort, ReplicaCount = replicas, StartSecondPrimary = false });
     }
 
     /// <summary>A new random token key, base64, as a secret store would hand it to every instance.</summary>
