@@ -10,7 +10,8 @@ namespace RwSplit.OperationsTests.OpenTelemetry;
 
 /// <summary>
 /// An OpenTelemetry tracer provider as an application would build it — <c>AddRwSplitInstrumentation()</c>, Npgsql's
-/// own source, and the test's source for a root span — exporting every finished span to a list in memory.
+/// own source (and, when asked, the SqlClient instrumentation), and the test's source for a root span — exporting every
+/// finished span to a list in memory.
 /// </summary>
 internal sealed class TraceCapture : IDisposable
 {
@@ -19,14 +20,15 @@ internal sealed class TraceCapture : IDisposable
     private readonly List<Activity> _exported = [];
     private readonly TracerProvider _provider;
 
-    public TraceCapture()
+    public TraceCapture(bool sqlClient = false)
     {
-        _provider = Sdk.CreateTracerProviderBuilder()
+        var builder = Sdk.CreateTracerProviderBuilder()
             .AddRwSplitInstrumentation()
             .AddSource("Npgsql")
-            .AddSource(TestSourceName)
-            .AddInMemoryExporter(_exported)
-            .Build();
+            .AddSource(TestSourceName);
+        if (sqlClient)
+            builder.AddSqlClientInstrumentation();
+        _provider = builder.AddInMemoryExporter(_exported).Build();
     }
 
     /// <summary>The test's own source: a root span around what a test does, as an application's request span would be.</summary>
@@ -75,8 +77,11 @@ internal sealed class TraceCapture : IDisposable
     }
 
     /// <summary>Every tag value of RwSplit's spans as text, for the checks that no secret or SQL literal is in them.</summary>
-    public static IEnumerable<string> RwSplitTagValues(IEnumerable<Activity> spans)
-        => spans.Where(s => s.Source.Name == "RwSplit")
+    public static IEnumerable<string> RwSplitTagValues(IEnumerable<Activity> spans) => TagValues(spans.Where(s => s.Source.Name == "RwSplit"));
+
+    /// <summary>Every tag value, name, status and event of these spans as text.</summary>
+    public static IEnumerable<string> TagValues(IEnumerable<Activity> spans)
+        => spans
             .SelectMany(s => s.TagObjects.Select(t => t.Value?.ToString() ?? "").Append(s.DisplayName).Append(s.StatusDescription ?? "")
                 .Concat(s.Events.SelectMany(e => e.Tags.Select(t => t.Value?.ToString() ?? "").Append(e.Name))));
 
