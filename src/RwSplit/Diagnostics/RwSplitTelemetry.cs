@@ -9,7 +9,8 @@ namespace RwSplit.Diagnostics;
 
 /// <summary>
 /// The library's one <see cref="ActivitySource"/> and one <see cref="Meter"/>, both named <c>RwSplit</c>. Listen to them
-/// with OpenTelemetry (<c>AddSource("RwSplit")</c>, <c>AddMeter("RwSplit")</c>) or any listener.
+/// with OpenTelemetry (<c>AddRwSplitInstrumentation()</c> from the <c>RwSplit.OpenTelemetry</c> package, or
+/// <c>AddSource("RwSplit")</c> and <c>AddMeter("RwSplit")</c>) or any listener.
 /// </summary>
 public static class RwSplitTelemetry
 {
