@@ -13,13 +13,22 @@ namespace RwSplit.PostgreSql;
 /// The PostgreSQL dialect over Npgsql: a lexer-based classifier (comments, quoted identifiers, string and dollar quoting),
 /// function volatility from <c>pg_proc</c> (<see cref="CreateClassifier"/>), and SQLSTATE 25006 (read-only transaction)
 /// as the misroute signal (<see cref="Failures"/>).
-/// Select it with <see cref="RwSplitNpgsqlExtensions.UseNpgsql"/>.
+/// Select it with <see cref="RwSplitNpgsqlExtensions.UseNpgsql(RwSplitOptions)"/>.
 /// </summary>
 public sealed class NpgsqlDialect : RwSplitDialect
 {
-    private NpgsqlDialect()
-    {
-    }
+    private readonly Action<NpgsqlDataSourceBuilder>? _configureDataSource;
+
+    private NpgsqlDialect(Action<NpgsqlDataSourceBuilder>? configureDataSource = null) => _configureDataSource = configureDataSource;
+
+    /// <summary>
+    /// The dialect with <paramref name="configureDataSource"/> applied to the <see cref="NpgsqlDataSourceBuilder"/> of
+    /// every endpoint (primary and replicas) of the data sources that use it: enum and composite mappings
+    /// (<c>MapEnum</c>), type plugins (NodaTime, NetTopologySuite), JSON options. Not applied to the topology monitor's
+    /// own pool. Use it through <see cref="RwSplitNpgsqlExtensions.UseNpgsql(RwSplitOptions, Action{NpgsqlDataSourceBuilder})"/>.
+    /// </summary>
+    /// <param name="configureDataSource">Configures each endpoint's builder; called once per endpoint, when the data source is built.</param>
+    internal static NpgsqlDialect Configured(Action<NpgsqlDataSourceBuilder> configureDataSource) => new(configureDataSource);
 
     /// <summary>The dialect.</summary>
     public static NpgsqlDialect Instance { get; } = new();
@@ -59,10 +68,13 @@ public sealed class NpgsqlDialect : RwSplitDialect
         var builder = Parse(connectionString);
         var address = new EndpointAddress(builder.Host!, builder.Port, builder.Database ?? builder.Username);
 
-        // RwSplit enlists explicitly (one enlistment per transaction); the provider must not enlist on open.
+        // RwSplit enlists explicitly (one enlistment per transaction); the provider must not enlist on open. The string
+        // the logical connection reports leaves Enlist out: the logical connection does enlist in an ambient transaction
+        // (EF Core's PostgreSQL provider reads Enlist=false there as "ignore Transaction.Current").
         builder.Enlist = false;
-        var redacted = new NpgsqlConnectionStringBuilder(builder.ConnectionString) { Password = null, Passfile = null, SslPassword = null }.ConnectionString;
-        return new NpgsqlEndpointConnector(address, role, builder, redacted, dataSourceName);
+        var redacted = new NpgsqlConnectionStringBuilder(builder.ConnectionString) { Password = null, Passfile = null, SslPassword = null };
+        redacted.Remove("Enlist");
+        return new NpgsqlEndpointConnector(address, role, builder, redacted.ConnectionString, dataSourceName, _configureDataSource);
     }
 
     /// <inheritdoc />

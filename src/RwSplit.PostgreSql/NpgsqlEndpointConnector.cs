@@ -11,17 +11,23 @@ internal sealed class NpgsqlEndpointConnector : EndpointConnector
 {
     private readonly NpgsqlDataSource _dataSource;
     private readonly Lazy<NpgsqlDataSource> _monitorDataSource;
+    private readonly string _connectionString;
 
     /// <summary>
     /// Builds the endpoint's Npgsql data sources, named <c>{RwSplit data source}/{role}/{host:port/database}</c> (the
     /// monitor's with <c>/monitor</c> after it): Npgsql's own metrics carry that name (<c>db.client.connection.pool.name</c>),
     /// so they say which endpoint they measure. The name holds no secret: the address is host, port and database.
+    /// <paramref name="configure"/> (type mappings, plugins) applies to the application's data source, not the monitor's,
+    /// whose probes read plain values: a plugin such as NodaTime would change the types they get.
     /// </summary>
-    public NpgsqlEndpointConnector(EndpointAddress address, EndpointRole role, NpgsqlConnectionStringBuilder builder, string redacted, string dataSourceName)
+    public NpgsqlEndpointConnector(EndpointAddress address, EndpointRole role, NpgsqlConnectionStringBuilder builder, string redacted, string dataSourceName, Action<NpgsqlDataSourceBuilder>? configure)
         : base(address, role)
     {
         var poolName = $"{dataSourceName}/{(role == EndpointRole.Primary ? "primary" : "replica")}/{address}";
-        _dataSource = new NpgsqlDataSourceBuilder(builder.ConnectionString) { Name = poolName }.Build();
+        _connectionString = builder.ConnectionString;
+        var dataSourceBuilder = new NpgsqlDataSourceBuilder(builder.ConnectionString) { Name = poolName };
+        configure?.Invoke(dataSourceBuilder);
+        _dataSource = dataSourceBuilder.Build();
         var monitor = new NpgsqlConnectionStringBuilder(builder.ConnectionString)
         {
             ApplicationName = (builder.ApplicationName is { Length: > 0 } name ? name + " " : "") + "[rwsplit monitor]",
@@ -60,6 +66,16 @@ internal sealed class NpgsqlEndpointConnector : EndpointConnector
 
         return false;
     }
+
+    public override void ClearAllPools()
+    {
+        _dataSource.Clear();
+        if (_monitorDataSource.IsValueCreated)
+            _monitorDataSource.Value.Clear();
+    }
+
+    public override DbConnection CreateUnpooledConnection(string database)
+        => new NpgsqlConnection(new NpgsqlConnectionStringBuilder(_connectionString) { Database = database, Pooling = false, Multiplexing = false }.ConnectionString);
 
     protected override void Dispose(bool disposing)
     {

@@ -39,4 +39,21 @@ public static class RwSplitNpgsqlExtensions
         System.ArgumentNullException.ThrowIfNull(options);
         return options.UseDialect(NpgsqlDialect.Instance);
     }
+
+    /// <summary>
+    /// Routes through Npgsql to PostgreSQL, with <paramref name="configureDataSource"/> applied to the
+    /// <see cref="NpgsqlDataSourceBuilder"/> of each endpoint (primary and replicas), as an application configures its
+    /// own <see cref="NpgsqlDataSource"/>: <c>MapEnum</c>, <c>MapComposite</c>, <c>UseNodaTime()</c>,
+    /// <c>UseNetTopologySuite()</c>, JSON options. Without it, a PostgreSQL enum or plugin type cannot be read or written
+    /// through RwSplit. The topology monitor's own pool is left unconfigured.
+    /// </summary>
+    /// <param name="options">The options.</param>
+    /// <param name="configureDataSource">Configures each endpoint's builder (called once per endpoint when the data source is built).</param>
+    /// <returns>The options.</returns>
+    public static RwSplitOptions UseNpgsql(this RwSplitOptions options, System.Action<NpgsqlDataSourceBuilder> configureDataSource)
+    {
+        System.ArgumentNullException.ThrowIfNull(options);
+        System.ArgumentNullException.ThrowIfNull(configureDataSource);
+        return options.UseDialect(NpgsqlDialect.Configured(configureDataSource));
+    }
 }

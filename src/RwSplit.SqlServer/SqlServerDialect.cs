@@ -57,6 +57,7 @@ public sealed class SqlServerDialect : RwSplitDialect
             builder.ApplicationIntent = ApplicationIntent.ReadOnly;
         var redacted = new SqlConnectionStringBuilder(builder.ConnectionString);
         redacted.Remove("Password");
+        redacted.Remove("Enlist"); // the logical connection does enlist in an ambient transaction
         return new SqlServerEndpointConnector(address, role, builder.ConnectionString, redacted.ConnectionString);
     }
 

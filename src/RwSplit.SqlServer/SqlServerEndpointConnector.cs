@@ -33,6 +33,17 @@ internal sealed class SqlServerEndpointConnector : EndpointConnector
         return true;
     }
 
+    public override void ClearAllPools()
+    {
+        using var connection = new SqlConnection(_connectionString);
+        SqlConnection.ClearPool(connection);
+        using var monitor = (SqlConnection)CreateMonitorConnection();
+        SqlConnection.ClearPool(monitor);
+    }
+
+    public override DbConnection CreateUnpooledConnection(string database)
+        => new SqlConnection(new SqlConnectionStringBuilder(_connectionString) { InitialCatalog = database, Pooling = false }.ConnectionString);
+
     /// <summary>Another application name, hence another SqlClient pool.</summary>
     public override DbConnection CreateMonitorConnection()
     {

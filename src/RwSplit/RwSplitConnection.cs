@@ -225,6 +225,22 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
         SetState(ConnectionState.Closed);
     }
 
+    /// <summary>
+    /// Forgets the session, as a pooled <see cref="DbConnection"/> is reset before its next user: what it wrote (so its
+    /// reads no longer wait for replicas to replay those writes), tokens applied to it, its last read (monotonic reads)
+    /// and a <see cref="Consistency"/> set on it. For an object that outlives one unit of work, such as the connection of
+    /// a pooled EF Core <c>DbContext</c>; a connection closed and reopened otherwise keeps reading its own writes.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The connection is open: close it first.</exception>
+    public void ResetSession()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_state != ConnectionState.Closed)
+            throw new InvalidOperationException("The connection is open: close it before resetting its session.");
+        _watermark = new WriteWatermark();
+        _consistency = null;
+    }
+
     /// <inheritdoc />
     protected override void Dispose(bool disposing)
     {
@@ -368,8 +384,14 @@ public sealed class RwSplitConnection : DbConnection, ICloneable
     /// <exception cref="RwSplitException">The token is malformed, of an unknown version, or from another database cluster.</exception>
     public void ApplyConsistencyToken(string token) => Watermark.Require(OpenOrThrow.DataSourceOrThrow.Validate(ConsistencyToken.Parse(token)));
 
-    /// <summary>A statement that writes (or might) ran: its branch and the watermark know (used by the pipeline).</summary>
-    internal void MarkWritten()
+    /// <summary>
+    /// Records that this session wrote: its reads under <see cref="ReadConsistency.ReadYourWrites"/> then see the
+    /// primary's state as of the next statement (the primary's position is asked once, when a read needs it). RwSplit
+    /// calls it for every statement that writes or might; call it after writing through a connection RwSplit does not
+    /// see (<see cref="RwSplitDataSource.CreatePrimaryConnection()"/>, another process that handed over its work). In a
+    /// distributed transaction the branch on the primary counts as written too.
+    /// </summary>
+    public void MarkWritten()
     {
         Enlistment.ActiveBranch?.MarkWritten();
         Watermark.MarkWritten();

@@ -417,6 +417,38 @@ public sealed partial class RwSplitDataSource : DbDataSource
 
 
     /// <summary>
+    /// Creates a closed provider connection (<c>NpgsqlConnection</c>, <c>SqlConnection</c>) to the current primary, from
+    /// its pool, outside RwSplit's routing: for work that must run on the primary as the provider runs it (database
+    /// lifecycle, schema migrations, tools that need the provider's type). Read-your-writes cannot see what runs on it:
+    /// after writing through it, call <see cref="RwSplitConnection.MarkWritten"/> on the logical connections whose reads
+    /// must see those writes. It does not enlist in an ambient transaction.
+    /// </summary>
+    public DbConnection CreatePrimaryConnection() => CurrentPrimary.Connector.CreateConnection();
+
+    /// <summary>
+    /// Creates a closed provider connection to <paramref name="database"/> on the current primary, outside the pools and
+    /// with the primary's credentials, for commands that must run from another database (<c>CREATE DATABASE</c> and
+    /// <c>DROP DATABASE</c> from <c>postgres</c> or <c>master</c>).
+    /// </summary>
+    /// <param name="database">The database to connect to.</param>
+    /// <exception cref="NotSupportedException">The dialect's connector cannot connect to another database.</exception>
+    public DbConnection CreatePrimaryConnection(string database)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(database);
+        return CurrentPrimary.Connector.CreateUnpooledConnection(database);
+    }
+
+    /// <summary>
+    /// Empties the provider pools of every endpoint (the application's and the monitor's): after the database was
+    /// dropped and created again, or its sessions were terminated, pooled connections to it are dead.
+    /// </summary>
+    public void ClearPools()
+    {
+        foreach (var endpoint in _endpoints)
+            endpoint.Connector.ClearAllPools();
+    }
+
+    /// <summary>
     /// Empties the pool <paramref name="connection"/> came from (its endpoint connector's) after the connection or its
     /// server failed. Always <see langword="true"/>, for use in exception filters.
     /// </summary>

@@ -24,7 +24,9 @@ public sealed class RwSplitProviderFactory : DbProviderFactory
     /// <summary>The drop-in keyword giving the read consistency.</summary>
     public const string ReadConsistencyKeyword = "Read Consistency";
 
-    private static readonly ConcurrentDictionary<RwSplitDialect, RwSplitProviderFactory> Factories = new();
+    // Weak: a dialect configured for one data source (RwSplitNpgsqlExtensions.UseNpgsql with a builder callback) is not
+    // kept alive by this cache once nothing else refers to it.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<RwSplitDialect, RwSplitProviderFactory> Factories = new();
     private readonly ConcurrentDictionary<string, RwSplitDataSource> _dataSources = new(StringComparer.Ordinal);
 
     private RwSplitProviderFactory(RwSplitDialect dialect) => Dialect = dialect;
@@ -34,7 +36,7 @@ public sealed class RwSplitProviderFactory : DbProviderFactory
     public static RwSplitProviderFactory For(RwSplitDialect dialect)
     {
         ArgumentNullException.ThrowIfNull(dialect);
-        return Factories.GetOrAdd(dialect, static d => new RwSplitProviderFactory(d));
+        return Factories.GetValue(dialect, static d => new RwSplitProviderFactory(d));
     }
 
     /// <summary>The provider dialect.</summary>

@@ -47,6 +47,23 @@ public abstract class EndpointConnector : IAsyncDisposable, IDisposable
     /// <param name="connection">A connection that failed (open or not).</param>
     public virtual bool ClearPool(DbConnection connection) => false;
 
+    /// <summary>
+    /// Empties every provider pool of this connector (the application's and the monitor's), for example after the
+    /// database was dropped and created again. The default does nothing.
+    /// </summary>
+    public virtual void ClearAllPools()
+    {
+    }
+
+    /// <summary>
+    /// Creates a new, closed provider connection to <paramref name="database"/> on this endpoint, outside any pool and with
+    /// the endpoint's credentials: for database lifecycle commands (<c>CREATE DATABASE</c>, <c>DROP DATABASE</c>) that
+    /// must run from another database. The default throws <see cref="NotSupportedException"/>.
+    /// </summary>
+    /// <param name="database">The database to connect to.</param>
+    public virtual DbConnection CreateUnpooledConnection(string database)
+        => throw new NotSupportedException($"{GetType().Name} cannot connect to another database.");
+
     /// <inheritdoc />
     public void Dispose()
     {
