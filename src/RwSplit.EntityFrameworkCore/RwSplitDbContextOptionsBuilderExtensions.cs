@@ -49,6 +49,30 @@ public static class RwSplitDbContextOptionsBuilderExtensions
             : $"No RwSplitDataSource is registered under the key '{serviceKey}': register it with services.AddReadWriteSplit(key, ...), or pass the data source to UseRwSplit."));
     }
 
+    /// <summary>
+    /// The drop-in path under EF Core: <see cref="UseRwSplit(DbContextOptionsBuilder, RwSplitDataSource)"/> with the
+    /// shared data source of a drop-in connection string (the provider's string plus RwSplit's keywords, such as
+    /// <c>Replicas=</c>), as <see cref="RwSplitProviderFactory.GetDataSource(string)"/> builds it. The context reports
+    /// the primary's string without RwSplit's keywords and without its password, so the provider can parse it (EF
+    /// Core's SQL Server provider parses it on every query): <c>options.UseSqlServer().UseRwSplit(RwSplitSqlServer.Factory, connectionString)</c>.
+    /// </summary>
+    /// <param name="optionsBuilder">The options builder.</param>
+    /// <param name="factory">The provider's RwSplit factory (<c>RwSplitSqlServer.Factory</c>, <c>RwSplitNpgsql.Factory</c>).</param>
+    /// <param name="connectionString">The drop-in connection string.</param>
+    /// <returns>The options builder.</returns>
+    /// <exception cref="ArgumentException">The string is invalid; the message names the fix, never a value of the string.</exception>
+    public static DbContextOptionsBuilder UseRwSplit(this DbContextOptionsBuilder optionsBuilder, RwSplitProviderFactory factory, string connectionString)
+    {
+        ArgumentNullException.ThrowIfNull(factory);
+        return optionsBuilder.UseRwSplit(factory.GetDataSource(connectionString));
+    }
+
+    /// <inheritdoc cref="UseRwSplit(DbContextOptionsBuilder, RwSplitProviderFactory, string)"/>
+    /// <typeparam name="TContext">The context type.</typeparam>
+    public static DbContextOptionsBuilder<TContext> UseRwSplit<TContext>(this DbContextOptionsBuilder<TContext> optionsBuilder, RwSplitProviderFactory factory, string connectionString)
+        where TContext : DbContext
+        => (DbContextOptionsBuilder<TContext>)UseRwSplit((DbContextOptionsBuilder)optionsBuilder, factory, connectionString);
+
     /// <inheritdoc cref="UseRwSplit(DbContextOptionsBuilder, RwSplitDataSource)"/>
     /// <typeparam name="TContext">The context type.</typeparam>
     public static DbContextOptionsBuilder<TContext> UseRwSplit<TContext>(this DbContextOptionsBuilder<TContext> optionsBuilder, RwSplitDataSource dataSource)

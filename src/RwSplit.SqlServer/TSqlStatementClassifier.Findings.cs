@@ -98,6 +98,7 @@ internal sealed partial class TSqlStatementClassifier
         private string? _readDetail;
         private string? _replayDetail;
         private int _replays;
+        private int _benignReplays;
         private bool _primaryHint;
         private bool _replicaHint;
 
@@ -133,9 +134,20 @@ internal sealed partial class TSqlStatementClassifier
 
         public void AddRead(string detail) => _readDetail ??= detail;
 
-        public void AddReplay(string detail)
+        /// <summary>A session command, replayed when the batch holds nothing else.</summary>
+        /// <param name="detail">What it is.</param>
+        /// <param name="benignWhenMixed">
+        /// Whether, mixed with other statements, it may simply take effect where the batch runs (no pin): its effect
+        /// changes no result a statement on another connection reads.
+        /// </param>
+        public void AddReplay(string detail, bool benignWhenMixed = false)
         {
             _replays++;
+            if (benignWhenMixed)
+            {
+                _benignReplays++;
+            }
+
             _replayDetail ??= detail;
         }
 
@@ -195,7 +207,9 @@ internal sealed partial class TSqlStatementClassifier
             else if (_replays > 0)
             {
                 // Replaying means running the whole text again elsewhere: only safe when it holds nothing else.
-                effect = _replays == Statements ? SessionEffect.Replay : SessionEffect.Pin;
+                effect = _replays == Statements ? SessionEffect.Replay
+                    : _replays == _benignReplays ? SessionEffect.None
+                    : SessionEffect.Pin;
                 if (effect == SessionEffect.Pin)
                 {
                     pinDetail = _replayDetail + " mixed with other statements";

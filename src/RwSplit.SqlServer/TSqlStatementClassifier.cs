@@ -414,6 +414,12 @@ internal sealed partial class TSqlStatementClassifier
                 findings.AddUnknown("transaction control");
                 findings.AddPin("transaction control");
                 return;
+            case PredicateSetStatement predicateSet when (predicateSet.Options & ~(SetOptions.NoCount | SetOptions.ImplicitTransactions)) == 0:
+                // SET NOCOUNT, SET IMPLICIT_TRANSACTIONS OFF (ON was handled above): every EF Core SaveChanges batch
+                // starts with both. Mixed with other statements they take effect where the batch runs and change no
+                // result a statement elsewhere reads (NOCOUNT only drops row-count messages): no pin.
+                findings.AddReplay("SET option", benignWhenMixed: true);
+                return;
             case SetOnOffStatement or SetCommandStatement or SetRowCountStatement or SetTextSizeStatement or SetErrorLevelStatement:
                 findings.AddReplay("SET option");
                 return;

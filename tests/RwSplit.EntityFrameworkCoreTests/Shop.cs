@@ -66,7 +66,7 @@ public class ShopContext(DbContextOptions<ShopContext> options) : DbContext(opti
         modelBuilder.Entity<OrderLine>(b =>
         {
             b.ToTable("order_lines");
-            b.Property(l => l.Id).UseHiLo("order_line_ids");
+            NpgsqlPropertyBuilderExtensions.UseHiLo(b.Property(l => l.Id), "order_line_ids");
         });
         foreach (var property in modelBuilder.Model.GetEntityTypes().SelectMany(e => e.GetProperties()))
             property.SetColumnName(property.Name.ToLowerInvariant()); // customers.name, as the tests' own SQL writes it

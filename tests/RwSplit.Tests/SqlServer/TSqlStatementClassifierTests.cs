@@ -198,9 +198,21 @@ public sealed class TSqlStatementClassifierTests
         yield return Text("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", Unknown, Pin);
         yield return Text("SET IDENTITY_INSERT dbo.t ON", Write, Pin);
         yield return Text("SET IMPLICIT_TRANSACTIONS ON", Unknown, Pin);
-        yield return Text("SET NOCOUNT ON; SELECT * FROM t", Read, Pin);
-        yield return Text("SET NOCOUNT ON; INSERT INTO t (a) VALUES (1)", Write, Pin);
-        yield return Text("IF @x = 1 SET NOCOUNT ON", Read, Pin);
+        // SET NOCOUNT and SET IMPLICIT_TRANSACTIONS OFF mixed with other statements (every EF Core SaveChanges batch
+        // starts with both): they take effect where the batch runs and change no result a later statement elsewhere
+        // reads, so they neither pin nor replay. Other options mixed with statements still pin.
+        yield return Text("SET NOCOUNT ON; SELECT * FROM t", Read);
+        yield return Text("SET NOCOUNT ON; INSERT INTO t (a) VALUES (1)", Write);
+        yield return Text("SET IMPLICIT_TRANSACTIONS OFF;\r\nSET NOCOUNT ON;\r\nINSERT INTO [orders] ([reference]) OUTPUT INSERTED.[id] VALUES (@p0);\r\n", Write);
+        yield return Text("SET IMPLICIT_TRANSACTIONS OFF; SET NOCOUNT ON; UPDATE [orders] SET [reference] = @p0 OUTPUT 1 WHERE [id] = @p1;", Write);
+        yield return Text("SET NOCOUNT OFF; SELECT * FROM t", Read);
+        yield return Text("SET IMPLICIT_TRANSACTIONS ON; INSERT INTO t (a) VALUES (1)", Write, Pin);
+        yield return Text("SET NOCOUNT ON; SET XACT_ABORT ON; SELECT * FROM t", Read, Pin);
+        yield return Text("SET NOCOUNT, XACT_ABORT ON; SELECT * FROM t", Read, Pin);
+        yield return Text("SET NOCOUNT ON; SELECT * FROM #t", Read, Pin);
+        yield return Text("SET ANSI_NULLS OFF; SELECT * FROM t", Read, Pin);
+        yield return Text("IF @x = 1 SET NOCOUNT ON", Read); // NOCOUNT under a condition: no pin either, for the same reason
+        yield return Text("IF @x = 1 SET XACT_ABORT ON", Read, Pin);
         yield return Text("EXECUTE AS USER = 'auditor'", Unknown, Pin);
         yield return Text("REVERT", Unknown, Pin);
         yield return Text("EXEC sp_set_session_context @key = N'tenant', @value = 5", Unknown, Pin);
