@@ -80,7 +80,7 @@ public sealed class CrashTests
     public async Task Killed_at_each_fault_point(string point)
     {
         var before = (await OrdersAsync(EfCluster.Cluster.Primary)).Length;
-        using var child = OrderWorkloadProcess.Start(_firstString, _secondString, point);
+        using var child = OrderWorkload.Start(_firstString, _secondString, point);
         Assert.That(await child.WaitForExitAsync(TimeSpan.FromSeconds(60)), Is.True, $"the child never reached {point}: {child.StandardError}");
         Assert.That(child.ExitCode, Is.EqualTo(137), $"the child killed itself at {point} (SIGKILL), not failed: {child.StandardError}");
         await RecoverAndCheckAsync($"killed at {point}");
@@ -98,7 +98,7 @@ public sealed class CrashTests
         var before = (await OrdersAsync(EfCluster.Cluster.Primary)).Length;
         for (var i = 0; i < 8; i++)
         {
-            using var child = OrderWorkloadProcess.Start(_firstString, _secondString, fault: null);
+            using var child = OrderWorkload.Start(_firstString, _secondString, fault: null);
             Assert.That(await Task.WhenAny(child.FirstCommit, Task.Delay(TimeSpan.FromSeconds(30))), Is.SameAs(child.FirstCommit), $"the child never committed: {child.StandardError}");
             await Task.Delay(random.Next(0, 400));
             child.Kill();

@@ -1,6 +1,5 @@
 using System;
 using System.Diagnostics;
-using System.IO;
 using System.Threading;
 using System.Threading.Tasks;
 using System.Transactions;
@@ -8,6 +7,7 @@ using Microsoft.EntityFrameworkCore;
 using RwSplit.EntityFrameworkCore;
 using RwSplit.PostgreSql;
 using RwSplit.Transactions;
+using RwSplit.TransferWorkload;
 
 namespace RwSplit.EntityFrameworkCoreTests;
 
@@ -54,6 +54,10 @@ public static class OrderWorkload
         return 0;
     }
 
+    /// <summary>Starts the workload in a child process (killed by <see cref="ChildProcess.Kill"/> or by itself at <paramref name="fault"/>).</summary>
+    public static ChildProcess Start(string first, string second, string? fault)
+        => ChildProcess.StartAssembly(typeof(OrderWorkload).Assembly.Location, ["orders", first, second, fault ?? "none"]);
+
     public static RwSplitDataSource CreateDataSource(string connectionString, string name, RwSplitRecovery recovery) => RwSplitDataSource.Create(o =>
     {
         o.UseNpgsql(b => b.MapEnum<Mood>("mood"));
@@ -80,78 +84,5 @@ public static class OrderWorkload
         }
 
         scope.Complete();
-    }
-}
-
-/// <summary>Starts the workload in a child process and kills it.</summary>
-public sealed class OrderWorkloadProcess : IDisposable
-{
-    private readonly Process _process;
-    private readonly TaskCompletionSource _committed = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-    private OrderWorkloadProcess(Process process)
-    {
-        _process = process;
-        _process.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data == "committed")
-                _committed.TrySetResult();
-        };
-        _process.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is not null)
-                StandardError += e.Data + Environment.NewLine;
-        };
-        _process.BeginOutputReadLine();
-        _process.BeginErrorReadLine();
-    }
-
-    public string StandardError { get; private set; } = "";
-
-    public Task FirstCommit => _committed.Task;
-
-    /// <summary>137 when it was killed (128 + SIGKILL), as at a fault point; anything else means it failed or finished.</summary>
-    public int ExitCode => _process.ExitCode;
-
-    public static OrderWorkloadProcess Start(string first, string second, string? fault)
-    {
-        var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
-        var info = new ProcessStartInfo(dotnet) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in new[] { typeof(OrderWorkload).Assembly.Location, "orders", first, second, fault ?? "none" })
-            info.ArgumentList.Add(arg);
-        return new OrderWorkloadProcess(Process.Start(info) ?? throw new InvalidOperationException("Could not start the workload process."));
-    }
-
-    public async Task<bool> WaitForExitAsync(TimeSpan timeout)
-    {
-        using var cancel = new CancellationTokenSource(timeout);
-        try
-        {
-            await _process.WaitForExitAsync(cancel.Token);
-            return true;
-        }
-        catch (OperationCanceledException)
-        {
-            return false;
-        }
-    }
-
-    public void Kill()
-    {
-        try
-        {
-            _process.Kill(entireProcessTree: true);
-            _process.WaitForExit();
-        }
-        catch (InvalidOperationException)
-        {
-            // already exited
-        }
-    }
-
-    public void Dispose()
-    {
-        Kill();
-        _process.Dispose();
     }
 }

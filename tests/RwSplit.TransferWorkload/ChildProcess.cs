@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
 using System.Threading;
@@ -38,6 +39,22 @@ public sealed class ChildProcess : IDisposable
 
     public static ChildProcess Start(string mode, string database1, string database2, string? fault = null, int seconds = 60, bool forwardOnly = false, int workers = 1)
     {
+        var args = new List<string> { "run", "--mode", mode, "--db1", database1, "--db2", database2, "--seconds", seconds.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        if (fault is not null)
+            args.AddRange(["--fault", fault]);
+        if (forwardOnly)
+            args.AddRange(["--direction", "forward"]);
+        if (workers != 1)
+            args.AddRange(["--workers", workers.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        return StartAssembly(typeof(ChildProcess).Assembly.Location, args);
+    }
+
+    /// <summary>
+    /// Runs another workload assembly's entry point with <paramref name="args"/> (it prints <c>committed</c> after its
+    /// first commit, as this one does).
+    /// </summary>
+    public static ChildProcess StartAssembly(string assemblyPath, IEnumerable<string> args)
+    {
         var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
         var info = new ProcessStartInfo(dotnet)
         {
@@ -45,29 +62,14 @@ public sealed class ChildProcess : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        info.ArgumentList.Add(typeof(ChildProcess).Assembly.Location);
-        foreach (var arg in new[] { "run", "--mode", mode, "--db1", database1, "--db2", database2, "--seconds", seconds.ToString(System.Globalization.CultureInfo.InvariantCulture) })
+        info.ArgumentList.Add(assemblyPath);
+        foreach (var arg in args)
             info.ArgumentList.Add(arg);
-        if (fault is not null)
-        {
-            info.ArgumentList.Add("--fault");
-            info.ArgumentList.Add(fault);
-        }
-
-        if (forwardOnly)
-        {
-            info.ArgumentList.Add("--direction");
-            info.ArgumentList.Add("forward");
-        }
-
-        if (workers != 1)
-        {
-            info.ArgumentList.Add("--workers");
-            info.ArgumentList.Add(workers.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        }
-
         return new ChildProcess(Process.Start(info) ?? throw new InvalidOperationException("Could not start the workload process."));
     }
+
+    /// <summary>137 once it was killed (128 + SIGKILL), as at a fault point; anything else means it failed or finished.</summary>
+    public int ExitCode => _process.ExitCode;
 
     /// <summary>SIGKILL, no cleanup: what a crash or a replaced container does.</summary>
     public void Kill()
