@@ -79,6 +79,7 @@ public sealed class TdsServer : IAsyncDisposable
 
     private readonly object _gate = new();
     private readonly List<TdsRule> _rules = [];
+    private readonly ConcurrentDictionary<string, byte> _missingDatabases = new(StringComparer.OrdinalIgnoreCase);
     private readonly List<TdsRequest> _journal = [];
     private readonly List<string> _protocolErrors = [];
     private readonly ConcurrentDictionary<int, TdsSession> _sessions = new();
@@ -136,6 +137,20 @@ public sealed class TdsServer : IAsyncDisposable
 
     /// <summary>Refuse logins without read-only intent with error 978, as a read-intent-only secondary does.</summary>
     public bool RequireReadOnlyIntent { get; set; }
+
+    /// <summary>
+    /// Databases that do not exist (case-insensitive): a login to one fails with error 4060 ("Cannot open database ...
+    /// requested by the login"), as SQL Server's does. A test adds and removes names as it creates and drops them.
+    /// </summary>
+    public void SetDatabaseMissing(string database, bool missing)
+    {
+        if (missing)
+            _missingDatabases[database] = 0;
+        else
+            _missingDatabases.TryRemove(database, out _);
+    }
+
+    internal bool IsMissing(string database) => _missingDatabases.ContainsKey(database);
 
     /// <summary>A delay before answering every request (batch, RPC, transaction request); an attention ends the wait.</summary>
     public TimeSpan ResponseDelay

@@ -230,6 +230,16 @@ internal sealed class TdsSession
             return false;
         }
 
+        if (_server.IsMissing(DatabaseName(login)))
+        {
+            request.Outcome = "refused: no such database (error 4060)";
+            WriteMessage(buffer, new TdsReplyPart.Message(4060, 1, 11,
+                $"Cannot open database \"{DatabaseName(login)}\" requested by the login. The login failed.", IsError: true), "");
+            WriteDone(buffer, Done, DoneError, 0, 0);
+            await SendAsync(buffer).ConfigureAwait(false);
+            return false;
+        }
+
         _database = DatabaseName(login);
         var requestedSize = login.PacketSize == 0 ? 4096 : Math.Clamp(login.PacketSize, 512, 32767);
 

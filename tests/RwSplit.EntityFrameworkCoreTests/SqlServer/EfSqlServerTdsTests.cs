@@ -73,13 +73,13 @@ public sealed class EfSqlServerTdsTests
 
     private string PrimaryString => _primary.ConnectionString() + $";Application Name={_application}";
 
-    private RwSplitDataSource CreateDataSource() => RwSplitDataSource.Create(o =>
+    private RwSplitDataSource CreateDataSource(ReadConsistency consistency = ReadConsistency.Eventual) => RwSplitDataSource.Create(o =>
     {
         o.UseSqlServer();
         o.Primary = PrimaryString;
         o.Replicas.Add(_secondary.ConnectionString() + $";Application Name={_application}");
         o.HealthMonitoring = false;
-        o.Consistency = ReadConsistency.Eventual; // what is measured is the pin, not read-your-writes
+        o.Consistency = consistency; // Eventual: what is measured is the pin, not read-your-writes
     });
 
     private static async Task<string> ReadAsync(NotesContext context) => (await context.Notes.AsNoTracking().SingleAsync()).Text;
@@ -130,6 +130,41 @@ public sealed class EfSqlServerTdsTests
         await using (var again = new NotesContext(options))
             Assert.That(await ReadAsync(again), Is.EqualTo("read on sql-secondary"));
         RwSplitSqlServer.Factory.GetDataSource(dropIn).Dispose();
+    }
+
+    /// <summary>
+    /// EF SQL Server's lifecycle: the existence check logs in to the database (error 4060 when it is missing), CREATE and
+    /// DROP DATABASE run on a connection to <c>master</c>, and <c>SqlConnection.ClearPool((SqlConnection)…)</c> casts
+    /// the context's connection. All of it reaches the primary, through SqlClient's own connections; none the secondary.
+    /// </summary>
+    [Test]
+    public async Task EnsureCreated_and_EnsureDeleted_run_on_the_primary_through_master([Values] bool async)
+    {
+        _primary.SetDatabaseMissing("app", true);
+        _primary.On(TdsMatch.Where(r => r.Text is { } t && t.Contains("CREATE DATABASE [app]", StringComparison.Ordinal), "CREATE DATABASE")).Reply(_ =>
+        {
+            _primary.SetDatabaseMissing("app", false);
+            return TdsReply.Empty;
+        });
+        _primary.On(TdsMatch.Where(r => r.Text is { } t && t.Contains("DROP DATABASE [app]", StringComparison.Ordinal), "DROP DATABASE")).Reply(_ =>
+        {
+            _primary.SetDatabaseMissing("app", true);
+            return TdsReply.Empty;
+        });
+        _primary.On(TdsMatch.Where(r => r.Text is { } t && t.Contains("ALTER DATABASE [app]", StringComparison.Ordinal), "ALTER DATABASE")).Reply(TdsReply.Empty);
+        _primary.On(TdsMatch.Where(r => r.Text is { } t && t.Contains("CREATE TABLE [notes]", StringComparison.Ordinal), "CREATE TABLE")).Reply(TdsReply.Empty);
+
+        await using var dataSource = CreateDataSource(ReadConsistency.ReadYourWrites);
+        await using var context = new NotesContext(new DbContextOptionsBuilder<NotesContext>().UseSqlServer().UseRwSplit(dataSource).Options);
+        Assert.That(async ? await context.Database.EnsureCreatedAsync() : context.Database.EnsureCreated(), Is.True);
+        Assert.That(await ReadAsync(context), Is.EqualTo("read on sql-primary"), "the context reads what EnsureCreated did (read-your-writes after a lifecycle command)");
+        Assert.That(async ? await context.Database.EnsureDeletedAsync() : context.Database.EnsureDeleted(), Is.True);
+        Assert.That(await context.Database.CanConnectAsync(), Is.False, "gone");
+
+        var lifecycle = _primary.ApplicationRequests.Where(r => r.Text is { } t && (t.Contains("CREATE DATABASE", StringComparison.Ordinal) || t.Contains("DROP DATABASE", StringComparison.Ordinal))).ToList();
+        Assert.That(lifecycle.Select(r => r.Database), Is.EqualTo(new[] { "master", "master" }), "from master, on the primary");
+        Assert.That(_primary.ApplicationRequests.Any(r => r.Text is { } t && t.Contains("CREATE TABLE [notes]", StringComparison.Ordinal) && r.Database == "app"), Is.True);
+        Assert.That(_secondary.ApplicationRequests.Where(r => r.Text is { } t && !t.Contains("[n].[id]", StringComparison.Ordinal)), Is.Empty, "the secondary saw only the query");
     }
 
     [Test]
