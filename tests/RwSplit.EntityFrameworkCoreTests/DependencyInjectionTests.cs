@@ -3,6 +3,7 @@ using System.Linq;
 using System.Threading.Tasks;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using NUnit.Framework;
 using RwSplit.EntityFrameworkCore;
 using RwSplit.PostgreSql;
@@ -110,5 +111,30 @@ public sealed class DependencyInjectionTests
         await using var none = missing.BuildServiceProvider();
         var error = Assert.Throws<InvalidOperationException>(() => none.GetRequiredService<ShopContext>().Database.GetDbConnection());
         Assert.That(error!.Message, Does.Contain("No RwSplitDataSource is registered under the key 'other'"));
+    }
+
+    [Test]
+    public async Task AddDbContextCheck_is_unhealthy_when_the_primary_is_down_although_the_replicas_are_up()
+    {
+        async Task<HealthStatus> CheckAsync(string primary)
+        {
+            var services = new ServiceCollection();
+            services.AddLogging();
+            services.AddReadWriteSplit(o =>
+            {
+                o.UseNpgsql(b => b.MapEnum<Mood>("mood"));
+                o.Primary = primary;
+                foreach (var replica in EfCluster.Replicas)
+                    o.Replicas.Add(EfCluster.For(replica, Database));
+                o.HealthMonitoring = false;
+            });
+            services.AddDbContext<ShopContext>((sp, o) => o.UseNpgsql(n => n.MapEnum<Mood>("mood")).UseRwSplit(sp));
+            services.AddHealthChecks().AddDbContextCheck<ShopContext>();
+            await using var provider = services.BuildServiceProvider();
+            return (await provider.GetRequiredService<HealthCheckService>().CheckHealthAsync()).Status;
+        }
+
+        Assert.That(await CheckAsync(EfCluster.For(EfCluster.Cluster.Primary, Database)), Is.EqualTo(HealthStatus.Healthy));
+        Assert.That(await CheckAsync($"Host=127.0.0.1;Port=1;Username=postgres;Database={Database};Timeout=2"), Is.EqualTo(HealthStatus.Unhealthy), "CanConnect asks the primary");
     }
 }

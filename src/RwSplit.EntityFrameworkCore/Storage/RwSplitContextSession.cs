@@ -90,16 +90,22 @@ internal sealed class RwSplitContextSession : IDbConnectionInterceptor, IDbComma
         return result;
     }
 
-    /// <summary>The bound of a <see cref="MaxStalenessTag"/> line among the leading tag lines, if any.</summary>
+    /// <summary>The bound of a <see cref="MaxStalenessTag"/> line among the leading tag lines (<c>-- …</c>), if any.</summary>
     internal static TimeSpan? MaxStalenessOf(string text)
     {
-        var at = text.IndexOf("-- " + MaxStalenessTag, StringComparison.Ordinal);
-        if (at < 0)
-            return null;
-        var start = at + 3 + MaxStalenessTag.Length;
-        var end = text.IndexOfAny(['\r', '\n'], start);
-        var value = text.AsSpan(start, (end < 0 ? text.Length : end) - start);
-        return TimeSpan.TryParseExact(value, "c", CultureInfo.InvariantCulture, out var bound) ? bound : null;
+        var rest = text.AsSpan();
+        while (rest.StartsWith("-- ", StringComparison.Ordinal))
+        {
+            var end = rest.IndexOfAny('\r', '\n');
+            var line = (end < 0 ? rest : rest[..end])[3..];
+            if (line.StartsWith(MaxStalenessTag, StringComparison.Ordinal))
+                return TimeSpan.TryParseExact(line[MaxStalenessTag.Length..], "c", CultureInfo.InvariantCulture, out var bound) ? bound : null;
+            if (end < 0)
+                break;
+            rest = rest[(end + 1)..].TrimStart('\r').TrimStart('\n');
+        }
+
+        return null;
     }
 
     /// <summary>
