@@ -73,7 +73,7 @@ public sealed class RwSplitBatchCommandCollection : DbBatchCommandCollection
     private RwSplitBatchCommand Check(DbBatchCommand? item) => item switch
     {
         null => throw new ArgumentNullException(nameof(item)),
-        RwSplitBatchCommand command when ReferenceEquals(command.Dialect, _dialect) => command,
+        RwSplitBatchCommand command when command.Dialect.IsSameProvider(_dialect) => command,
         RwSplitBatchCommand command => throw new ArgumentException($"This batch command was created for the {command.Dialect.SystemName} provider; the batch uses {_dialect.SystemName}.", nameof(item)),
         _ => throw new ArgumentException($"An RwSplitBatch takes RwSplitBatchCommands (from RwSplitBatch.CreateBatchCommand), not a {item.GetType().Name}.", nameof(item)),
     };

@@ -33,7 +33,7 @@ internal abstract class ExecutionRequest
     /// <summary>Sets the logical connection (<c>DbCommand.Connection</c>, <c>DbBatch.Connection</c>): only one of this provider.</summary>
     public void SetConnection(RwSplitConnection? value)
     {
-        if (value is not null && !ReferenceEquals(value.Dialect, Dialect))
+        if (value is not null && !value.Dialect.IsSameProvider(Dialect))
             throw new ArgumentException($"This {Noun} was created for the {Dialect.SystemName} provider; the connection uses {value.Dialect.SystemName}.", nameof(value));
         if (!ReferenceEquals(value, Connection))
             OnConnectionChanging();

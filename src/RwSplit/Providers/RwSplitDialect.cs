@@ -30,6 +30,13 @@ public abstract class RwSplitDialect
     public abstract DbProviderFactory ProviderFactory { get; }
 
     /// <summary>
+    /// Whether <paramref name="other"/> is a dialect of the same provider: the same instance, or another instance over
+    /// the same provider factory (a data source with a provider builder hook has a dialect instance of its own). Commands,
+    /// batches and connections of such dialects work together.
+    /// </summary>
+    internal bool IsSameProvider(RwSplitDialect other) => ReferenceEquals(this, other) || ReferenceEquals(ProviderFactory, other.ProviderFactory);
+
+    /// <summary>
     /// Parses and validates one provider connection string and returns the server it names, without connecting.
     /// </summary>
     /// <param name="connectionString">The provider connection string.</param>

@@ -97,6 +97,31 @@ public sealed class ProviderConfigurationTests
         Assert.That(() => unmappedReader.GetFieldValue<TestMood>(0), Throws.InstanceOf<InvalidCastException>());
     }
 
+    /// <summary>
+    /// A data source with a builder hook has a dialect instance of its own; commands and batch commands made by the
+    /// provider factory (or by another data source) are still of the same provider and run on its connections.
+    /// </summary>
+    [Test]
+    public async Task Commands_from_the_provider_factory_run_on_a_connection_of_a_configured_data_source()
+    {
+        await using var dataSource = Create("factory-commands", o => o.UseNpgsql(b => b.MapEnum<TestMood>("test_mood")));
+        await using var connection = await dataSource.OpenConnectionAsync();
+        await using var command = RwSplitNpgsql.Factory.CreateCommand()!;
+        command.CommandText = "SELECT mood FROM moods WHERE id = 1";
+        command.Connection = connection;
+        await using (var reader = await command.ExecuteReaderAsync())
+        {
+            await reader.ReadAsync();
+            Assert.That(reader.GetFieldValue<TestMood>(0), Is.EqualTo(TestMood.Stormy));
+        }
+
+        await using var batch = connection.CreateBatch();
+        var batchCommand = RwSplitNpgsql.Factory.CreateBatchCommand()!;
+        batchCommand.CommandText = "SELECT 1";
+        batch.BatchCommands.Add(batchCommand);
+        Assert.That(await batch.ExecuteScalarAsync(), Is.EqualTo(1));
+    }
+
     [Test]
     public async Task The_reported_connection_string_shows_no_password_and_no_Enlist()
     {
