@@ -122,6 +122,35 @@ public sealed class RoutingTests
     }
 
     [Test]
+    public async Task A_transaction_of_the_context_runs_on_the_primary_and_sees_its_own_uncommitted_rows()
+    {
+        await EfCluster.PauseReplayAsync();
+        await using var context = NewContext();
+        await using (var transaction = await context.Database.BeginTransactionAsync())
+        {
+            context.Orders.Add(new Order { CustomerId = 1, Reference = "T-1" });
+            await context.SaveChangesAsync();
+            Assert.That(await context.Orders.AnyAsync(o => o.Reference == "T-1"), Is.True, "inside the transaction: the primary, its own uncommitted row");
+            await transaction.CommitAsync();
+        }
+
+        Assert.That(await context.Orders.AnyAsync(o => o.Reference == "T-1"), Is.True, "after the commit: read-your-writes");
+        await using var other = NewContext();
+        Assert.That(await other.Orders.AnyAsync(o => o.Reference == "T-1"), Is.False, "another context reads a paused replica");
+    }
+
+    [Test]
+    public async Task Raw_SQL_reads_run_on_replicas_and_raw_SQL_writes_on_the_primary()
+    {
+        await RenameBehindTheReplicasAsync();
+        await using var context = NewContext();
+        Assert.That(await context.Customers.FromSqlRaw("SELECT * FROM customers").OrderBy(c => c.Id).Select(c => c.Name).FirstAsync(), Is.EqualTo("Ann"), "FromSqlRaw: a replica");
+        Assert.That(await context.Database.SqlQueryRaw<string>("SELECT name AS \"Value\" FROM customers ORDER BY id").FirstAsync(), Is.EqualTo("Ann"), "SqlQueryRaw: a replica");
+        Assert.That(await context.Database.ExecuteSqlRawAsync("UPDATE customers SET name = 'Ann again' WHERE id = 1"), Is.EqualTo(1), "ExecuteSqlRaw: the primary (a standby refuses it)");
+        Assert.That(await context.Customers.Where(c => c.Id == 1).Select(c => c.Name).SingleAsync(), Is.EqualTo("Ann again"), "and the context reads its write");
+    }
+
+    [Test]
     public async Task WithMaxStaleness_reads_a_replica_within_the_bound_even_after_a_write()
     {
         await EfCluster.PauseReplayAsync();
