@@ -8,9 +8,11 @@ using RwSplit.PgCluster;
 namespace RwSplit.Benchmarks;
 
 /// <summary>
-/// <c>load [--duration 10] [--warmup 3] [--workers 8] [--rounds 2] [--scenario PrimaryOnly,ReadHeavy,ReadYourWrites] [--smoke]</c>:
+/// <c>load [--duration 10] [--warmup 3] [--workers 8] [--rounds 2] [--scenario PrimaryOnly,ReadHeavy,ReadYourWrites] [--cpu-quota cores] [--smoke]</c>:
 /// starts the local PostgreSQL primary and two replicas (base port 25450) unless <c>RWSPLIT_PG_PRIMARY</c> /
-/// <c>RWSPLIT_PG_REPLICAS</c> name running servers, runs the load runner and prints its table.
+/// <c>RWSPLIT_PG_REPLICAS</c> name running servers, runs the load runner and prints its table. <c>--cpu-quota 0.25</c>
+/// caps each server at a quarter of a core (its own cgroup, as root), so that the servers behave like separate
+/// machines of a known size and a replica adds capacity.
 /// </summary>
 internal static class LoadCommand
 {
@@ -24,6 +26,7 @@ internal static class LoadCommand
         double? duration = null, warmup = null;
         int? workers = null, rounds = null;
         LoadScenario[]? scenarios = null;
+        double? cpuQuota = null;
         for (var i = 0; i < args.Length; i++)
         {
             string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
@@ -43,12 +46,15 @@ internal static class LoadCommand
                 case "--rounds":
                     rounds = int.Parse(Value(), CultureInfo.InvariantCulture);
                     break;
+                case "--cpu-quota":
+                    cpuQuota = double.Parse(Value(), CultureInfo.InvariantCulture);
+                    break;
                 case "--scenario":
                     scenarios = Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                         .Select(s => Enum.Parse<LoadScenario>(s, ignoreCase: true)).ToArray();
                     break;
                 default:
-                    Console.Error.WriteLine($"Unknown argument '{args[i]}'. Usage: load [--duration s] [--warmup s] [--workers n] [--rounds n] [--scenario a,b] [--smoke]");
+                    Console.Error.WriteLine($"Unknown argument '{args[i]}'. Usage: load [--duration s] [--warmup s] [--workers n] [--rounds n] [--scenario a,b] [--cpu-quota cores] [--smoke]");
                     return 2;
             }
         }
@@ -63,7 +69,10 @@ internal static class LoadCommand
         Console.Error.WriteLine(Environment.GetEnvironmentVariable("RWSPLIT_PG_PRIMARY") is { Length: > 0 }
             ? "Using the servers of RWSPLIT_PG_PRIMARY / RWSPLIT_PG_REPLICAS."
             : $"Starting (or reusing) local PostgreSQL on ports {BasePort}-{BasePort + 2}...");
-        await using var cluster = await LocalPgCluster.StartAsync(new LocalPgClusterOptions { BasePort = BasePort, StartSecondPrimary = false }, cancel.Token).ConfigureAwait(false);
+        await using var cluster = await LocalPgCluster.StartAsync(new LocalPgClusterOptions { BasePort = BasePort, StartSecondPrimary = false, CpuQuota = cpuQuota }, cancel.Token).ConfigureAwait(false);
+        Console.Error.WriteLine(cpuQuota is { } cores && !cluster.IsExternal
+            ? $"Each server capped at {cores.ToString(CultureInfo.InvariantCulture)} CPU (cgroup v1 cpu.cfs_quota_us); the client is not capped."
+            : "No CPU quota: the servers and the client share the machine's cores.");
 
         var defaults = smoke
             ? LoadRunnerOptions.Smoke(cluster.PrimaryConnectionString, cluster.ReplicaConnectionStrings)

@@ -165,6 +165,7 @@ public sealed class LocalPgCluster : IAsyncDisposable
             if (await reused.TryReuseAsync(ct))
             {
                 Trace($"reused the running servers of {root}: {stopwatch.ElapsedMilliseconds} ms");
+                reused.LimitCpu(options.CpuQuota);
                 return reused;
             }
 
@@ -175,7 +176,18 @@ public sealed class LocalPgCluster : IAsyncDisposable
         var cluster = Cluster(ownsServers: true);
         await EnsurePortsFreeAsync(cluster.Servers, ct);
         await cluster.CreateAsync(ct);
+        cluster.LimitCpu(options.CpuQuota);
         return cluster;
+    }
+
+    /// <summary>Caps every server at <paramref name="cores"/> CPUs (see <see cref="LocalPgClusterOptions.CpuQuota"/>); <see langword="null"/> lifts the caps.</summary>
+    /// <param name="cores">The quota per server in cores.</param>
+    public void LimitCpu(double? cores)
+    {
+        if (IsExternal || (cores is null && Servers.All(s => s.CpuQuota is null)))
+            return;
+        foreach (var server in Servers)
+            server.LimitCpu(cores);
     }
 
     /// <summary>
@@ -231,6 +243,7 @@ public sealed class LocalPgCluster : IAsyncDisposable
         {
             using var connection = new NpgsqlConnection(server.ConnectionString);
             NpgsqlConnection.ClearPool(connection);
+            CpuQuota.Remove(server.CpuGroup); // a group left by LimitCpu, if any
         }
 
         await DeleteDirectoryAsync(RootDirectory);

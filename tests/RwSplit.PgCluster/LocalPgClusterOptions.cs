@@ -24,6 +24,13 @@ public sealed class LocalPgClusterOptions
     /// <summary>How many streaming replicas of the primary to start. Default 2.</summary>
     public int ReplicaCount { get; set; } = 2;
 
+    /// <summary>
+    /// A CPU quota for each server, in cores (0.25 = a quarter of one core), as if each ran on a machine of that size:
+    /// a cgroup v1 <c>cpu</c> group per server (see <see cref="CpuQuota"/>), set after each start. Needs root.
+    /// <see langword="null"/> (the default): no quota. Not applied to servers named by <c>RWSPLIT_PG_PRIMARY</c>.
+    /// </summary>
+    public double? CpuQuota { get; set; }
+
     /// <summary>The longest any single step of the start (initdb, a server start, the replicas reaching streaming) may take. Default 60 s.</summary>
     public TimeSpan StartTimeout { get; set; } = TimeSpan.FromSeconds(60);
 }

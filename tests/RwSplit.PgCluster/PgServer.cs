@@ -2,6 +2,7 @@ using System;
 using System.Diagnostics;
 using System.Globalization;
 using System.IO;
+using System.Linq;
 using System.Net.Sockets;
 using System.Text.RegularExpressions;
 using System.Threading;
@@ -271,6 +272,38 @@ public sealed partial class PgServer
             operationTimeout + TimeSpan.FromSeconds(5),
             LogFile,
             cancellationToken);
+        ApplyCpuQuota();
+    }
+
+    /// <summary>The CPU quota this server runs under, in cores (<see cref="LocalPgClusterOptions.CpuQuota"/>); <see langword="null"/>: none.</summary>
+    public double? CpuQuota { get; private set; }
+
+    /// <summary>The cgroup name of this server's quota.</summary>
+    public string CpuGroup => $"{Name}-{Port.ToString(CultureInfo.InvariantCulture)}";
+
+    /// <summary>Caps the running server (and every later start of it) at <paramref name="cores"/> CPUs; <see langword="null"/> lifts the cap.</summary>
+    /// <param name="cores">The quota in cores.</param>
+    public void LimitCpu(double? cores)
+    {
+        EnsureLocal(nameof(LimitCpu));
+        CpuQuota = cores;
+        if (cores is null)
+        {
+            if (Directory.Exists(RwSplit.PgCluster.CpuQuota.GroupOf(CpuGroup)))
+                File.WriteAllText(Path.Combine(RwSplit.PgCluster.CpuQuota.GroupOf(CpuGroup), "cpu.cfs_quota_us"), "-1");
+            return;
+        }
+
+        ApplyCpuQuota();
+    }
+
+    private void ApplyCpuQuota()
+    {
+        if (CpuQuota is not { } cores)
+            return;
+        var pidFile = Path.Combine(DataDirectory, "postmaster.pid");
+        var postmaster = int.Parse(File.ReadLines(pidFile).First().Trim(), CultureInfo.InvariantCulture);
+        RwSplit.PgCluster.CpuQuota.Apply(CpuGroup, postmaster, cores);
     }
 
     /// <summary>Stops the server if it runs, reporting rather than throwing a failure (for cleanup paths).</summary>
