@@ -27,7 +27,7 @@ public enum LoadScenario
     ReadYourWrites,
 }
 
-/// <summary>What runs the workload: the provider alone, or RwSplit over it.</summary>
+/// <summary>What runs the workload: the provider alone, RwSplit over it, or a peer users would pick instead.</summary>
 public enum LoadVariant
 {
     /// <summary>Npgsql's own <see cref="NpgsqlDataSource"/> on the primary: the baseline.</summary>
@@ -35,6 +35,14 @@ public enum LoadVariant
 
     /// <summary>An <see cref="RwSplitDataSource"/> over the primary and the replicas.</summary>
     RwSplit,
+
+    /// <summary>
+    /// The in-process peer: Npgsql's own multi-host data source over the primary and the replicas
+    /// (<c>Load Balance Hosts=true</c>), reads through <c>WithTargetSession(PreferStandby)</c> and writes through
+    /// <c>WithTargetSession(Primary)</c>, as an application splits by hand. It has no read-your-writes, so it runs only
+    /// the scenarios without one (<see cref="LoadRunner.Runs"/>).
+    /// </summary>
+    NpgsqlMultiHost,
 }
 
 /// <summary>How the load runner runs.</summary>
@@ -113,11 +121,14 @@ public sealed class LoadReport
     public IReadOnlyList<LoadRun> Runs { get; }
 
     /// <summary>RwSplit's throughput over the baseline's, in the same round.</summary>
-    public double? Ratio(LoadScenario scenario, int round)
+    public double? Ratio(LoadScenario scenario, int round) => Ratio(scenario, round, LoadVariant.RwSplit);
+
+    /// <summary>A variant's throughput over the baseline's, in the same round.</summary>
+    public double? Ratio(LoadScenario scenario, int round, LoadVariant variant)
     {
         var raw = Runs.FirstOrDefault(r => r.Scenario == scenario && r.Round == round && r.Variant == LoadVariant.RawNpgsql);
-        var rw = Runs.FirstOrDefault(r => r.Scenario == scenario && r.Round == round && r.Variant == LoadVariant.RwSplit);
-        return raw is null || rw is null || raw.Operations == 0 ? null : rw.Throughput / raw.Throughput;
+        var other = Runs.FirstOrDefault(r => r.Scenario == scenario && r.Round == round && r.Variant == variant);
+        return raw is null || other is null || raw.Operations == 0 ? null : other.Throughput / raw.Throughput;
     }
 
     /// <summary>A Markdown table: one row per run, in the order they ran.</summary>
@@ -131,7 +142,7 @@ public sealed class LoadReport
         text.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---|---|");
         foreach (var run in Runs)
         {
-            var ratio = run.Variant == LoadVariant.RwSplit && Ratio(run.Scenario, run.Round) is { } r ? r.ToString("0.000", inv) : "1 (baseline)";
+            var ratio = run.Variant != LoadVariant.RawNpgsql && Ratio(run.Scenario, run.Round, run.Variant) is { } r ? r.ToString("0.000", inv) : "1 (baseline)";
             text.AppendLine(inv, $"| {run.Scenario} | {run.Variant} | {run.Round} | {run.Throughput:0} | {run.P50Milliseconds:0.000} | {run.P99Milliseconds:0.000} | {ratio} | {run.Errors} | {Shares(run.StatementsPerServer)} | {Shares(run.ReadReasons)} |");
         }
 
@@ -164,6 +175,7 @@ public sealed class LoadRunner
     private const string WriteReturning = "UPDATE " + Table + " SET v = v + 1 WHERE id = $1 RETURNING v";
 
     private readonly LoadRunnerOptions _options;
+    private readonly Dictionary<int, string> _ports = new();
 
     public LoadRunner(LoadRunnerOptions options)
     {
@@ -174,6 +186,9 @@ public sealed class LoadRunner
         if (options.Scenarios.Contains(LoadScenario.ReadHeavy) && options.ReplicaConnectionStrings.Count == 0)
             throw new ArgumentException("The read-heavy scenario needs replicas: set ReplicaConnectionStrings.", nameof(options));
         _options = options;
+        _ports[new NpgsqlConnectionStringBuilder(options.PrimaryConnectionString).Port] = "primary";
+        for (var i = 0; i < options.ReplicaConnectionStrings.Count; i++)
+            _ports.TryAdd(new NpgsqlConnectionStringBuilder(options.ReplicaConnectionStrings[i]).Port, "replica" + (i + 1).ToString(CultureInfo.InvariantCulture));
     }
 
     public async Task<LoadReport> RunAsync(CancellationToken cancellationToken = default)
@@ -186,12 +201,20 @@ public sealed class LoadRunner
             foreach (var scenario in _options.Scenarios)
             {
                 var rwsplit = CreateRwSplit(scenario);
+                var multiHost = CreateMultiHost(); // connects only when its variant runs
                 await using (rwsplit.ConfigureAwait(false))
+                await using (multiHost.ConfigureAwait(false))
                 {
                     await rwsplit.RefreshTopologyAsync(cancellationToken).ConfigureAwait(false);
-                    DbDataSource Source(LoadVariant v) => v == LoadVariant.RawNpgsql ? raw : rwsplit;
+                    (DbDataSource Reads, DbDataSource Writes) Source(LoadVariant v) => v switch
+                    {
+                        LoadVariant.RawNpgsql => (raw, raw),
+                        LoadVariant.RwSplit => (rwsplit, rwsplit),
+                        _ => (multiHost.WithTargetSession(TargetSessionAttributes.PreferStandby), multiHost.WithTargetSession(TargetSessionAttributes.Primary)),
+                    };
 
-                    foreach (var variant in Enum.GetValues<LoadVariant>())
+                    var variants = Runs(scenario);
+                    foreach (var variant in variants)
                     {
                         Log($"{scenario}: warming up {variant}");
                         await RunOnceAsync(scenario, variant, Source(variant), 0, _options.Warmup, cancellationToken).ConfigureAwait(false);
@@ -199,8 +222,8 @@ public sealed class LoadRunner
 
                     for (var round = 1; round <= _options.Rounds; round++)
                     {
-                        // ABBA: raw first in odd rounds, RwSplit first in even ones.
-                        LoadVariant[] order = round % 2 == 1 ? [LoadVariant.RawNpgsql, LoadVariant.RwSplit] : [LoadVariant.RwSplit, LoadVariant.RawNpgsql];
+                        // ABBA: the variants in order in odd rounds (raw first), reversed in even ones.
+                        var order = round % 2 == 1 ? variants : variants.Reverse().ToArray();
                         foreach (var variant in order)
                         {
                             var run = await RunOnceAsync(scenario, variant, Source(variant), round, _options.Duration, cancellationToken).ConfigureAwait(false);
@@ -216,6 +239,21 @@ public sealed class LoadRunner
         return new LoadReport(_options, runs);
     }
 
+    /// <summary>The variants a scenario runs: every one, but Npgsql's multi-host peer only where no read must see a write.</summary>
+    public static LoadVariant[] Runs(LoadScenario scenario)
+        => scenario == LoadScenario.ReadHeavy ? [LoadVariant.RawNpgsql, LoadVariant.RwSplit, LoadVariant.NpgsqlMultiHost] : [LoadVariant.RawNpgsql, LoadVariant.RwSplit];
+
+    /// <summary>Npgsql's multi-host data source over the primary and the replicas, balancing over the hosts.</summary>
+    private NpgsqlMultiHostDataSource CreateMultiHost()
+    {
+        var primary = new NpgsqlConnectionStringBuilder(_options.PrimaryConnectionString);
+        var hosts = new[] { primary }.Concat(_options.ReplicaConnectionStrings.Select(r => new NpgsqlConnectionStringBuilder(r)))
+            .Select(b => $"{b.Host}:{b.Port.ToString(CultureInfo.InvariantCulture)}");
+        var builder = new NpgsqlConnectionStringBuilder(_options.PrimaryConnectionString) { Host = string.Join(",", hosts), LoadBalanceHosts = true };
+        builder.Remove("Port");
+        return new NpgsqlDataSourceBuilder(builder.ConnectionString).BuildMultiHost();
+    }
+
     private RwSplitDataSource CreateRwSplit(LoadScenario scenario) => RwSplitDataSource.Create(o =>
     {
         o.UseNpgsql();
@@ -226,11 +264,11 @@ public sealed class LoadRunner
         o.Consistency = scenario == LoadScenario.PrimaryOnly ? ReadConsistency.Strong : ReadConsistency.ReadYourWrites;
     });
 
-    private async Task<LoadRun> RunOnceAsync(LoadScenario scenario, LoadVariant variant, DbDataSource dataSource, int round, TimeSpan duration, CancellationToken cancellationToken)
+    private async Task<LoadRun> RunOnceAsync(LoadScenario scenario, LoadVariant variant, (DbDataSource Reads, DbDataSource Writes) dataSource, int round, TimeSpan duration, CancellationToken cancellationToken)
     {
         var workers = new Worker[_options.Workers];
         for (var i = 0; i < workers.Length; i++)
-            workers[i] = new Worker(scenario, dataSource, _options.Rows, seed: (round * 1000) + i);
+            workers[i] = new Worker(scenario, dataSource.Reads, dataSource.Writes, _ports, _options.Rows, seed: (round * 1000) + i);
 
         var start = Stopwatch.GetTimestamp();
         var deadline = start + (long)(duration.TotalSeconds * Stopwatch.Frequency);
@@ -326,18 +364,26 @@ public sealed class LoadRunner
         }
     }
 
-    /// <summary>One worker: operations back to back until the deadline, each timed; the same code for both variants.</summary>
+    /// <summary>
+    /// One worker: operations back to back until the deadline, each timed; the same code for every variant. Reads open
+    /// their connection from <c>reads</c>, writes (and write-then-read pairs) from <c>writes</c>: the same data source
+    /// for raw Npgsql and RwSplit, the two target-session views of Npgsql's multi-host data source for that peer.
+    /// </summary>
     private sealed class Worker
     {
         private readonly LoadScenario _scenario;
-        private readonly DbDataSource _dataSource;
+        private readonly DbDataSource _reads;
+        private readonly DbDataSource _writes;
+        private readonly IReadOnlyDictionary<int, string> _ports;
         private readonly int _rows;
         private readonly Random _random;
 
-        public Worker(LoadScenario scenario, DbDataSource dataSource, int rows, int seed)
+        public Worker(LoadScenario scenario, DbDataSource reads, DbDataSource writes, IReadOnlyDictionary<int, string> ports, int rows, int seed)
         {
             _scenario = scenario;
-            _dataSource = dataSource;
+            _reads = reads;
+            _writes = writes;
+            _ports = ports;
             _rows = rows;
             _random = new Random(seed);
         }
@@ -388,7 +434,7 @@ public sealed class LoadRunner
 
         private async Task SingleStatementAsync(bool read, int id, CancellationToken cancellationToken)
         {
-            var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            var connection = await (read ? _reads : _writes).OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             await using (connection.ConfigureAwait(false))
             {
                 var command = Command(connection, read ? PointRead : PointWrite, id);
@@ -405,7 +451,7 @@ public sealed class LoadRunner
 
         private async Task WriteThenReadAsync(int id, CancellationToken cancellationToken)
         {
-            var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            var connection = await _writes.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             await using (connection.ConfigureAwait(false))
             {
                 long written;
@@ -448,9 +494,12 @@ public sealed class LoadRunner
             }
         }
 
-        private static string Where(DbCommand command) => command is RwSplitCommand { LastDecision: { } decision }
-            ? decision.Target == RouteTarget.Replica ? "replica" + (decision.ReplicaIndex + 1).ToString(CultureInfo.InvariantCulture) : "primary"
-            : "primary";
+        private string Where(DbCommand command) => command switch
+        {
+            RwSplitCommand { LastDecision: { } decision } => decision.Target == RouteTarget.Replica ? "replica" + (decision.ReplicaIndex + 1).ToString(CultureInfo.InvariantCulture) : "primary",
+            { Connection: NpgsqlConnection npgsql } when _ports.TryGetValue(npgsql.Port, out var name) => name, // the multi-host peer: the host it chose
+            _ => "primary",
+        };
     }
 
     private sealed class StaleReadException(string message) : Exception(message);
