@@ -8,11 +8,12 @@ using RwSplit.PgCluster;
 namespace RwSplit.Benchmarks;
 
 /// <summary>
-/// <c>load [--duration 10] [--warmup 3] [--workers 8] [--rounds 2] [--scenario PrimaryOnly,ReadHeavy,ReadYourWrites] [--cpu-quota cores] [--smoke]</c>:
+/// <c>load [--duration 10] [--warmup 3] [--workers 8] [--rounds 2] [--scenario PrimaryOnly,ReadHeavy,ReadYourWrites] [--cpu-quota cores] [--no-pgpool] [--smoke]</c>:
 /// starts the local PostgreSQL primary and two replicas (base port 25450) unless <c>RWSPLIT_PG_PRIMARY</c> /
 /// <c>RWSPLIT_PG_REPLICAS</c> name running servers, runs the load runner and prints its table. <c>--cpu-quota 0.25</c>
 /// caps each server at a quarter of a core (its own cgroup, as root), so that the servers behave like separate
-/// machines of a known size and a replica adds capacity.
+/// machines of a known size and a replica adds capacity. The read-heavy scenario also runs the peers: Npgsql's
+/// multi-host data source, and pgpool-II (port 25455) when it is installed (else reported and skipped).
 /// </summary>
 internal static class LoadCommand
 {
@@ -27,6 +28,7 @@ internal static class LoadCommand
         int? workers = null, rounds = null;
         LoadScenario[]? scenarios = null;
         double? cpuQuota = null;
+        var withPgPool = true;
         for (var i = 0; i < args.Length; i++)
         {
             string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
@@ -46,6 +48,9 @@ internal static class LoadCommand
                 case "--rounds":
                     rounds = int.Parse(Value(), CultureInfo.InvariantCulture);
                     break;
+                case "--no-pgpool":
+                    withPgPool = false;
+                    break;
                 case "--cpu-quota":
                     cpuQuota = double.Parse(Value(), CultureInfo.InvariantCulture);
                     break;
@@ -54,7 +59,7 @@ internal static class LoadCommand
                         .Select(s => Enum.Parse<LoadScenario>(s, ignoreCase: true)).ToArray();
                     break;
                 default:
-                    Console.Error.WriteLine($"Unknown argument '{args[i]}'. Usage: load [--duration s] [--warmup s] [--workers n] [--rounds n] [--scenario a,b] [--cpu-quota cores] [--smoke]");
+                    Console.Error.WriteLine($"Unknown argument '{args[i]}'. Usage: load [--duration s] [--warmup s] [--workers n] [--rounds n] [--scenario a,b] [--cpu-quota cores] [--no-pgpool] [--smoke]");
                     return 2;
             }
         }
@@ -74,6 +79,24 @@ internal static class LoadCommand
             ? $"Each server capped at {cores.ToString(CultureInfo.InvariantCulture)} CPU (cgroup v1 cpu.cfs_quota_us); the client is not capped."
             : "No CPU quota: the servers and the client share the machine's cores.");
 
+        // The proxy peer, for the read-heavy scenario: pgpool-II on port 25455 over the same servers, capped like them.
+        PgPool? pgpool = null;
+        var readHeavy = !smoke && (scenarios ?? Enum.GetValues<LoadScenario>()).Contains(LoadScenario.ReadHeavy);
+        if (readHeavy && withPgPool && !cluster.IsExternal)
+        {
+            if (PgPool.Binary is null)
+            {
+                Console.Error.WriteLine("pgpool-II is not installed (Debian package pgpool2): its peer is skipped.");
+            }
+            else
+            {
+                pgpool = await PgPool.StartAsync(cluster, BasePort + 5, children: (workers ?? 8) + 4, cpuQuota: cpuQuota, ct: cancel.Token).ConfigureAwait(false);
+                Console.Error.WriteLine($"pgpool-II on port {pgpool.Port} (streaming replication, statement-level load balancing, reset query 'ABORT; DISCARD ALL'{(cpuQuota is { } q ? $", capped at {q.ToString(CultureInfo.InvariantCulture)} CPU" : "")}).");
+            }
+        }
+
+        await using var stopPgPool = pgpool;
+
         var defaults = smoke
             ? LoadRunnerOptions.Smoke(cluster.PrimaryConnectionString, cluster.ReplicaConnectionStrings)
             : new LoadRunnerOptions { PrimaryConnectionString = cluster.PrimaryConnectionString, ReplicaConnectionStrings = cluster.ReplicaConnectionStrings };
@@ -87,6 +110,7 @@ internal static class LoadCommand
             Rounds = rounds ?? defaults.Rounds,
             Rows = defaults.Rows,
             Scenarios = scenarios ?? defaults.Scenarios,
+            PgPoolConnectionString = pgpool?.ConnectionString,
             Log = Console.Error,
         };
 

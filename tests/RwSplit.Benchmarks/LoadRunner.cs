@@ -43,6 +43,13 @@ public enum LoadVariant
     /// the scenarios without one (<see cref="LoadRunner.Runs"/>).
     /// </summary>
     NpgsqlMultiHost,
+
+    /// <summary>
+    /// The proxy peer: pgpool-II in front of the primary and the replicas (streaming-replication mode, statement-level
+    /// load balancing, <see cref="RwSplit.PgCluster.PgPool"/>), reached through a plain <see cref="NpgsqlDataSource"/>.
+    /// Read-heavy only, and only when <see cref="LoadRunnerOptions.PgPoolConnectionString"/> is set.
+    /// </summary>
+    PgPool,
 }
 
 /// <summary>How the load runner runs.</summary>
@@ -71,6 +78,9 @@ public sealed class LoadRunnerOptions
 
     /// <summary>Rows of the benchmark table. Default 10 000.</summary>
     public int Rows { get; init; } = 10_000;
+
+    /// <summary>pgpool-II's connection string, when it runs in front of the same servers; <see langword="null"/>: no pgpool peer.</summary>
+    public string? PgPoolConnectionString { get; init; }
 
     /// <summary>Progress lines; <see langword="null"/> for none.</summary>
     public TextWriter? Log { get; init; }
@@ -196,7 +206,9 @@ public sealed class LoadRunner
         await PrepareTableAsync(cancellationToken).ConfigureAwait(false);
         var runs = new List<LoadRun>();
         var raw = NpgsqlDataSource.Create(_options.PrimaryConnectionString);
+        var pgpool = NpgsqlDataSource.Create(_options.PgPoolConnectionString ?? _options.PrimaryConnectionString); // opened only when its variant runs
         await using (raw.ConfigureAwait(false))
+        await using (pgpool.ConfigureAwait(false))
         {
             foreach (var scenario in _options.Scenarios)
             {
@@ -210,10 +222,11 @@ public sealed class LoadRunner
                     {
                         LoadVariant.RawNpgsql => (raw, raw),
                         LoadVariant.RwSplit => (rwsplit, rwsplit),
+                        LoadVariant.PgPool => (pgpool, pgpool),
                         _ => (multiHost.WithTargetSession(TargetSessionAttributes.PreferStandby), multiHost.WithTargetSession(TargetSessionAttributes.Primary)),
                     };
 
-                    var variants = Runs(scenario);
+                    var variants = Runs(scenario, _options.PgPoolConnectionString is not null);
                     foreach (var variant in variants)
                     {
                         Log($"{scenario}: warming up {variant}");
@@ -239,9 +252,14 @@ public sealed class LoadRunner
         return new LoadReport(_options, runs);
     }
 
-    /// <summary>The variants a scenario runs: every one, but Npgsql's multi-host peer only where no read must see a write.</summary>
-    public static LoadVariant[] Runs(LoadScenario scenario)
-        => scenario == LoadScenario.ReadHeavy ? [LoadVariant.RawNpgsql, LoadVariant.RwSplit, LoadVariant.NpgsqlMultiHost] : [LoadVariant.RawNpgsql, LoadVariant.RwSplit];
+    /// <summary>
+    /// The variants a scenario runs: raw Npgsql and RwSplit always; the peers (Npgsql multi-host, pgpool-II when it
+    /// runs) only where no read must see a write.
+    /// </summary>
+    public static LoadVariant[] Runs(LoadScenario scenario, bool withPgPool = false)
+        => scenario != LoadScenario.ReadHeavy ? [LoadVariant.RawNpgsql, LoadVariant.RwSplit]
+            : withPgPool ? [LoadVariant.RawNpgsql, LoadVariant.RwSplit, LoadVariant.NpgsqlMultiHost, LoadVariant.PgPool]
+            : [LoadVariant.RawNpgsql, LoadVariant.RwSplit, LoadVariant.NpgsqlMultiHost];
 
     /// <summary>Npgsql's multi-host data source over the primary and the replicas, balancing over the hosts.</summary>
     private NpgsqlMultiHostDataSource CreateMultiHost()
@@ -498,6 +516,7 @@ public sealed class LoadRunner
         {
             RwSplitCommand { LastDecision: { } decision } => decision.Target == RouteTarget.Replica ? "replica" + (decision.ReplicaIndex + 1).ToString(CultureInfo.InvariantCulture) : "primary",
             { Connection: NpgsqlConnection npgsql } when _ports.TryGetValue(npgsql.Port, out var name) => name, // the multi-host peer: the host it chose
+            { Connection: NpgsqlConnection } => "via pgpool", // pgpool chooses the server: not seen from the client
             _ => "primary",
         };
     }

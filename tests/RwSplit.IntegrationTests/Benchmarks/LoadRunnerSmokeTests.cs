@@ -3,6 +3,8 @@ using System.IO;
 using System.Linq;
 using System.Threading.Tasks;
 using NUnit.Framework;
+using RwSplit.PgCluster;
+using RwSplit.TestSupport;
 using RwSplit.Benchmarks;
 
 namespace RwSplit.IntegrationTests.Benchmarks;
@@ -37,5 +39,41 @@ public sealed class LoadRunnerSmokeTests
                 });
             }
         }
+    }
+
+    /// <summary>
+    /// The pgpool-II peer (Debian package <c>pgpool2</c>, which <c>.ci/run</c> installs) in front of the suite's servers:
+    /// the read-heavy smoke runs through it without an error. Without pgpool-II the test is ignored, except under CI.
+    /// </summary>
+    [Test]
+    public async Task The_read_heavy_scenario_runs_through_pgpool_without_errors()
+    {
+        if (PgPool.Binary is null)
+        {
+            Assert.That(TestClusters.IsCI, Is.False, ".ci/run installs pgpool2");
+            Assert.Ignore("pgpool-II is not installed (Debian package pgpool2).");
+        }
+
+        await using var pgpool = await PgPool.StartAsync(ClusterSetup.Cluster, port: 25458, children: 8);
+        var smoke = LoadRunnerOptions.Smoke(ClusterSetup.Cluster.PrimaryConnectionString, ClusterSetup.Cluster.ReplicaConnectionStrings);
+        var options = new LoadRunnerOptions
+        {
+            PrimaryConnectionString = smoke.PrimaryConnectionString,
+            ReplicaConnectionStrings = smoke.ReplicaConnectionStrings,
+            Duration = smoke.Duration,
+            Warmup = smoke.Warmup,
+            Workers = smoke.Workers,
+            Rounds = smoke.Rounds,
+            Rows = smoke.Rows,
+            Scenarios = [LoadScenario.ReadHeavy],
+            PgPoolConnectionString = pgpool.ConnectionString,
+        };
+
+        var report = await new LoadRunner(options).RunAsync();
+
+        TestContext.Out.WriteLine(report.FormatTable());
+        var run = report.Runs.Single(r => r.Variant == LoadVariant.PgPool);
+        Assert.That(run.Operations, Is.GreaterThan(0));
+        Assert.That(run.Errors, Is.Zero, run.FirstError);
     }
 }
