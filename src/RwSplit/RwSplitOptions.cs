@@ -75,8 +75,12 @@ public sealed class RwSplitOptions
     /// </summary>
     public int ReadmitAfterHealthyProbes { get; set; } = 3;
 
-    /// <summary>How reads are spread over the available replicas. Default: <see cref="ReplicaBalancing.RoundRobin"/>.</summary>
-    public ReplicaBalancing Balancing { get; set; } = ReplicaBalancing.RoundRobin;
+    /// <summary>
+    /// How reads are spread over the available replicas. Default: <see cref="ReplicaBalancing.LeastOutstanding"/> (of two
+    /// replicas drawn in turn, the one with fewer commands in flight): it follows the replicas' real capacity, and with
+    /// no command in flight it takes the replica round-robin would.
+    /// </summary>
+    public ReplicaBalancing Balancing { get; set; } = ReplicaBalancing.LeastOutstanding;
 
     /// <summary>
     /// The keys <see cref="Routing.ConsistencyToken"/>s are signed and checked with (HMAC-SHA256; each at least 16

@@ -8,7 +8,7 @@ using RwSplit.PgCluster;
 namespace RwSplit.Benchmarks;
 
 /// <summary>
-/// <c>load [--duration 10] [--warmup 3] [--workers 8] [--rounds 2] [--scenario PrimaryOnly,ReadHeavy,ReadYourWrites] [--cpu-quota cores] [--no-pgpool] [--smoke]</c>:
+/// <c>load [--duration 10] [--warmup 3] [--workers 8] [--rounds 2] [--scenario PrimaryOnly,ReadHeavy,ReadYourWrites] [--cpu-quota cores] [--balancing b] [--no-pgpool] [--smoke]</c>:
 /// starts the local PostgreSQL primary and two replicas (base port 25450) unless <c>RWSPLIT_PG_PRIMARY</c> /
 /// <c>RWSPLIT_PG_REPLICAS</c> name running servers, runs the load runner and prints its table. <c>--cpu-quota 0.25</c>
 /// caps each server at a quarter of a core (its own cgroup, as root), so that the servers behave like separate
@@ -29,6 +29,7 @@ internal static class LoadCommand
         LoadScenario[]? scenarios = null;
         double? cpuQuota = null;
         var withPgPool = true;
+        ReplicaBalancing? balancing = null;
         for (var i = 0; i < args.Length; i++)
         {
             string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
@@ -48,6 +49,9 @@ internal static class LoadCommand
                 case "--rounds":
                     rounds = int.Parse(Value(), CultureInfo.InvariantCulture);
                     break;
+                case "--balancing":
+                    balancing = Enum.Parse<ReplicaBalancing>(Value(), ignoreCase: true);
+                    break;
                 case "--no-pgpool":
                     withPgPool = false;
                     break;
@@ -59,7 +63,7 @@ internal static class LoadCommand
                         .Select(s => Enum.Parse<LoadScenario>(s, ignoreCase: true)).ToArray();
                     break;
                 default:
-                    Console.Error.WriteLine($"Unknown argument '{args[i]}'. Usage: load [--duration s] [--warmup s] [--workers n] [--rounds n] [--scenario a,b] [--cpu-quota cores] [--no-pgpool] [--smoke]");
+                    Console.Error.WriteLine($"Unknown argument '{args[i]}'. Usage: load [--duration s] [--warmup s] [--workers n] [--rounds n] [--scenario a,b] [--cpu-quota cores] [--balancing RoundRobin|LeastOutstanding|LatencyAware] [--no-pgpool] [--smoke]");
                     return 2;
             }
         }
@@ -111,6 +115,7 @@ internal static class LoadCommand
             Rows = defaults.Rows,
             Scenarios = scenarios ?? defaults.Scenarios,
             PgPoolConnectionString = pgpool?.ConnectionString,
+            Balancing = balancing,
             Log = Console.Error,
         };
 

@@ -79,6 +79,9 @@ public sealed class LoadRunnerOptions
     /// <summary>Rows of the benchmark table. Default 10 000.</summary>
     public int Rows { get; init; } = 10_000;
 
+    /// <summary>How RwSplit spreads reads over the replicas. Default: the data source's default.</summary>
+    public ReplicaBalancing? Balancing { get; init; }
+
     /// <summary>pgpool-II's connection string, when it runs in front of the same servers; <see langword="null"/>: no pgpool peer.</summary>
     public string? PgPoolConnectionString { get; init; }
 
@@ -280,6 +283,8 @@ public sealed class LoadRunner
         foreach (var replica in _options.ReplicaConnectionStrings)
             o.Replicas.Add(replica);
         o.Consistency = scenario == LoadScenario.PrimaryOnly ? ReadConsistency.Strong : ReadConsistency.ReadYourWrites;
+        if (_options.Balancing is { } balancing)
+            o.Balancing = balancing;
     });
 
     private async Task<LoadRun> RunOnceAsync(LoadScenario scenario, LoadVariant variant, (DbDataSource Reads, DbDataSource Writes) dataSource, int round, TimeSpan duration, CancellationToken cancellationToken)
