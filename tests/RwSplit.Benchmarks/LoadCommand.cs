@@ -13,7 +13,7 @@ namespace RwSplit.Benchmarks;
 /// <c>RWSPLIT_PG_REPLICAS</c> name running servers, runs the load runner and prints its table. <c>--cpu-quota 0.25</c>
 /// caps each server at a quarter of a core (its own cgroup, as root), so that the servers behave like separate
 /// machines of a known size and a replica adds capacity. The read-heavy scenario also runs the peers: Npgsql's
-/// multi-host data source, and pgpool-II (port 25455) when it is installed (else reported and skipped).
+/// multi-host data source, and pgpool-II (ports 25455, with its reset query, and 25457, without) when it is installed (else reported and skipped).
 /// </summary>
 internal static class LoadCommand
 {
@@ -83,8 +83,10 @@ internal static class LoadCommand
             ? $"Each server capped at {cores.ToString(CultureInfo.InvariantCulture)} CPU (cgroup v1 cpu.cfs_quota_us); the client is not capped."
             : "No CPU quota: the servers and the client share the machine's cores.");
 
-        // The proxy peer, for the read-heavy scenario: pgpool-II on port 25455 over the same servers, capped like them.
+        // The proxy peer, for the read-heavy scenario: pgpool-II on ports 25455 and 25457 (with and without its reset query)
+        // over the same servers, capped like them.
         PgPool? pgpool = null;
+        PgPool? pgpoolNoReset = null;
         var readHeavy = !smoke && (scenarios ?? Enum.GetValues<LoadScenario>()).Contains(LoadScenario.ReadHeavy);
         if (readHeavy && withPgPool && !cluster.IsExternal)
         {
@@ -95,11 +97,13 @@ internal static class LoadCommand
             else
             {
                 pgpool = await PgPool.StartAsync(cluster, BasePort + 5, children: (workers ?? 8) + 4, cpuQuota: cpuQuota, ct: cancel.Token).ConfigureAwait(false);
-                Console.Error.WriteLine($"pgpool-II on port {pgpool.Port} (streaming replication, statement-level load balancing, reset query 'ABORT; DISCARD ALL'{(cpuQuota is { } q ? $", capped at {q.ToString(CultureInfo.InvariantCulture)} CPU" : "")}).");
+                pgpoolNoReset = await PgPool.StartAsync(cluster, BasePort + 7, children: (workers ?? 8) + 4, resetQuery: "ABORT", cpuQuota: cpuQuota, ct: cancel.Token).ConfigureAwait(false);
+                Console.Error.WriteLine($"pgpool-II on ports {pgpool.Port} and {pgpoolNoReset.Port} (streaming replication, statement-level load balancing; reset query 'ABORT; DISCARD ALL' on the first, 'ABORT' on the second{(cpuQuota is { } q ? $"; each capped at {q.ToString(CultureInfo.InvariantCulture)} CPU" : "")}).");
             }
         }
 
         await using var stopPgPool = pgpool;
+        await using var stopPgPoolNoReset = pgpoolNoReset;
 
         var defaults = smoke
             ? LoadRunnerOptions.Smoke(cluster.PrimaryConnectionString, cluster.ReplicaConnectionStrings)
@@ -115,6 +119,7 @@ internal static class LoadCommand
             Rows = defaults.Rows,
             Scenarios = scenarios ?? defaults.Scenarios,
             PgPoolConnectionString = pgpool?.ConnectionString,
+            PgPoolNoResetConnectionString = pgpoolNoReset?.ConnectionString,
             Balancing = balancing,
             Log = Console.Error,
         };

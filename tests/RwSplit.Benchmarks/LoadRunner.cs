@@ -50,6 +50,9 @@ public enum LoadVariant
     /// Read-heavy only, and only when <see cref="LoadRunnerOptions.PgPoolConnectionString"/> is set.
     /// </summary>
     PgPool,
+
+    /// <summary>pgpool-II as <see cref="PgPool"/>, with <c>reset_query_list = 'ABORT'</c>: no <c>DISCARD ALL</c> per connection.</summary>
+    PgPoolNoReset,
 }
 
 /// <summary>How the load runner runs.</summary>
@@ -84,6 +87,9 @@ public sealed class LoadRunnerOptions
 
     /// <summary>pgpool-II's connection string, when it runs in front of the same servers; <see langword="null"/>: no pgpool peer.</summary>
     public string? PgPoolConnectionString { get; init; }
+
+    /// <summary>A second pgpool-II without reset query (<c>reset_query_list = 'ABORT'</c>); <see langword="null"/>: not run.</summary>
+    public string? PgPoolNoResetConnectionString { get; init; }
 
     /// <summary>Progress lines; <see langword="null"/> for none.</summary>
     public TextWriter? Log { get; init; }
@@ -210,8 +216,10 @@ public sealed class LoadRunner
         var runs = new List<LoadRun>();
         var raw = NpgsqlDataSource.Create(_options.PrimaryConnectionString);
         var pgpool = NpgsqlDataSource.Create(_options.PgPoolConnectionString ?? _options.PrimaryConnectionString); // opened only when its variant runs
+        var pgpoolNoReset = NpgsqlDataSource.Create(_options.PgPoolNoResetConnectionString ?? _options.PrimaryConnectionString);
         await using (raw.ConfigureAwait(false))
         await using (pgpool.ConfigureAwait(false))
+        await using (pgpoolNoReset.ConfigureAwait(false))
         {
             foreach (var scenario in _options.Scenarios)
             {
@@ -226,10 +234,11 @@ public sealed class LoadRunner
                         LoadVariant.RawNpgsql => (raw, raw),
                         LoadVariant.RwSplit => (rwsplit, rwsplit),
                         LoadVariant.PgPool => (pgpool, pgpool),
+                        LoadVariant.PgPoolNoReset => (pgpoolNoReset, pgpoolNoReset),
                         _ => (multiHost.WithTargetSession(TargetSessionAttributes.PreferStandby), multiHost.WithTargetSession(TargetSessionAttributes.Primary)),
                     };
 
-                    var variants = Runs(scenario, _options.PgPoolConnectionString is not null);
+                    var variants = Runs(scenario, _options.PgPoolConnectionString is not null, _options.PgPoolNoResetConnectionString is not null);
                     foreach (var variant in variants)
                     {
                         Log($"{scenario}: warming up {variant}");
@@ -259,10 +268,17 @@ public sealed class LoadRunner
     /// The variants a scenario runs: raw Npgsql and RwSplit always; the peers (Npgsql multi-host, pgpool-II when it
     /// runs) only where no read must see a write.
     /// </summary>
-    public static LoadVariant[] Runs(LoadScenario scenario, bool withPgPool = false)
-        => scenario != LoadScenario.ReadHeavy ? [LoadVariant.RawNpgsql, LoadVariant.RwSplit]
-            : withPgPool ? [LoadVariant.RawNpgsql, LoadVariant.RwSplit, LoadVariant.NpgsqlMultiHost, LoadVariant.PgPool]
-            : [LoadVariant.RawNpgsql, LoadVariant.RwSplit, LoadVariant.NpgsqlMultiHost];
+    public static LoadVariant[] Runs(LoadScenario scenario, bool withPgPool = false, bool withPgPoolNoReset = false)
+    {
+        if (scenario != LoadScenario.ReadHeavy)
+            return [LoadVariant.RawNpgsql, LoadVariant.RwSplit];
+        var variants = new List<LoadVariant> { LoadVariant.RawNpgsql, LoadVariant.RwSplit, LoadVariant.NpgsqlMultiHost };
+        if (withPgPool)
+            variants.Add(LoadVariant.PgPool);
+        if (withPgPoolNoReset)
+            variants.Add(LoadVariant.PgPoolNoReset);
+        return [.. variants];
+    }
 
     /// <summary>Npgsql's multi-host data source over the primary and the replicas, balancing over the hosts.</summary>
     private NpgsqlMultiHostDataSource CreateMultiHost()
