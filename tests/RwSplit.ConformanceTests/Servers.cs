@@ -19,7 +19,7 @@ public sealed class Servers
     public static LocalPgCluster Cluster => _cluster ?? throw new InvalidOperationException("The PostgreSQL cluster was not started.");
 
     /// <summary>The primary's password (empty when the cluster trusts local connections), for checks that it never leaks.</summary>
-    public static string Password => new NpgsqlConnectionStringBuilder(Cluster.PrimaryConnectionString).Password is { Length: > 0 } p ? p : "\0no password\0";
+    public static string Password => TestClusters.PasswordOf(Cluster);
 
     [OneTimeSetUp]
     public async Task StartAsync()

@@ -101,7 +101,8 @@ public sealed class DependencyInjectionTests
         {
             var context = scope.ServiceProvider.GetRequiredService<ShopContext>();
             Assert.That(await context.Customers.Select(c => c.Name).ToListAsync(), Does.Contain("Ann"));
-            Assert.That(((RwSplitConnection)context.Database.GetDbConnection()).ProviderFactory, Is.Not.Null);
+            Assert.That(context.Database.GetDbConnection().ConnectionString, Is.EqualTo(provider.GetRequiredKeyedService<RwSplitDataSource>("shop").ConnectionString), "the keyed data source's connection");
+            Assert.That(provider.GetService<RwSplitDataSource>(), Is.Null, "there is no unkeyed one it could have taken");
         }
 
         await using (var factoryContext = await provider.GetRequiredService<IDbContextFactory<MigratedContext>>().CreateDbContextAsync())

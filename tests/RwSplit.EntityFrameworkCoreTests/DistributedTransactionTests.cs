@@ -29,17 +29,8 @@ public sealed class DistributedTransactionTests
         await EfCluster.DropDatabaseAsync(Database);
         await EfCluster.ExecuteAsync(EfCluster.Cluster.SecondPrimary, "postgres", $"DROP DATABASE IF EXISTS \"{Database}\" WITH (FORCE)");
         _recovery = new RwSplitRecovery();
-        RwSplitDataSource Create(RwSplit.PgCluster.PgServer server, string name) => RwSplitDataSource.Create(o =>
-        {
-            o.UseNpgsql(b => b.MapEnum<Mood>("mood"));
-            o.Primary = EfCluster.For(server, Database);
-            o.Name = name;
-            o.HealthMonitoring = false;
-            o.Recovery = _recovery;
-            o.RecoveryGracePeriod = TimeSpan.FromMinutes(1);
-        });
-        _first = Create(EfCluster.Cluster.Primary, "ef-dist-1");
-        _second = Create(EfCluster.Cluster.SecondPrimary, "ef-dist-2");
+        _first = OrderWorkload.CreateDataSource(EfCluster.For(EfCluster.Cluster.Primary, Database), "ef-dist-1", _recovery);
+        _second = OrderWorkload.CreateDataSource(EfCluster.For(EfCluster.Cluster.SecondPrimary, Database), "ef-dist-2", _recovery);
         await using (var a = NewContext(_first))
             await a.Database.EnsureCreatedAsync();
         await using (var b = NewContext(_second))
@@ -73,7 +64,7 @@ public sealed class DistributedTransactionTests
             Assert.That(await EfCluster.ScalarAsync<long>(server, Database, "SELECT count(*) FROM pg_prepared_xacts"), Is.Zero, $"no prepared transaction left on {server}");
     }
 
-    private static ShopContext NewContext(RwSplitDataSource dataSource) => new(EfCluster.ShopOptions(dataSource, o => o.MaxBatchSize(1)));
+    private static ShopContext NewContext(RwSplitDataSource dataSource) => OrderWorkload.NewContext(dataSource);
 
     private static Customer NewCustomer(string name, int lines)
     {
@@ -142,15 +133,25 @@ public sealed class DistributedTransactionTests
     [Test]
     public async Task A_coordinator_that_stops_after_the_decision_is_finished_by_recovery()
     {
+        var explicitPass = new System.Threading.AsyncLocal<bool>();
+        var injecting = true;
         FaultInjection.Hook = (point, _) =>
         {
-            if (point == FaultInjection.AfterDecisionCommit)
+            if (injecting && point == FaultInjection.AfterDecisionCommit)
                 throw new InvalidOperationException("injected after the decision");
+            if (point == FaultInjection.RecoveryBeforeResolve && !explicitPass.Value)
+                throw new InvalidOperationException("only this test's own pass may resolve"); // a background pass would find the decision too
         };
         await SaveBothAsync(complete: true); // the decision is durable: the commit succeeded
+        injecting = false;
+        long prepared = 0;
+        foreach (var server in new[] { EfCluster.Cluster.Primary, EfCluster.Cluster.SecondPrimary })
+            prepared += await EfCluster.ScalarAsync<long>(server, Database, "SELECT count(*) FROM pg_prepared_xacts");
+        Assert.That(prepared, Is.GreaterThan(0), "the coordinator stopped before finishing: branches wait, prepared");
+        explicitPass.Value = true;
+        var pass = await _recovery.RecoverAsync(TimeSpan.FromHours(1), default); // a long grace period: only the decision can decide
         FaultInjection.Hook = null;
-        var pass = await _recovery.RecoverAsync(TimeSpan.FromHours(1), default);
-        Assert.That(pass.Committed, Is.LessThanOrEqualTo(1), "at most the branch the coordinator did not finish");
+        Assert.That(pass.Committed, Is.EqualTo(prepared), "recovery committed every branch the coordinator left, from its decision");
         Assert.That(await RowsAsync(), Is.EqualTo((1L + 1 + 4, 2L + 1 + 3)), "all of both");
     }
 }

@@ -51,6 +51,14 @@ public static class CpuQuota
         }
     }
 
+    /// <summary>Lifts the quota of the group <paramref name="name"/>, if there is one (its processes stay in it, uncapped).</summary>
+    public static void Lift(string name)
+    {
+        var quota = Path.Combine(GroupOf(name), "cpu.cfs_quota_us");
+        if (File.Exists(quota))
+            File.WriteAllText(quota, "-1");
+    }
+
     /// <summary>Removes the group <paramref name="name"/> once its processes have ended (best effort).</summary>
     public static void Remove(string name)
     {

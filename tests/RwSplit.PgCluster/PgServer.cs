@@ -288,13 +288,9 @@ public sealed partial class PgServer
         EnsureLocal(nameof(LimitCpu));
         CpuQuota = cores;
         if (cores is null)
-        {
-            if (Directory.Exists(RwSplit.PgCluster.CpuQuota.GroupOf(CpuGroup)))
-                File.WriteAllText(Path.Combine(RwSplit.PgCluster.CpuQuota.GroupOf(CpuGroup), "cpu.cfs_quota_us"), "-1");
-            return;
-        }
-
-        ApplyCpuQuota();
+            RwSplit.PgCluster.CpuQuota.Lift(CpuGroup);
+        else
+            ApplyCpuQuota();
     }
 
     private void ApplyCpuQuota()

@@ -12,6 +12,13 @@ public static class TestClusters
     public static bool IsCI => string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
+    /// The primary's password, or a marker that cannot occur when the cluster trusts local connections: for checks that
+    /// it never leaks into output, logs or telemetry.
+    /// </summary>
+    public static string PasswordOf(LocalPgCluster cluster)
+        => new Npgsql.NpgsqlConnectionStringBuilder(cluster.PrimaryConnectionString).Password is { Length: > 0 } p ? p : "\0no password\0";
+
+    /// <summary>
     /// Starts the servers <paramref name="options"/> describe. When they cannot be started, the fixture's tests are
     /// ignored with the reason and its fix — except under CI, where the failure stands.
     /// </summary>

@@ -25,7 +25,7 @@ public sealed class OtelCluster
     public static string Bank2 => Database("otel_bank_2");
 
     /// <summary>The primary's password (a marker that cannot occur when the cluster trusts local connections), for checks that it never leaks.</summary>
-    public static string Password => new NpgsqlConnectionStringBuilder(Cluster.PrimaryConnectionString).Password is { Length: > 0 } p ? p : "\0no password\0";
+    public static string Password => TestClusters.PasswordOf(Cluster);
 
     [OneTimeSetUp]
     public async Task StartAsync()
