@@ -99,6 +99,8 @@ internal static class ExplainCommand
         RoutingReason.NoReplicaAvailable => "no replica is configured or available now",
         RoutingReason.WriteBlocked => "a PreventWrites scope refuses statements that may write",
         RoutingReason.CaughtUpReplica => "a replica known to have replayed the session's writes",
+        RoutingReason.ReadAfterWrite => "the session wrote and its primary connection is open: the read runs there at once",
+        RoutingReason.PrimaryCapacity => "a read the primary served because it had spare capacity (PrimaryReadWeight)",
         _ => reason.ToString(),
     };
 }

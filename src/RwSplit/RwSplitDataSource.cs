@@ -57,6 +57,8 @@ public sealed partial class RwSplitDataSource : DbDataSource
         HealthMonitoring = options.HealthMonitoring;
         Balancing = options.Balancing;
         ReadYourWritesTimeout = options.ReadYourWritesTimeout;
+        ReadAfterWrite = options.ReadAfterWrite;
+        PrimaryReadWeight = options.PrimaryReadWeight;
         FallbackOverflow = options.FallbackOverflow;
         FallbackWaitTimeout = options.FallbackWaitTimeout;
         Logger = (ILogger?)options.LoggerFactory?.CreateLogger("RwSplit") ?? NullLogger.Instance;
@@ -146,6 +148,10 @@ public sealed partial class RwSplitDataSource : DbDataSource
     internal ReplicaBalancing Balancing { get; }
 
     internal TimeSpan ReadYourWritesTimeout { get; }
+
+    internal ReadAfterWrite ReadAfterWrite { get; }
+
+    internal double PrimaryReadWeight { get; }
 
     internal FallbackOverflow FallbackOverflow { get; }
 
@@ -348,7 +354,7 @@ public sealed partial class RwSplitDataSource : DbDataSource
                 mask |= 1UL << i;
         }
 
-        return new TopologySnapshot(_replicas.Length, mask & fresh, caughtUp, Balancing, _replicas);
+        return new TopologySnapshot(_replicas.Length, mask & fresh, caughtUp, Balancing, _replicas, ReadAfterWrite, PrimaryReadWeight, CurrentPrimary);
     }
 
     /// <summary>Replicas whose measured lag is at most <paramref name="staleness"/> (unknown lag does not qualify).</summary>

@@ -99,9 +99,28 @@ public sealed class RwSplitOptions
     public TimeSpan ReadYourWritesTimeout { get; set; } = TimeSpan.FromMilliseconds(100);
 
     /// <summary>
+    /// Under <see cref="ReadConsistency.ReadYourWrites"/>, where a read right after the session's own write goes while no
+    /// replica is known to have replayed it. Default: <see cref="RwSplit.ReadAfterWrite.OpenPrimary"/>, the session's
+    /// open primary connection (as cheap as without RwSplit); <see cref="RwSplit.ReadAfterWrite.WaitForReplica"/> keeps
+    /// such reads off the primary, waiting up to <see cref="ReadYourWritesTimeout"/> for a replica.
+    /// </summary>
+    public ReadAfterWrite ReadAfterWrite { get; set; } = ReadAfterWrite.OpenPrimary;
+
+    /// <summary>
+    /// How much read load the primary takes, relative to one replica, when the consistency lets a read run anywhere:
+    /// a new read goes to the primary instead of the replica balancing chose when the primary has fewer outstanding
+    /// commands (its writes included) per unit of weight. Default: 0, the primary serves no such reads (kept for
+    /// writes). 1: the primary serves reads as one more replica of the same size; 0.5: half as many. Range: 0 to 100.
+    /// Counts this data source's commands only: other processes' load on the primary is not seen.
+    /// </summary>
+    public double PrimaryReadWeight { get; set; }
+
+    /// <summary>
     /// The most reads that may run on the primary at once because no replica qualified (all down, all lagging, none
     /// caught up with a write). Protects the primary from a sudden flood when replicas fail. Default: 32. Range: 0 to
-    /// 100 000. Applies only when replicas are configured.
+    /// 100 000. Applies only when replicas are configured. Reads a session runs on its open primary connection right
+    /// after its own write (<see cref="RwSplit.ReadAfterWrite.OpenPrimary"/>) and reads the primary takes by its
+    /// <see cref="PrimaryReadWeight"/> are not fallbacks and take no slot.
     /// </summary>
     public int FallbackReadLimit { get; set; } = 32;
 

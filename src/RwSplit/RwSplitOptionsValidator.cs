@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Globalization;
 using Microsoft.Extensions.Options;
 using RwSplit.Topology;
 
@@ -74,6 +75,10 @@ public sealed class RwSplitOptionsValidator : IValidateOptions<RwSplitOptions>
         CheckTokenKeys(options, prefix, failures);
         if (options.ReadYourWritesTimeout < TimeSpan.Zero || options.ReadYourWritesTimeout > TimeSpan.FromSeconds(30))
             failures.Add($"{prefix}: ReadYourWritesTimeout {options.ReadYourWritesTimeout} is out of range: use zero to 30 seconds (default 100 ms).");
+        if (!Enum.IsDefined(options.ReadAfterWrite))
+            failures.Add($"{prefix}: ReadAfterWrite {(int)options.ReadAfterWrite} is not a ReadAfterWrite value: use OpenPrimary or WaitForReplica.");
+        if (!(options.PrimaryReadWeight >= 0 && options.PrimaryReadWeight <= 100))
+            failures.Add(string.Create(CultureInfo.InvariantCulture, $"{prefix}: PrimaryReadWeight {options.PrimaryReadWeight} is out of range: use 0 (the primary serves no reads a replica could) to 100; 1 weighs the primary as one replica."));
         if (options.FallbackReadLimit is < 0 or > 100_000)
             failures.Add($"{prefix}: FallbackReadLimit {options.FallbackReadLimit} is out of range: use 0 to 100000 (default 32).");
         if (!Enum.IsDefined(options.FallbackOverflow))

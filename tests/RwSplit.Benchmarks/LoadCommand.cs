@@ -8,11 +8,11 @@ using RwSplit.PgCluster;
 namespace RwSplit.Benchmarks;
 
 /// <summary>
-/// <c>load [--duration 10] [--warmup 3] [--workers 8] [--rounds 2] [--scenario PrimaryOnly,ReadHeavy,ReadYourWrites] [--cpu-quota cores] [--balancing b] [--no-pgpool] [--smoke]</c>:
-/// starts the local PostgreSQL primary and two replicas (base port 25450) unless <c>RWSPLIT_PG_PRIMARY</c> /
+/// <c>load [--duration 10] [--warmup 3] [--workers 8] [--rounds 2] [--scenario PrimaryOnly,ReadOnly,ReadHeavy,CpuHeavyRead,ReadYourWrites] [--replicas 2] [--cpu-quota cores] [--balancing b] [--no-pgpool] [--smoke]</c>:
+/// starts the local PostgreSQL primary and two replicas (or <c>--replicas</c> 0 to 3; base port 25450) unless <c>RWSPLIT_PG_PRIMARY</c> /
 /// <c>RWSPLIT_PG_REPLICAS</c> name running servers, runs the load runner and prints its table. <c>--cpu-quota 0.25</c>
 /// caps each server at a quarter of a core (its own cgroup, as root), so that the servers behave like separate
-/// machines of a known size and a replica adds capacity. The read-heavy scenario also runs the peers: Npgsql's
+/// machines of a known size and a replica adds capacity. The read scenarios also run the peers: Npgsql's
 /// multi-host data source, and pgpool-II (ports 25455, with its reset query, and 25457, without) when it is installed (else reported and skipped).
 /// </summary>
 internal static class LoadCommand
@@ -30,6 +30,7 @@ internal static class LoadCommand
         double? cpuQuota = null;
         var withPgPool = true;
         ReplicaBalancing? balancing = null;
+        var replicas = 2;
         for (var i = 0; i < args.Length; i++)
         {
             string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
@@ -52,6 +53,11 @@ internal static class LoadCommand
                 case "--balancing":
                     balancing = Enum.Parse<ReplicaBalancing>(Value(), ignoreCase: true);
                     break;
+                case "--replicas":
+                    replicas = int.Parse(Value(), CultureInfo.InvariantCulture);
+                    if (replicas is < 0 or > 3)
+                        throw new ArgumentException("--replicas takes 0 to 3 (ports 25451-25453; pgpool-II uses 25455-25458).");
+                    break;
                 case "--no-pgpool":
                     withPgPool = false;
                     break;
@@ -63,7 +69,7 @@ internal static class LoadCommand
                         .Select(s => Enum.Parse<LoadScenario>(s, ignoreCase: true)).ToArray();
                     break;
                 default:
-                    Console.Error.WriteLine($"Unknown argument '{args[i]}'. Usage: load [--duration s] [--warmup s] [--workers n] [--rounds n] [--scenario a,b] [--cpu-quota cores] [--balancing RoundRobin|LeastOutstanding|LatencyAware] [--no-pgpool] [--smoke]");
+                    Console.Error.WriteLine($"Unknown argument '{args[i]}'. Usage: load [--duration s] [--warmup s] [--workers n] [--rounds n] [--scenario a,b] [--replicas 0-3] [--cpu-quota cores] [--balancing RoundRobin|LeastOutstanding|LatencyAware] [--no-pgpool] [--smoke]");
                     return 2;
             }
         }
@@ -77,18 +83,21 @@ internal static class LoadCommand
 
         Console.Error.WriteLine(Environment.GetEnvironmentVariable("RWSPLIT_PG_PRIMARY") is { Length: > 0 }
             ? "Using the servers of RWSPLIT_PG_PRIMARY / RWSPLIT_PG_REPLICAS."
-            : $"Starting (or reusing) local PostgreSQL on ports {BasePort}-{BasePort + 2}...");
-        await using var cluster = await LocalPgCluster.StartAsync(new LocalPgClusterOptions { BasePort = BasePort, StartSecondPrimary = false, CpuQuota = cpuQuota }, cancel.Token).ConfigureAwait(false);
-        Console.Error.WriteLine(cpuQuota is { } cores && !cluster.IsExternal
-            ? $"Each server capped at {cores.ToString(CultureInfo.InvariantCulture)} CPU (cgroup v1 cpu.cfs_quota_us); the client is not capped."
-            : "No CPU quota: the servers and the client share the machine's cores.");
+            : $"Starting (or reusing) local PostgreSQL on ports {BasePort}-{BasePort + replicas}...");
+        await using var cluster = await LocalPgCluster.StartAsync(new LocalPgClusterOptions { BasePort = BasePort, StartSecondPrimary = false, ReplicaCount = replicas, CpuQuota = cpuQuota }, cancel.Token).ConfigureAwait(false);
+        var servers = string.Create(CultureInfo.InvariantCulture, $"Servers: a primary and {cluster.ReplicaConnectionStrings.Count} replica(s); ")
+            + (cpuQuota is { } cores && !cluster.IsExternal
+                ? string.Create(CultureInfo.InvariantCulture, $"each server (and pgpool-II) capped at {cores} CPU (cgroup v1 cpu.cfs_quota_us), the client not capped")
+                : "no CPU quota: the servers and the client share the machine's cores")
+            + "; no network delay (loopback).";
+        Console.Error.WriteLine(servers);
 
-        // The proxy peer, for the read-heavy scenario: pgpool-II on ports 25455 and 25457 (with and without its reset query)
+        // The proxy peer, for the read scenarios: pgpool-II on ports 25455 and 25457 (with and without its reset query)
         // over the same servers, capped like them.
         PgPool? pgpool = null;
         PgPool? pgpoolNoReset = null;
-        var readHeavy = !smoke && (scenarios ?? Enum.GetValues<LoadScenario>()).Contains(LoadScenario.ReadHeavy);
-        if (readHeavy && withPgPool && !cluster.IsExternal)
+        var reads = !smoke && (scenarios ?? Enum.GetValues<LoadScenario>()).Any(s => s is LoadScenario.ReadOnly or LoadScenario.ReadHeavy or LoadScenario.CpuHeavyRead);
+        if (reads && withPgPool && !cluster.IsExternal && cluster.ReplicaConnectionStrings.Count > 0)
         {
             if (PgPool.Binary is null)
             {
@@ -122,6 +131,7 @@ internal static class LoadCommand
             PgPoolNoResetConnectionString = pgpoolNoReset?.ConnectionString,
             Balancing = balancing,
             Log = Console.Error,
+            ServerDescription = servers,
         };
 
         var report = await new LoadRunner(options).RunAsync(cancel.Token).ConfigureAwait(false);

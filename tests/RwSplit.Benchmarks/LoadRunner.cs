@@ -20,8 +20,17 @@ public enum LoadScenario
     /// <summary>Point reads and writes (half each), all on the primary: RwSplit with <see cref="ReadConsistency.Strong"/>.</summary>
     PrimaryOnly,
 
+    /// <summary>Point reads only: raw Npgsql on the primary vs RwSplit and the peers spreading them over the servers.</summary>
+    ReadOnly,
+
     /// <summary>90% point reads, 10% writes: raw Npgsql on the primary vs RwSplit spreading the reads over the replicas.</summary>
     ReadHeavy,
+
+    /// <summary>
+    /// Reads that each aggregate 2,000 rows (an index range scan): the servers' CPU, not the client or the round trip,
+    /// is the bottleneck.
+    /// </summary>
+    CpuHeavyRead,
 
     /// <summary>A write then a read of the same row on one connection: RwSplit with <see cref="ReadConsistency.ReadYourWrites"/>.</summary>
     ReadYourWrites,
@@ -33,8 +42,14 @@ public enum LoadVariant
     /// <summary>Npgsql's own <see cref="NpgsqlDataSource"/> on the primary: the baseline.</summary>
     RawNpgsql,
 
-    /// <summary>An <see cref="RwSplitDataSource"/> over the primary and the replicas.</summary>
+    /// <summary>An <see cref="RwSplitDataSource"/> over the primary and the replicas, with its defaults.</summary>
     RwSplit,
+
+    /// <summary>RwSplit with <see cref="RwSplitOptions.PrimaryReadWeight"/> = 1: the primary takes reads by its spare capacity.</summary>
+    RwSplitPrimaryReads,
+
+    /// <summary>RwSplit with <see cref="ReadAfterWrite.WaitForReplica"/>: a read after a write waits for a replica that has it.</summary>
+    RwSplitWaitForReplica,
 
     /// <summary>
     /// The in-process peer: Npgsql's own multi-host data source over the primary and the replicas
@@ -94,6 +109,9 @@ public sealed class LoadRunnerOptions
     /// <summary>Progress lines; <see langword="null"/> for none.</summary>
     public TextWriter? Log { get; init; }
 
+    /// <summary>What the servers are (count, CPU quota, network delay), printed with the figures.</summary>
+    public string? ServerDescription { get; init; }
+
     /// <summary>Seconds, not minutes: every scenario and variant once, briefly, with two workers (for CI).</summary>
     public static LoadRunnerOptions Smoke(string primary, IReadOnlyList<string> replicas, TextWriter? log = null) => new()
     {
@@ -118,12 +136,16 @@ public sealed record LoadRun(
     TimeSpan Elapsed,
     double P50Milliseconds,
     double P99Milliseconds,
+    TimeSpan ClientCpu,
     IReadOnlyDictionary<string, long> StatementsPerServer,
     IReadOnlyDictionary<string, long> ReadReasons,
     string? FirstError)
 {
     /// <summary>Operations per second.</summary>
     public double Throughput => Operations / Elapsed.TotalSeconds;
+
+    /// <summary>The client process's CPU time per operation, in microseconds (all its threads: workers, pools, monitor).</summary>
+    public double ClientCpuMicroseconds => Operations == 0 ? double.NaN : ClientCpu.TotalMicroseconds / Operations;
 }
 
 /// <summary>The measured runs, and the table that shows them.</summary>
@@ -155,14 +177,16 @@ public sealed class LoadReport
     {
         var text = new StringBuilder();
         var inv = CultureInfo.InvariantCulture;
-        text.AppendLine(inv, $"{Options.Workers} workers, {Options.Duration.TotalSeconds:0.#} s per run after {Options.Warmup.TotalSeconds:0.#} s of warm-up per variant; an operation is open connection + statement(s) + close.");
+        if (Options.ServerDescription is { } servers)
+            text.AppendLine(servers);
+        text.AppendLine(inv, $"{Options.Workers} workers, {Options.Duration.TotalSeconds:0.#} s per run after {Options.Warmup.TotalSeconds:0.#} s of warm-up per variant; an operation is open connection + statement(s) + close. Client CPU: the load runner's process time per operation.");
         text.AppendLine();
-        text.AppendLine("| Scenario | Variant | Round | ops/s | p50 ms | p99 ms | vs raw | Errors | Statements per server | Read routing reasons |");
-        text.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---|---|");
+        text.AppendLine("| Scenario | Variant | Round | ops/s | p50 ms | p99 ms | vs raw | client CPU µs/op | Errors | Statements per server | Read routing reasons |");
+        text.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|");
         foreach (var run in Runs)
         {
             var ratio = run.Variant != LoadVariant.RawNpgsql && Ratio(run.Scenario, run.Round, run.Variant) is { } r ? r.ToString("0.000", inv) : "1 (baseline)";
-            text.AppendLine(inv, $"| {run.Scenario} | {run.Variant} | {run.Round} | {run.Throughput:0} | {run.P50Milliseconds:0.000} | {run.P99Milliseconds:0.000} | {ratio} | {run.Errors} | {Shares(run.StatementsPerServer)} | {Shares(run.ReadReasons)} |");
+            text.AppendLine(inv, $"| {run.Scenario} | {run.Variant} | {run.Round} | {run.Throughput:0} | {run.P50Milliseconds:0.000} | {run.P99Milliseconds:0.000} | {ratio} | {run.ClientCpuMicroseconds:0} | {run.Errors} | {Shares(run.StatementsPerServer)} | {Shares(run.ReadReasons)} |");
         }
 
         var failures = Runs.Where(r => r.FirstError is not null).ToList();
@@ -192,6 +216,7 @@ public sealed class LoadRunner
     private const string PointRead = "SELECT v FROM " + Table + " WHERE id = $1";
     private const string PointWrite = "UPDATE " + Table + " SET v = v + 1 WHERE id = $1";
     private const string WriteReturning = "UPDATE " + Table + " SET v = v + 1 WHERE id = $1 RETURNING v";
+    private const string RangeRead = "SELECT sum(v + length(note)) FROM " + Table + " WHERE id >= $1 AND id < $1 + 2000";
 
     private readonly LoadRunnerOptions _options;
     private readonly Dictionary<int, string> _ports = new();
@@ -202,8 +227,6 @@ public sealed class LoadRunner
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Workers, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Rounds, 1);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.Duration, TimeSpan.Zero);
-        if (options.Scenarios.Contains(LoadScenario.ReadHeavy) && options.ReplicaConnectionStrings.Count == 0)
-            throw new ArgumentException("The read-heavy scenario needs replicas: set ReplicaConnectionStrings.", nameof(options));
         _options = options;
         _ports[new NpgsqlConnectionStringBuilder(options.PrimaryConnectionString).Port] = "primary";
         for (var i = 0; i < options.ReplicaConnectionStrings.Count; i++)
@@ -223,16 +246,20 @@ public sealed class LoadRunner
         {
             foreach (var scenario in _options.Scenarios)
             {
-                var rwsplit = CreateRwSplit(scenario);
+                var rwsplit = CreateRwSplit(scenario, LoadVariant.RwSplit);
+                var rwsplitVariant = CreateRwSplit(scenario, scenario == LoadScenario.ReadYourWrites ? LoadVariant.RwSplitWaitForReplica : LoadVariant.RwSplitPrimaryReads);
                 var multiHost = CreateMultiHost(); // connects only when its variant runs
                 await using (rwsplit.ConfigureAwait(false))
+                await using (rwsplitVariant.ConfigureAwait(false))
                 await using (multiHost.ConfigureAwait(false))
                 {
                     await rwsplit.RefreshTopologyAsync(cancellationToken).ConfigureAwait(false);
+                    await rwsplitVariant.RefreshTopologyAsync(cancellationToken).ConfigureAwait(false);
                     (DbDataSource Reads, DbDataSource Writes) Source(LoadVariant v) => v switch
                     {
                         LoadVariant.RawNpgsql => (raw, raw),
                         LoadVariant.RwSplit => (rwsplit, rwsplit),
+                        LoadVariant.RwSplitPrimaryReads or LoadVariant.RwSplitWaitForReplica => (rwsplitVariant, rwsplitVariant),
                         LoadVariant.PgPool => (pgpool, pgpool),
                         LoadVariant.PgPoolNoReset => (pgpoolNoReset, pgpoolNoReset),
                         _ => (multiHost.WithTargetSession(TargetSessionAttributes.PreferStandby), multiHost.WithTargetSession(TargetSessionAttributes.Primary)),
@@ -265,14 +292,21 @@ public sealed class LoadRunner
     }
 
     /// <summary>
-    /// The variants a scenario runs: raw Npgsql and RwSplit always; the peers (Npgsql multi-host, pgpool-II when it
-    /// runs) only where no read must see a write.
+    /// The variants a scenario runs: raw Npgsql and RwSplit always; RwSplit waiting for a replica where a read follows
+    /// a write; RwSplit with primary reads and the peers (Npgsql multi-host, pgpool-II when it runs) where no read
+    /// must see a write.
     /// </summary>
     public static LoadVariant[] Runs(LoadScenario scenario, bool withPgPool = false, bool withPgPoolNoReset = false)
     {
-        if (scenario != LoadScenario.ReadHeavy)
-            return [LoadVariant.RawNpgsql, LoadVariant.RwSplit];
-        var variants = new List<LoadVariant> { LoadVariant.RawNpgsql, LoadVariant.RwSplit, LoadVariant.NpgsqlMultiHost };
+        switch (scenario)
+        {
+            case LoadScenario.PrimaryOnly:
+                return [LoadVariant.RawNpgsql, LoadVariant.RwSplit];
+            case LoadScenario.ReadYourWrites:
+                return [LoadVariant.RawNpgsql, LoadVariant.RwSplit, LoadVariant.RwSplitWaitForReplica];
+        }
+
+        var variants = new List<LoadVariant> { LoadVariant.RawNpgsql, LoadVariant.RwSplit, LoadVariant.RwSplitPrimaryReads, LoadVariant.NpgsqlMultiHost };
         if (withPgPool)
             variants.Add(LoadVariant.PgPool);
         if (withPgPoolNoReset)
@@ -291,16 +325,20 @@ public sealed class LoadRunner
         return new NpgsqlDataSourceBuilder(builder.ConnectionString).BuildMultiHost();
     }
 
-    private RwSplitDataSource CreateRwSplit(LoadScenario scenario) => RwSplitDataSource.Create(o =>
+    private RwSplitDataSource CreateRwSplit(LoadScenario scenario, LoadVariant variant) => RwSplitDataSource.Create(o =>
     {
         o.UseNpgsql();
-        o.Name = "load-" + scenario.ToString().ToLowerInvariant();
+        o.Name = "load-" + scenario.ToString().ToLowerInvariant() + (variant == LoadVariant.RwSplit ? "" : "-" + variant.ToString().ToLowerInvariant());
         o.Primary = _options.PrimaryConnectionString;
         foreach (var replica in _options.ReplicaConnectionStrings)
             o.Replicas.Add(replica);
         o.Consistency = scenario == LoadScenario.PrimaryOnly ? ReadConsistency.Strong : ReadConsistency.ReadYourWrites;
         if (_options.Balancing is { } balancing)
             o.Balancing = balancing;
+        if (variant == LoadVariant.RwSplitPrimaryReads)
+            o.PrimaryReadWeight = 1;
+        if (variant == LoadVariant.RwSplitWaitForReplica)
+            o.ReadAfterWrite = ReadAfterWrite.WaitForReplica;
     });
 
     private async Task<LoadRun> RunOnceAsync(LoadScenario scenario, LoadVariant variant, (DbDataSource Reads, DbDataSource Writes) dataSource, int round, TimeSpan duration, CancellationToken cancellationToken)
@@ -309,10 +347,12 @@ public sealed class LoadRunner
         for (var i = 0; i < workers.Length; i++)
             workers[i] = new Worker(scenario, dataSource.Reads, dataSource.Writes, _ports, _options.Rows, seed: (round * 1000) + i);
 
+        var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
         var start = Stopwatch.GetTimestamp();
         var deadline = start + (long)(duration.TotalSeconds * Stopwatch.Frequency);
         await Task.WhenAll(workers.Select(w => Task.Run(() => w.RunAsync(deadline, cancellationToken), cancellationToken))).ConfigureAwait(false);
         var elapsed = Stopwatch.GetElapsedTime(start);
+        var clientCpu = Process.GetCurrentProcess().TotalProcessorTime - cpuBefore;
 
         var latencies = workers.SelectMany(w => w.Latencies).ToArray();
         Array.Sort(latencies);
@@ -333,6 +373,7 @@ public sealed class LoadRunner
             elapsed,
             Percentile(latencies, 0.50),
             Percentile(latencies, 0.99),
+            clientCpu,
             perServer,
             reasons,
             workers.Select(w => w.FirstError).FirstOrDefault(e => e is not null));
@@ -451,8 +492,14 @@ public sealed class LoadRunner
                         case LoadScenario.PrimaryOnly:
                             await SingleStatementAsync(dice < 50, id, cancellationToken).ConfigureAwait(false);
                             break;
+                        case LoadScenario.ReadOnly:
+                            await SingleStatementAsync(read: true, id, cancellationToken).ConfigureAwait(false);
+                            break;
                         case LoadScenario.ReadHeavy:
                             await SingleStatementAsync(dice < 90, id, cancellationToken).ConfigureAwait(false);
+                            break;
+                        case LoadScenario.CpuHeavyRead:
+                            await SingleStatementAsync(read: true, id, cancellationToken, RangeRead).ConfigureAwait(false);
                             break;
                         default:
                             await WriteThenReadAsync(id, cancellationToken).ConfigureAwait(false);
@@ -471,12 +518,12 @@ public sealed class LoadRunner
             }
         }
 
-        private async Task SingleStatementAsync(bool read, int id, CancellationToken cancellationToken)
+        private async Task SingleStatementAsync(bool read, int id, CancellationToken cancellationToken, string? readText = null)
         {
             var connection = await (read ? _reads : _writes).OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             await using (connection.ConfigureAwait(false))
             {
-                var command = Command(connection, read ? PointRead : PointWrite, id);
+                var command = Command(connection, read ? readText ?? PointRead : PointWrite, id);
                 await using (command.ConfigureAwait(false))
                 {
                     if (read)

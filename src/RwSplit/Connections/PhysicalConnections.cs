@@ -28,6 +28,8 @@ internal struct PhysicalConnections
 
     public DbConnection? Primary { get; private set; }
 
+    /// <summary>Whether <see cref="Primary"/> is open to the data source's current primary (a read there needs no open).</summary>
+    public readonly bool HasOpenPrimary => Primary is not null && ReferenceEquals(PrimaryEndpoint, _owner.DataSourceOrThrow.CurrentPrimary);
 
     /// <summary>The endpoint <see cref="Primary"/> is connected to (a failover changes the data source's primary, not this).</summary>
     public Endpoint? PrimaryEndpoint { get; private set; }

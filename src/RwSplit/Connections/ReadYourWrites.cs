@@ -49,10 +49,45 @@ internal static class ReadYourWrites
         }
 
         // Only capturing the write position may need a round trip: the rest runs without an async state machine.
-        return watermark.Unsynced
-            ? CaughtUpAfterCaptureAsync(connection, queryTimeout, async, cancellationToken)
-            : new ValueTask<ulong>(watermark.CaughtUp(dataSource.Replicas));
+        if (!watermark.Unsynced)
+            return new ValueTask<ulong>(watermark.CaughtUp(dataSource.Replicas));
+        return ReadsOnOpenPrimary(connection)
+            ? new ValueTask<ulong>(0UL) // no replica can be known to have the write before asking: the read goes to the open primary
+            : CaughtUpAfterCaptureAsync(connection, queryTimeout, async, cancellationToken);
     }
+
+    /// <summary>
+    /// <see cref="CaughtUpReplicasAsync"/> when it needs no I/O: the session did not write, positions are known, or the
+    /// read goes to the open primary (<see cref="ReadAfterWrite.OpenPrimary"/>) before the write's position is asked.
+    /// <see langword="false"/> when the answer needs a round trip or a token's check.
+    /// </summary>
+    public static bool TryCaughtUpNow(RwSplitConnection connection, out ulong caughtUp)
+    {
+        ref var watermark = ref connection.Watermark;
+        var dataSource = connection.DataSourceOrThrow;
+        caughtUp = 0;
+        if (!watermark.HasWritten)
+        {
+            caughtUp = ulong.MaxValue;
+            return true;
+        }
+
+        if (!dataSource.HealthMonitoring)
+            return true;
+        if (watermark.TokenIdentity != 0 || watermark.TokenPositionUnverified)
+            return false;
+        if (!watermark.Unsynced)
+        {
+            caughtUp = watermark.CaughtUp(dataSource.Replicas);
+            return true;
+        }
+
+        return ReadsOnOpenPrimary(connection);
+    }
+
+    /// <summary>A read after a write goes to the session's open primary connection rather than ask where the write is (<see cref="ReadAfterWrite.OpenPrimary"/>).</summary>
+    private static bool ReadsOnOpenPrimary(RwSplitConnection connection)
+        => connection.DataSourceOrThrow.ReadAfterWrite == ReadAfterWrite.OpenPrimary && connection.Watermark.WritePending && connection.Physical.HasOpenPrimary;
 
     /// <summary>
     /// A token asked for a position beyond the primary's as last probed: the primary is asked where it is now (one

@@ -37,6 +37,12 @@ internal struct WriteWatermark
     /// <summary>Whether the primary's position after the last write is still to be asked.</summary>
     public bool Unsynced { get; private set; }
 
+    /// <summary>
+    /// Whether the session wrote since the primary's position was last asked (<see cref="Unsynced"/> because of a write,
+    /// not only because a read moved to another server).
+    /// </summary>
+    public readonly bool WritePending => _writePending;
+
     /// <summary>The position a replica must have replayed; -1 when unknown (the time rule applies).</summary>
     public long RequiredPosition { get; private set; } = -1;
 

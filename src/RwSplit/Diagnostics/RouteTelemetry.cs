@@ -144,6 +144,8 @@ internal static class RouteTelemetry
         RoutingReason.StrongConsistency => "strong_consistency",
         RoutingReason.ReadYourWrites => "read_your_writes",
         RoutingReason.CaughtUpReplica => "caught_up_replica",
+        RoutingReason.ReadAfterWrite => "read_after_write",
+        RoutingReason.PrimaryCapacity => "primary_capacity",
         RoutingReason.NoReplicaAvailable => "no_replica_available",
         RoutingReason.WriteBlocked => "write_blocked",
         _ => "other",

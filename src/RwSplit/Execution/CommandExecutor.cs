@@ -326,12 +326,14 @@ internal static class CommandExecutor
     private static void Attach(ExecutionRequest request, in RoutePlan plan, bool retry)
         => request.Attach(plan.Physical, request.Connection!.InnerTransactionFor(plan.Physical), retry);
 
+    /// <summary>Counts the command as outstanding on its server (least-outstanding balancing, <see cref="RwSplitOptions.PrimaryReadWeight"/>).</summary>
     private static Endpoint? BeginTracked(ExecutionRequest request, in RoutePlan plan)
     {
-        if (plan.Decision.Target != RouteTarget.Replica)
-            return null;
-        var endpoint = request.Connection!.DataSourceOrThrow.Replicas[plan.Decision.ReplicaIndex];
-        endpoint.BeginCommand();
+        var connection = request.Connection!;
+        var endpoint = plan.Decision.Target == RouteTarget.Replica
+            ? connection.DataSourceOrThrow.Replicas[plan.Decision.ReplicaIndex]
+            : connection.Physical.PrimaryEndpoint;
+        endpoint?.BeginCommand();
         return endpoint;
     }
 

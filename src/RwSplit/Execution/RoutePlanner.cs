@@ -66,10 +66,13 @@ internal static class RoutePlanner
             return false;
         var consistency = request.Consistency ?? connection.Consistency;
         var session = Session(connection, request.Target, scope, out _);
-        if (session.InAmbientTransaction || NeedsCaughtUp(facts, session, consistency))
+        if (session.InAmbientTransaction)
+            return false;
+        var caughtUp = ulong.MaxValue;
+        if (NeedsCaughtUp(facts, session, consistency) && !ReadYourWrites.TryCaughtUpNow(connection, out caughtUp))
             return false;
 
-        var decision = Router.Route(facts, session, consistency, dataSource.Snapshot(), session.CurrentReplica < 0 ? dataSource.NextBalancerTicket() : 0);
+        var decision = Router.Route(facts, session, consistency, dataSource.Snapshot(caughtUp), session.CurrentReplica < 0 ? dataSource.NextBalancerTicket() : 0);
         start.HasDecision = true;
         start.Decision = decision;
         if (decision.Target == RouteTarget.None || decision.Reason == RoutingReason.ReadYourWrites || connection.Watermark.WouldReadOlderData(decision, consistency))
@@ -289,6 +292,8 @@ internal static class RoutePlanner
             InLocalTransaction = connection.Enlistment.Local is not null,
             InAmbientTransaction = connection.Enlistment.InAnyDistributed(ambient),
             Pinned = connection.PinnedReason is not null,
+            PrimaryOpen = connection.Physical.HasOpenPrimary,
+            WritePending = connection.Watermark.WritePending,
             HasWritten = connection.Watermark.HasWritten,
             CurrentReplica = connection.Physical.CurrentReplica,
             ExcludedReplicas = connection.Physical.Excluded,

@@ -55,7 +55,13 @@ internal static class Router
         {
             usable &= topology.CaughtUpReplicas;
             if (usable == 0)
-                return RoutingDecision.ToPrimary(RoutingReason.ReadYourWrites);
+            {
+                // None has the write yet: the primary has it, and a read on the session's open connection there costs
+                // one round trip, where finding a replica costs a position query and a wait.
+                return RoutingDecision.ToPrimary(session.PrimaryOpen && session.WritePending && topology.ReadAfterWrite == ReadAfterWrite.OpenPrimary
+                    ? RoutingReason.ReadAfterWrite
+                    : RoutingReason.ReadYourWrites);
+            }
         }
 
         var reason = facts.Kind == StatementKind.Unknown ? RoutingReason.ReplicaHint
@@ -66,7 +72,24 @@ internal static class Router
         if (session.CurrentReplica >= 0 && (usable & (1UL << session.CurrentReplica)) != 0)
             return RoutingDecision.ToReplica(session.CurrentReplica, reason);
 
-        return RoutingDecision.ToReplica(Pick(usable, balancerTicket, topology), reason);
+        var pick = Pick(usable, balancerTicket, topology);
+        if (topology.PrimaryReadWeight > 0 && session.CommandTarget == RouteTarget.Auto && facts.Hint == RoutingHint.None && PrimaryHasSpareCapacity(session, pick, topology))
+            return RoutingDecision.ToPrimary(RoutingReason.PrimaryCapacity);
+        return RoutingDecision.ToReplica(pick, reason);
+    }
+
+    /// <summary>
+    /// Whether the primary takes this read instead of replica <paramref name="pick"/> (<see cref="RwSplitOptions.PrimaryReadWeight"/>):
+    /// the session is on the primary already (no replica open: no second connection), or the primary has fewer
+    /// outstanding commands per unit of weight than the replica once this read is added. Ties go to the replica.
+    /// </summary>
+    private static bool PrimaryHasSpareCapacity(in SessionState session, int pick, in TopologySnapshot topology)
+    {
+        if (session.PrimaryOpen)
+            return true;
+        if (topology.Primary is not { } primary || topology.Replicas is not { } replicas)
+            return false;
+        return (primary.Outstanding + 1) / topology.PrimaryReadWeight < replicas[pick].Outstanding + 1;
     }
 
     /// <summary>

@@ -65,4 +65,13 @@ public enum RoutingReason
 
     /// <summary>Read-your-writes: a replica known to have replayed this session's writes.</summary>
     CaughtUpReplica,
+
+    /// <summary>
+    /// Read-your-writes: this session wrote, no replica is known to have replayed the write yet, and the session's
+    /// connection to the primary is open: the read runs there at once (<see cref="RwSplit.ReadAfterWrite.OpenPrimary"/>).
+    /// </summary>
+    ReadAfterWrite,
+
+    /// <summary>A read that could run anywhere, served by the primary because it had spare capacity (<see cref="RwSplitOptions.PrimaryReadWeight"/>).</summary>
+    PrimaryCapacity,
 }

@@ -15,6 +15,15 @@ internal readonly struct SessionState
     /// <summary>This session wrote (read-your-writes must then avoid replicas that may not have the write).</summary>
     public bool HasWritten { get; init; }
 
+    /// <summary>
+    /// The logical connection holds an open connection to the current primary: a read there needs no new physical
+    /// connection (<see cref="ReadAfterWrite.OpenPrimary"/>, <see cref="RwSplitOptions.PrimaryReadWeight"/>).
+    /// </summary>
+    public bool PrimaryOpen { get; init; }
+
+    /// <summary>The session wrote since the primary's position was last asked: no replica can be known to have that write.</summary>
+    public bool WritePending { get; init; }
+
     /// <summary>The replica this logical connection already uses, or -1: reads stay on it while it is available.</summary>
     public int CurrentReplica { get; init; }
 

@@ -18,6 +18,24 @@ internal readonly struct TopologySnapshot
         Replicas = replicas;
     }
 
+    /// <summary>The data source's read placement beyond the replicas: where a read after a write goes, and the primary's read weight with its load counter.</summary>
+    public TopologySnapshot(int replicaCount, ulong availableReplicas, ulong caughtUpReplicas, ReplicaBalancing balancing, Endpoint[]? replicas, ReadAfterWrite readAfterWrite, double primaryReadWeight, Endpoint? primary)
+        : this(replicaCount, availableReplicas, caughtUpReplicas, balancing, replicas)
+    {
+        ReadAfterWrite = readAfterWrite;
+        PrimaryReadWeight = primaryReadWeight;
+        Primary = primary;
+    }
+
+    /// <summary>Where a read-your-writes read goes while no replica is known to have the session's writes.</summary>
+    public ReadAfterWrite ReadAfterWrite { get; }
+
+    /// <summary>The primary's share of reads relative to one replica (<see cref="RwSplitOptions.PrimaryReadWeight"/>); 0: none.</summary>
+    public double PrimaryReadWeight { get; }
+
+    /// <summary>The current primary's load counter, for <see cref="PrimaryReadWeight"/>.</summary>
+    public Endpoint? Primary { get; }
+
     /// <summary>How many replicas are configured.</summary>
     public int ReplicaCount { get; }
 

@@ -37,7 +37,13 @@ public sealed partial class HealthAndConsistencyTests
         Assert.That(read.CommandTimeout, Is.EqualTo(1), "the application's setting is unchanged");
 
         // Without a tight timeout, a read after a write still gets the wait's chance and then the primary.
-        await using (var quick = Create(o => o.ReadYourWritesTimeout = TimeSpan.FromMilliseconds(200), app: "rwsplit-timeout-ryw2"))
+        await using (var quick = Create(
+            o =>
+            {
+                o.ReadYourWritesTimeout = TimeSpan.FromMilliseconds(200);
+                o.ReadAfterWrite = ReadAfterWrite.WaitForReplica;
+            },
+            app: "rwsplit-timeout-ryw2"))
         {
             await quick.RefreshTopologyAsync();
             await using var other = await quick.OpenConnectionAsync();
@@ -72,6 +78,40 @@ public sealed partial class HealthAndConsistencyTests
         Assert.That(Convert.ToInt32(await read.ExecuteScalarAsync()), Is.EqualTo(1));
     }
 
+    /// <summary>
+    /// The default (<see cref="ReadAfterWrite.OpenPrimary"/>): with both replicas' replay paused and a 20 s
+    /// read-your-writes wait allowed, a read right after a write runs at once on the primary connection the write used,
+    /// and sees the write; RwSplit's routing says so, and so does the server that answered.
+    /// </summary>
+    [Test]
+    [Order(11)] // before the failover (Order 99): it leaves no replica behind
+    [CancelAfter(60_000)]
+    public async Task A_read_after_a_write_runs_at_once_on_the_open_primary_by_default([Values] bool async)
+    {
+        foreach (var replica in _cluster.Replicas)
+            await replica.PauseReplayAsync();
+        await using var dataSource = Create(o => o.ReadYourWritesTimeout = TimeSpan.FromSeconds(20), app: "rwsplit-open-primary");
+        await dataSource.RefreshTopologyAsync();
+        await using var connection = await dataSource.OpenConnectionAsync();
+        var id = await InsertAsync(connection, "open-primary");
+        await using var read = connection.CreateCommand();
+        read.CommandText = $"SELECT inet_server_port() FROM rows WHERE id = {id}";
+
+        var watch = Stopwatch.StartNew();
+        var port = async ? await read.ExecuteScalarAsync() : read.ExecuteScalar();
+        watch.Stop();
+        Assert.That(port, Is.EqualTo(_primaryPort), "the row is there, read on the primary");
+        Assert.That(read.LastDecision, Is.EqualTo(Routing.RoutingDecision.ToPrimary(Routing.RoutingReason.ReadAfterWrite)));
+        Assert.That(watch.Elapsed, Is.LessThan(TimeSpan.FromSeconds(2)), "no wait for the paused replicas");
+
+        // A connection that did not write still reads a replica (paused, so it misses the row: eventual for others).
+        await using var other = await dataSource.OpenConnectionAsync();
+        await using var otherRead = other.CreateCommand();
+        otherRead.CommandText = read.CommandText;
+        Assert.That(async ? await otherRead.ExecuteScalarAsync() : otherRead.ExecuteScalar(), Is.Null);
+        Assert.That(otherRead.LastDecision?.Target, Is.EqualTo(Routing.RouteTarget.Replica));
+    }
+
     [Test]
     [Order(12)] // before the failover (Order 99): it leaves no replica behind
     [CancelAfter(90_000)]
@@ -83,6 +123,7 @@ public sealed partial class HealthAndConsistencyTests
             o =>
             {
                 o.ReadYourWritesTimeout = TimeSpan.Zero; // a read after a write goes straight to the primary, taking a fallback slot
+                o.ReadAfterWrite = ReadAfterWrite.WaitForReplica; // (on the open primary connection, OpenPrimary's reads take none)
                 o.FallbackReadLimit = 1;
                 o.FallbackOverflow = FallbackOverflow.Wait;
                 o.FallbackWaitTimeout = TimeSpan.FromSeconds(20);
@@ -132,7 +173,13 @@ public sealed partial class HealthAndConsistencyTests
     {
         foreach (var replica in _cluster.Replicas)
             await replica.PauseReplayAsync();
-        var dataSource = Create(configure, app);
+        var dataSource = Create(
+            o =>
+            {
+                o.ReadAfterWrite = ReadAfterWrite.WaitForReplica; // the reads wait for a replica (the default reads the open primary at once)
+                configure(o);
+            },
+            app);
         await dataSource.RefreshTopologyAsync();
         var connection = await dataSource.OpenConnectionAsync();
         var id = await InsertAsync(connection, app);

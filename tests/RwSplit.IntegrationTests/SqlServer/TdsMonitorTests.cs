@@ -71,7 +71,7 @@ public sealed class TdsMonitorTests : TdsTestBase
         Replica1.Replication = new TdsReplicationState(Lsn(41, 6_999, 9), LagSeconds: 1);
         Replica2.Replication = new TdsReplicationState(Lsn(41, 7_000, 3), LagSeconds: 0);
         Primary.OnText("INSERT dbo.orders (id) VALUES (1)", TdsReply.Affected(1));
-        var dataSource = CreateDataSource(); // ReadYourWrites, the default
+        var dataSource = CreateDataSource(o => o.ReadAfterWrite = ReadAfterWrite.WaitForReplica); // ReadYourWrites, the default
         await dataSource.RefreshTopologyAsync();
 
         await using var connection = await OpenAsync(dataSource, async);
@@ -88,6 +88,37 @@ public sealed class TdsMonitorTests : TdsTestBase
     }
 
     /// <summary>
+    /// The default, <see cref="ReadAfterWrite.OpenPrimary"/>: the read after the write runs on the primary connection the
+    /// write used, and the primary sees exactly the application's two statements (no position query), as without RwSplit.
+    /// </summary>
+    [Test]
+    public async Task Read_after_write_runs_on_the_primary_connection_the_write_used_by_default([Values] bool async)
+    {
+        Primary.Replication = new TdsReplicationState(Lsn(41, 7_000, 3));
+        Replica1.Replication = new TdsReplicationState(Lsn(41, 7_000, 3), LagSeconds: 0);
+        Replica2.Replication = new TdsReplicationState(Lsn(41, 7_000, 3), LagSeconds: 0);
+        Primary.OnText("INSERT dbo.orders (id) VALUES (1)", TdsReply.Affected(1));
+        var dataSource = CreateDataSource();
+        await dataSource.RefreshTopologyAsync();
+
+        await using var connection = await OpenAsync(dataSource, async);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "INSERT dbo.orders (id) VALUES (1)";
+        await NonQueryAsync(command, async);
+        command.CommandText = "SELECT @@SERVERNAME";
+        Assert.That(await ScalarAsync(command, async), Is.EqualTo("sql-primary"));
+        Assert.That(command.LastDecision, Is.EqualTo(RoutingDecision.ToPrimary(RoutingReason.ReadAfterWrite)));
+        Assert.That(Ran(Primary), Is.EqualTo(new[] { "INSERT dbo.orders (id) VALUES (1)", "SELECT @@SERVERNAME" }));
+        Assert.That(Ran(Replica1).Concat(Ran(Replica2)), Is.Empty, "no wait on a secondary");
+
+        // A new connection that has not written reads a secondary.
+        await using var other = await OpenAsync(dataSource, async);
+        await using var read = other.CreateCommand();
+        read.CommandText = "SELECT @@SERVERNAME";
+        Assert.That(await ScalarAsync(read, async), Does.StartWith("sql-replica-"));
+    }
+
+    /// <summary>
     /// A synchronous-commit secondary has hardened the write (its <c>last_commit_lsn</c> and <c>last_commit_time</c> are the
     /// primary's) but redo has not applied it: its readers would not see it. Only redo's position may count. Old code
     /// compared <c>last_commit_time</c> and sent the read to a secondary that had not redone the write.
@@ -101,7 +132,11 @@ public sealed class TdsMonitorTests : TdsTestBase
         Replica1.Replication = new TdsReplicationState(write, LastRedoneLsn: Lsn(41, 6_990, 1), LagSeconds: 0.2, LastCommitTime: committedAt);
         Replica2.Replication = new TdsReplicationState(write, LastRedoneLsn: Lsn(41, 7_000, 2), LagSeconds: 0.2, LastCommitTime: committedAt);
         Primary.OnText("INSERT dbo.orders (id) VALUES (1)", TdsReply.Affected(1));
-        var dataSource = CreateDataSource(o => o.ReadYourWritesTimeout = TimeSpan.FromMilliseconds(200));
+        var dataSource = CreateDataSource(o =>
+        {
+            o.ReadYourWritesTimeout = TimeSpan.FromMilliseconds(200);
+            o.ReadAfterWrite = ReadAfterWrite.WaitForReplica;
+        });
         await dataSource.RefreshTopologyAsync();
 
         await using var connection = await OpenAsync(dataSource, async);
@@ -135,7 +170,11 @@ public sealed class TdsMonitorTests : TdsTestBase
         Replica1.Replication = new TdsReplicationState(write, LastRedoneLsn: Lsn(52, 100, 1), LagSeconds: 0.1);
         Replica2.Replication = new TdsReplicationState(write, LastRedoneLsn: Lsn(52, 99, 8), LagSeconds: 0.1);
         Primary.OnText("INSERT dbo.orders (id) VALUES (2)", TdsReply.Affected(1));
-        var dataSource = CreateDataSource(o => o.ReadYourWritesTimeout = TimeSpan.FromSeconds(10));
+        var dataSource = CreateDataSource(o =>
+        {
+            o.ReadYourWritesTimeout = TimeSpan.FromSeconds(10);
+            o.ReadAfterWrite = ReadAfterWrite.WaitForReplica;
+        });
         await dataSource.RefreshTopologyAsync();
 
         await using var connection = await OpenAsync(dataSource, async);
@@ -167,7 +206,7 @@ public sealed class TdsMonitorTests : TdsTestBase
         await NonQueryAsync(command, async);
         command.CommandText = "SELECT @@SERVERNAME";
         Assert.That(await ScalarAsync(command, async), Is.EqualTo("sql-primary"), "no position and no lag known: only the primary surely has the write");
-        Assert.That(command.LastDecision?.Reason, Is.EqualTo(RoutingReason.ReadYourWrites));
+        Assert.That(command.LastDecision?.Reason, Is.EqualTo(RoutingReason.ReadAfterWrite));
     }
 
     [Test]

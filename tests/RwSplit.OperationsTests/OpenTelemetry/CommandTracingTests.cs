@@ -130,6 +130,7 @@ public sealed class CommandTracingTests
                 o.HealthMonitoring = true;
                 o.Consistency = ReadConsistency.ReadYourWrites;
                 o.ReadYourWritesTimeout = TimeSpan.FromSeconds(30);
+                o.ReadAfterWrite = ReadAfterWrite.WaitForReplica; // the default would read the open primary at once, without a wait
                 o.MaxReplicaLag = TimeSpan.FromSeconds(60);
             });
             await dataSource.RefreshTopologyAsync();

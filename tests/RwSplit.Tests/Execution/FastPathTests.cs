@@ -116,10 +116,10 @@ public sealed class FastPathTests
         Assert.That(_primary.Journal.Count(c => c.Text == "UPDATE t SET x = 1" && c.Async == _async), Is.EqualTo(3));
         AssertNothingOutstanding();
 
-        // Read-your-writes after the write: the primary (nothing is known of the replicas), as the general path decides.
+        // Read-your-writes after the write: the primary connection the write left open, as the general path decides.
         connection.Consistency = ReadConsistency.ReadYourWrites;
         Assert.That(await ScalarAsync(read), Is.EqualTo(_primary.Name));
-        Assert.That(read.LastDecision?.Reason, Is.EqualTo(RoutingReason.ReadYourWrites));
+        Assert.That(read.LastDecision?.Reason, Is.EqualTo(RoutingReason.ReadAfterWrite));
     }
 
     [Test]

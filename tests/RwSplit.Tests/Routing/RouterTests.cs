@@ -74,6 +74,13 @@ public sealed class RouterTests
         yield return Case("RYW read after write, caught-up replica unavailable → primary", Read, Fresh with { HasWritten = true }, RYW, new TopologySnapshot(2, 0b01, 0b10), P(RoutingReason.ReadYourWrites));
         yield return Case("RYW session replica not caught up → the caught-up one", Read, Fresh with { HasWritten = true, CurrentReplica = 0 }, RYW, new TopologySnapshot(2, 0b11, 0b10), R(1, RoutingReason.CaughtUpReplica));
         yield return Case("RYW caught-up mask ignored before any write", Read, Fresh, RYW, new TopologySnapshot(2, 0b11, 0), R(0));
+        yield return Case("RYW read after write, none caught up, primary open → that primary at once", Read, Fresh with { HasWritten = true, PrimaryOpen = true, WritePending = true }, RYW, new TopologySnapshot(2, 0b11, 0), P(RoutingReason.ReadAfterWrite));
+        yield return Case("RYW read after write, none caught up, primary open, WaitForReplica → read-your-writes (waits)", Read, Fresh with { HasWritten = true, PrimaryOpen = true, WritePending = true }, RYW, Placement(new TopologySnapshot(2, 0b11, 0), ReadAfterWrite.WaitForReplica), P(RoutingReason.ReadYourWrites));
+        yield return Case("RYW read after write, replica 1 caught up, primary open → replica 1", Read, Fresh with { HasWritten = true, PrimaryOpen = true, WritePending = true }, RYW, new TopologySnapshot(2, 0b11, 0b10), R(1, RoutingReason.CaughtUpReplica));
+        yield return Case("RYW read before any write, primary open → replica", Read, Fresh with { PrimaryOpen = true }, RYW, Two, R(0));
+        yield return Case("RYW read after a read on the primary (floor, no write), none caught up → read-your-writes (waits)", Read, Fresh with { HasWritten = true, PrimaryOpen = true }, RYW, new TopologySnapshot(2, 0b11, 0), P(RoutingReason.ReadYourWrites));
+        yield return Case("eventual read after write, primary open → replica", Read, Fresh with { HasWritten = true, PrimaryOpen = true, WritePending = true }, E, new TopologySnapshot(2, 0b11, 0), R(0));
+        yield return Case("RYW read after write, no replica available, primary open → no replica available", Read, Fresh with { HasWritten = true, PrimaryOpen = true, WritePending = true }, RYW, NoneAvailable, P(RoutingReason.NoReplicaAvailable));
         yield return Case("eventual ignores the caught-up mask", Read, Fresh with { HasWritten = true }, E, new TopologySnapshot(2, 0b11, 0), R(0));
         yield return Case("RYW read before any write → replica", Read, Fresh, RYW, Two, R(0));
         yield return Case("eventual read after write → replica", Read, Fresh with { HasWritten = true }, E, Two, R(0));
@@ -138,6 +145,40 @@ public sealed class RouterTests
         for (uint ticket = 0; ticket < 300; ticket++)
             counts[Router.Route(Read, Fresh, ReadConsistency.Eventual, topology, ticket).ReplicaIndex]++;
         Assert.That(counts, Is.EqualTo(new[] { 0, 200, 100 }), "the slowest never wins a pair; the fastest wins both of its pairs");
+    }
+
+    private static TopologySnapshot Placement(in TopologySnapshot topology, ReadAfterWrite readAfterWrite, double primaryReadWeight = 0, Endpoint? primary = null, Endpoint[]? replicas = null, ReplicaBalancing balancing = ReplicaBalancing.RoundRobin)
+        => new(topology.ReplicaCount, topology.AvailableReplicas, topology.CaughtUpReplicas, balancing, replicas ?? topology.Replicas, readAfterWrite, primaryReadWeight, primary);
+
+    [Test]
+    public void The_primary_takes_a_read_when_it_has_fewer_outstanding_commands_per_unit_of_weight()
+    {
+        var primary = Replica("pw-primary");
+        var replicas = new[] { Replica("pw-a"), Replica("pw-b") };
+        RoutingDecision Route(double weight, in SessionState session, StatementFacts? facts = null, ReadConsistency consistency = ReadConsistency.Eventual)
+            => Router.Route(facts ?? Read, session, consistency, Placement(Two, ReadAfterWrite.OpenPrimary, weight, primary, replicas, ReplicaBalancing.LeastOutstanding), 0);
+
+        Assert.That(Route(1, Fresh), Is.EqualTo(R(0)), "nothing in flight anywhere: ties go to the replica");
+        replicas[0].BeginCommand();
+        replicas[1].BeginCommand();
+        Assert.That(Route(0, Fresh), Is.EqualTo(R(0)), "weight 0: never the primary");
+        Assert.That(Route(1, Fresh), Is.EqualTo(P(RoutingReason.PrimaryCapacity)), "weight 1: 1 in flight on each replica, none on the primary");
+        Assert.That(Route(0.5, Fresh), Is.EqualTo(R(0)), "weight 0.5: (0 + 1) / 0.5 is not below 1 + 1");
+        replicas[0].BeginCommand();
+        replicas[1].BeginCommand();
+        Assert.That(Route(0.5, Fresh), Is.EqualTo(P(RoutingReason.PrimaryCapacity)), "weight 0.5: (0 + 1) / 0.5 < 2 + 1");
+        primary.BeginCommand();
+        primary.BeginCommand();
+        Assert.That(Route(1, Fresh), Is.EqualTo(R(0)), "the primary's writes count: 2 in flight, as many as on each replica");
+        Assert.That(Route(2, Fresh), Is.EqualTo(P(RoutingReason.PrimaryCapacity)), "weight 2: (2 + 1) / 2 < 2 + 1");
+
+        // What keeps a read off the primary whatever its load, and what sends it there at once.
+        Assert.That(Route(2, Fresh with { CurrentReplica = 1 }), Is.EqualTo(R(1)), "the session's replica first");
+        Assert.That(Route(2, Fresh with { CommandTarget = RouteTarget.Replica }), Is.EqualTo(R(0)), "the command asks for a replica");
+        Assert.That(Route(2, Fresh, UnknownWithReplicaHint), Is.EqualTo(R(0, RoutingReason.ReplicaHint)), "the text asks for a replica");
+        Assert.That(Route(0.01, Fresh with { PrimaryOpen = true }), Is.EqualTo(P(RoutingReason.PrimaryCapacity)), "the session is on the primary: no second connection");
+        Assert.That(Route(0, Fresh with { PrimaryOpen = true }), Is.EqualTo(R(0)), "weight 0: not even then");
+        Assert.That(Route(2, Fresh with { HasWritten = true }, consistency: ReadConsistency.ReadYourWrites), Is.EqualTo(P(RoutingReason.PrimaryCapacity)), "caught-up replicas (all, here) and the primary compete alike");
     }
 
     private static Endpoint Replica(string name)

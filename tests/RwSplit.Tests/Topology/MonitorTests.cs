@@ -165,7 +165,11 @@ public sealed class MonitorTests
     [Test]
     public async Task Read_your_writes_by_position_polls_a_replica_until_it_has_the_write()
     {
-        await using var dataSource = Create(o => o.ReadYourWritesTimeout = TimeSpan.FromSeconds(1));
+        await using var dataSource = Create(o =>
+        {
+            o.ReadYourWritesTimeout = TimeSpan.FromSeconds(1);
+            o.ReadAfterWrite = ReadAfterWrite.WaitForReplica;
+        });
         await dataSource.RefreshTopologyAsync();
         await using var connection = await dataSource.OpenConnectionAsync();
         await using var command = connection.CreateCommand();
@@ -279,9 +283,48 @@ public sealed class MonitorTests
     }
 
     [Test]
+    public async Task A_read_after_a_write_runs_on_the_open_primary_without_asking_where_the_write_is([Values] bool async)
+    {
+        // Every replica has replayed far beyond the write: only a question to the primary could tell, and a read on the
+        // primary connection the write left open costs less than that question.
+        await using var dataSource = Create(o => o.ReadYourWritesTimeout = TimeSpan.FromSeconds(1));
+        await dataSource.RefreshTopologyAsync();
+        _primary.Position = 1500;
+        _replica1.Position = 1500;
+        _replica2.Position = 1500;
+        await using var connection = await dataSource.OpenConnectionAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "INSERT INTO t VALUES (1)";
+        _ = async ? await command.ExecuteScalarAsync() : command.ExecuteScalar();
+        command.CommandText = "SELECT 1";
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.That(async ? await command.ExecuteScalarAsync() : command.ExecuteScalar(), Is.EqualTo(_primary.Name));
+            Assert.That(command.LastDecision, Is.EqualTo(RoutingDecision.ToPrimary(RoutingReason.ReadAfterWrite)));
+        }
+
+        Assert.That(_primary.Journal.Count(c => c.Text == FakeDialect.WritePosition), Is.Zero, "no position query");
+        Assert.That(_replica1.Journal.Concat(_replica2.Journal).Count(c => c.Text == FakeDialect.ReplayPosition), Is.Zero, "no wait for a replica");
+
+        // Exporting a token asks the position: the write is no longer pending. The replicas have replayed it, and the next
+        // read goes to one, after asking the primary's position once more (it read the primary's newer data: monotonic reads).
+        Assert.That(ConsistencyToken.Parse((async ? await connection.GetConsistencyTokenAsync() : connection.GetConsistencyToken())!).Position, Is.EqualTo(1500));
+        _replica1.ProbeRow = new object?[] { true, 1500L, 0.0, "cluster-a" };
+        _replica2.ProbeRow = new object?[] { true, 1500L, 0.0, "cluster-a" };
+        await dataSource.RefreshTopologyAsync();
+        Assert.That(async ? await command.ExecuteScalarAsync() : command.ExecuteScalar(), Is.EqualTo(_replica1.Name).Or.EqualTo(_replica2.Name));
+        Assert.That(command.LastDecision?.Reason, Is.EqualTo(RoutingReason.CaughtUpReplica));
+        Assert.That(_primary.Journal.Count(c => c.Text == FakeDialect.WritePosition), Is.EqualTo(2), "asked by the export and by the move to a replica");
+    }
+
+    [Test]
     public async Task Read_your_writes_waits_then_falls_back_to_the_primary_when_no_replica_catches_up()
     {
-        await using var dataSource = Create(o => o.ReadYourWritesTimeout = TimeSpan.FromMilliseconds(50));
+        await using var dataSource = Create(o =>
+        {
+            o.ReadYourWritesTimeout = TimeSpan.FromMilliseconds(50);
+            o.ReadAfterWrite = ReadAfterWrite.WaitForReplica;
+        });
         await dataSource.RefreshTopologyAsync();
         await using var connection = await dataSource.OpenConnectionAsync();
         await using var command = connection.CreateCommand();
@@ -309,6 +352,7 @@ public sealed class MonitorTests
         {
             o.MaxReplicaLag = TimeSpan.FromMinutes(5);
             o.ReadYourWritesTimeout = TimeSpan.Zero;
+            o.ReadAfterWrite = ReadAfterWrite.WaitForReplica;
         });
         await dataSource.RefreshTopologyAsync();
         await using var connection = await dataSource.OpenConnectionAsync();
