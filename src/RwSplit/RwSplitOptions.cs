@@ -109,11 +109,12 @@ public sealed class RwSplitOptions
     /// <summary>
     /// How much read load the primary takes, relative to one replica, when the consistency lets a read run anywhere:
     /// a new read goes to the primary instead of the replica balancing chose when the primary has fewer outstanding
-    /// commands (its writes included) per unit of weight. Default: 0, the primary serves no such reads (kept for
-    /// writes). 1: the primary serves reads as one more replica of the same size; 0.5: half as many. Range: 0 to 100.
-    /// Counts this data source's commands only: other processes' load on the primary is not seen.
+    /// commands (its writes included) per unit of weight. Default: 1, the primary serves reads as one more replica of
+    /// the same size when it has spare capacity (with nothing in flight, reads go to the replicas); 0.5: half as many;
+    /// 0: none, the primary is kept for writes. Range: 0 to 100. Counts this data source's commands only: other
+    /// processes' load on the primary is not seen.
     /// </summary>
-    public double PrimaryReadWeight { get; set; }
+    public double PrimaryReadWeight { get; set; } = 1;
 
     /// <summary>
     /// The most reads that may run on the primary at once because no replica qualified (all down, all lagging, none

@@ -45,8 +45,8 @@ public enum LoadVariant
     /// <summary>An <see cref="RwSplitDataSource"/> over the primary and the replicas, with its defaults.</summary>
     RwSplit,
 
-    /// <summary>RwSplit with <see cref="RwSplitOptions.PrimaryReadWeight"/> = 1: the primary takes reads by its spare capacity.</summary>
-    RwSplitPrimaryReads,
+    /// <summary>RwSplit with <see cref="RwSplitOptions.PrimaryReadWeight"/> = 0: the primary takes no reads (the default 1 lets it take them by its spare capacity).</summary>
+    RwSplitReplicasOnly,
 
     /// <summary>RwSplit with <see cref="ReadAfterWrite.WaitForReplica"/>: a read after a write waits for a replica that has it.</summary>
     RwSplitWaitForReplica,
@@ -247,7 +247,7 @@ public sealed class LoadRunner
             foreach (var scenario in _options.Scenarios)
             {
                 var rwsplit = CreateRwSplit(scenario, LoadVariant.RwSplit);
-                var rwsplitVariant = CreateRwSplit(scenario, scenario == LoadScenario.ReadYourWrites ? LoadVariant.RwSplitWaitForReplica : LoadVariant.RwSplitPrimaryReads);
+                var rwsplitVariant = CreateRwSplit(scenario, scenario == LoadScenario.ReadYourWrites ? LoadVariant.RwSplitWaitForReplica : LoadVariant.RwSplitReplicasOnly);
                 var multiHost = CreateMultiHost(); // connects only when its variant runs
                 await using (rwsplit.ConfigureAwait(false))
                 await using (rwsplitVariant.ConfigureAwait(false))
@@ -259,7 +259,7 @@ public sealed class LoadRunner
                     {
                         LoadVariant.RawNpgsql => (raw, raw),
                         LoadVariant.RwSplit => (rwsplit, rwsplit),
-                        LoadVariant.RwSplitPrimaryReads or LoadVariant.RwSplitWaitForReplica => (rwsplitVariant, rwsplitVariant),
+                        LoadVariant.RwSplitReplicasOnly or LoadVariant.RwSplitWaitForReplica => (rwsplitVariant, rwsplitVariant),
                         LoadVariant.PgPool => (pgpool, pgpool),
                         LoadVariant.PgPoolNoReset => (pgpoolNoReset, pgpoolNoReset),
                         _ => (multiHost.WithTargetSession(TargetSessionAttributes.PreferStandby), multiHost.WithTargetSession(TargetSessionAttributes.Primary)),
@@ -293,7 +293,7 @@ public sealed class LoadRunner
 
     /// <summary>
     /// The variants a scenario runs: raw Npgsql and RwSplit always; RwSplit waiting for a replica where a read follows
-    /// a write; RwSplit with primary reads and the peers (Npgsql multi-host, pgpool-II when it runs) where no read
+    /// a write; RwSplit keeping the primary for writes and the peers (Npgsql multi-host, pgpool-II when it runs) where no read
     /// must see a write.
     /// </summary>
     public static LoadVariant[] Runs(LoadScenario scenario, bool withPgPool = false, bool withPgPoolNoReset = false)
@@ -306,7 +306,7 @@ public sealed class LoadRunner
                 return [LoadVariant.RawNpgsql, LoadVariant.RwSplit, LoadVariant.RwSplitWaitForReplica];
         }
 
-        var variants = new List<LoadVariant> { LoadVariant.RawNpgsql, LoadVariant.RwSplit, LoadVariant.RwSplitPrimaryReads, LoadVariant.NpgsqlMultiHost };
+        var variants = new List<LoadVariant> { LoadVariant.RawNpgsql, LoadVariant.RwSplit, LoadVariant.RwSplitReplicasOnly, LoadVariant.NpgsqlMultiHost };
         if (withPgPool)
             variants.Add(LoadVariant.PgPool);
         if (withPgPoolNoReset)
@@ -335,8 +335,8 @@ public sealed class LoadRunner
         o.Consistency = scenario == LoadScenario.PrimaryOnly ? ReadConsistency.Strong : ReadConsistency.ReadYourWrites;
         if (_options.Balancing is { } balancing)
             o.Balancing = balancing;
-        if (variant == LoadVariant.RwSplitPrimaryReads)
-            o.PrimaryReadWeight = 1;
+        if (variant == LoadVariant.RwSplitReplicasOnly)
+            o.PrimaryReadWeight = 0;
         if (variant == LoadVariant.RwSplitWaitForReplica)
             o.ReadAfterWrite = ReadAfterWrite.WaitForReplica;
     });

@@ -16,6 +16,7 @@ internal struct WriteWatermark
 {
     private const int NoReadYet = -1;
     private const int ReadOnPrimary = -2;
+    private const int ReadOnPrimaryByCapacity = -3;
 
     /// <summary>
     /// How far the coarse clock (<see cref="Environment.TickCount64"/>, a few ms per tick) may make a read look older
@@ -110,7 +111,9 @@ internal struct WriteWatermark
     /// </summary>
     public void NoteRead(in RoutingDecision decision)
     {
-        _lastReadServer = decision.Target == RouteTarget.Replica ? decision.ReplicaIndex : ReadOnPrimary;
+        _lastReadServer = decision.Target == RouteTarget.Replica ? decision.ReplicaIndex
+            : decision.Reason == RoutingReason.PrimaryCapacity ? ReadOnPrimaryByCapacity
+            : ReadOnPrimary;
         _lastReadTick = Environment.TickCount64;
     }
 
@@ -155,6 +158,12 @@ internal struct WriteWatermark
         RequiredPosition = primaryPosition;
         TokenPositionUnverified = false;
     }
+
+    /// <summary>
+    /// Whether the session's last read ran on the primary for its spare capacity (<see cref="RwSplitOptions.PrimaryReadWeight"/>):
+    /// its next reads stay there, as they stay on a replica, instead of paying a floor to move.
+    /// </summary>
+    public readonly bool ReadsOnPrimaryByCapacity => _lastReadServer == ReadOnPrimaryByCapacity;
 
     /// <summary>The session ended (closed): the next session's first read sets no floor; what it wrote is still known.</summary>
     public void ForgetReads() => _lastReadServer = NoReadYet;

@@ -294,6 +294,7 @@ internal static class RoutePlanner
             Pinned = connection.PinnedReason is not null,
             PrimaryOpen = connection.Physical.HasOpenPrimary,
             WritePending = connection.Watermark.WritePending,
+            ReadsOnPrimary = connection.Watermark.ReadsOnPrimaryByCapacity && connection.Physical.HasOpenPrimary,
             HasWritten = connection.Watermark.HasWritten,
             CurrentReplica = connection.Physical.CurrentReplica,
             ExcludedReplicas = connection.Physical.Excluded,

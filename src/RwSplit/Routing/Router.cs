@@ -72,21 +72,22 @@ internal static class Router
         if (session.CurrentReplica >= 0 && (usable & (1UL << session.CurrentReplica)) != 0)
             return RoutingDecision.ToReplica(session.CurrentReplica, reason);
 
+        var primaryMayRead = topology.PrimaryReadWeight > 0 && session.CommandTarget == RouteTarget.Auto && facts.Hint == RoutingHint.None;
+        if (primaryMayRead && session.ReadsOnPrimary)
+            return RoutingDecision.ToPrimary(RoutingReason.PrimaryCapacity); // stay, as on a replica
         var pick = Pick(usable, balancerTicket, topology);
-        if (topology.PrimaryReadWeight > 0 && session.CommandTarget == RouteTarget.Auto && facts.Hint == RoutingHint.None && PrimaryHasSpareCapacity(session, pick, topology))
+        if (primaryMayRead && PrimaryHasSpareCapacity(pick, topology))
             return RoutingDecision.ToPrimary(RoutingReason.PrimaryCapacity);
         return RoutingDecision.ToReplica(pick, reason);
     }
 
     /// <summary>
     /// Whether the primary takes this read instead of replica <paramref name="pick"/> (<see cref="RwSplitOptions.PrimaryReadWeight"/>):
-    /// the session is on the primary already (no replica open: no second connection), or the primary has fewer
-    /// outstanding commands per unit of weight than the replica once this read is added. Ties go to the replica.
+    /// it has fewer outstanding commands per unit of weight than the replica once this read is added. Ties go to the
+    /// replica, so that with nothing in flight (sequential use) reads stay on the replicas.
     /// </summary>
-    private static bool PrimaryHasSpareCapacity(in SessionState session, int pick, in TopologySnapshot topology)
+    private static bool PrimaryHasSpareCapacity(int pick, in TopologySnapshot topology)
     {
-        if (session.PrimaryOpen)
-            return true;
         if (topology.Primary is not { } primary || topology.Replicas is not { } replicas)
             return false;
         return (primary.Outstanding + 1) / topology.PrimaryReadWeight < replicas[pick].Outstanding + 1;

@@ -21,6 +21,9 @@ internal readonly struct SessionState
     /// </summary>
     public bool PrimaryOpen { get; init; }
 
+    /// <summary>The session's last read ran on the primary for its spare capacity: its reads stay there, as on a replica.</summary>
+    public bool ReadsOnPrimary { get; init; }
+
     /// <summary>The session wrote since the primary's position was last asked: no replica can be known to have that write.</summary>
     public bool WritePending { get; init; }
 

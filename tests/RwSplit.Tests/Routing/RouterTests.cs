@@ -176,8 +176,9 @@ public sealed class RouterTests
         Assert.That(Route(2, Fresh with { CurrentReplica = 1 }), Is.EqualTo(R(1)), "the session's replica first");
         Assert.That(Route(2, Fresh with { CommandTarget = RouteTarget.Replica }), Is.EqualTo(R(0)), "the command asks for a replica");
         Assert.That(Route(2, Fresh, UnknownWithReplicaHint), Is.EqualTo(R(0, RoutingReason.ReplicaHint)), "the text asks for a replica");
-        Assert.That(Route(0.01, Fresh with { PrimaryOpen = true }), Is.EqualTo(P(RoutingReason.PrimaryCapacity)), "the session is on the primary: no second connection");
-        Assert.That(Route(0, Fresh with { PrimaryOpen = true }), Is.EqualTo(R(0)), "weight 0: not even then");
+        Assert.That(Route(0.01, Fresh with { PrimaryOpen = true }), Is.EqualTo(R(0)), "a session on the primary already (it wrote) is no reason: only load is");
+        Assert.That(Route(0.01, Fresh with { PrimaryOpen = true, ReadsOnPrimary = true }), Is.EqualTo(P(RoutingReason.PrimaryCapacity)), "a session reading there stays, as on a replica");
+        Assert.That(Route(0, Fresh with { PrimaryOpen = true, ReadsOnPrimary = true }), Is.EqualTo(R(0)), "weight 0: never");
         Assert.That(Route(2, Fresh with { HasWritten = true }, consistency: ReadConsistency.ReadYourWrites), Is.EqualTo(P(RoutingReason.PrimaryCapacity)), "caught-up replicas (all, here) and the primary compete alike");
     }
 
