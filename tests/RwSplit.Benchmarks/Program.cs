@@ -10,6 +10,8 @@ internal static class Program
     {
         if (args.Length > 0 && string.Equals(args[0], "load", StringComparison.OrdinalIgnoreCase))
             return await LoadCommand.RunAsync(args.AsMemory(1)).ConfigureAwait(false);
+        if (args.Length > 0 && string.Equals(args[0], "growth", StringComparison.OrdinalIgnoreCase))
+            return await GrowthCommand.RunAsync(args.AsMemory(1)).ConfigureAwait(false);
         if (args.Length > 0 && string.Equals(args[0], "loop", StringComparison.OrdinalIgnoreCase))
             return HotLoop.Run(args[1..]);
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
