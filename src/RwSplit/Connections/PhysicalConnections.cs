@@ -106,7 +106,20 @@ internal struct PhysicalConnections
 
             if (owner.Physical.Primary is null)
             {
-                var opened = await OpenAsync(owner, current, async, cancellationToken).ConfigureAwait(false);
+                DbConnection opened;
+                try
+                {
+                    opened = await OpenAsync(owner, current, async, cancellationToken).ConfigureAwait(false);
+                }
+                catch (RwSplitException ex) when (ex.Error == RwSplitError.EndpointUnreachable && decision.Reason == RoutingReason.PrimaryCapacity)
+                {
+                    // A read the primary took for its spare capacity: the replicas can serve it. The primary takes no
+                    // reads for a while; the read routes again.
+                    current.SkipReadsFor(dataSource.ReplicaRetryDelay);
+                    Log.PrimaryReadOpenFailed(dataSource.Logger, current.Address, dataSource.ReplicaRetryDelay, ex.InnerException ?? ex);
+                    throw new ReplicaUnavailableException(ex);
+                }
+
                 owner.Physical.Primary = opened;
                 owner.Physical.PrimaryEndpoint = current;
             }

@@ -29,6 +29,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 2000, Level = LogLevel.Warning, Message = "Could not open a connection to replica {Endpoint}; it is skipped for {RetryDelay} and the read moves elsewhere")]
     public static partial void ReplicaOpenFailed(ILogger logger, EndpointAddress endpoint, TimeSpan retryDelay, Exception exception);
 
+    [LoggerMessage(EventId = 2009, Level = LogLevel.Warning, Message = "Could not open a connection to primary {Endpoint} for a read it took for its spare capacity; it takes no reads for {RetryDelay} and the read moves to a replica")]
+    public static partial void PrimaryReadOpenFailed(ILogger logger, EndpointAddress endpoint, TimeSpan retryDelay, Exception exception);
+
     [LoggerMessage(EventId = 2001, Level = LogLevel.Debug, Message = "Opened a physical connection to {Role} {Endpoint}")]
     public static partial void PhysicalOpened(ILogger logger, EndpointRole role, EndpointAddress endpoint);
 

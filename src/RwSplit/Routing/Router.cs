@@ -84,11 +84,12 @@ internal static class Router
     /// <summary>
     /// Whether the primary takes this read instead of replica <paramref name="pick"/> (<see cref="RwSplitOptions.PrimaryReadWeight"/>):
     /// it has fewer outstanding commands per unit of weight than the replica once this read is added. Ties go to the
-    /// replica, so that with nothing in flight (sequential use) reads stay on the replicas.
+    /// replica, so that with nothing in flight (sequential use) reads stay on the replicas. A primary the monitor's last
+    /// probe did not reach takes none: the replicas keep serving reads while it is down.
     /// </summary>
     private static bool PrimaryHasSpareCapacity(int pick, in TopologySnapshot topology)
     {
-        if (topology.Primary is not { } primary || topology.Replicas is not { } replicas)
+        if (topology.Primary is not { } primary || topology.Replicas is not { } replicas || !primary.MayServe)
             return false;
         return (primary.Outstanding + 1) / topology.PrimaryReadWeight < replicas[pick].Outstanding + 1;
     }

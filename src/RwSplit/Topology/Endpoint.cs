@@ -63,6 +63,15 @@ internal sealed class Endpoint
 
     public bool LastProbeReached { get; private set; }
 
+    /// <summary>
+    /// Whether a primary may take reads (<see cref="RwSplitOptions.PrimaryReadWeight"/>): the monitor's last probe reached
+    /// it (or none ran yet), and no read failed to open a connection to it within the last <see cref="RwSplitOptions.ReplicaRetryDelay"/>.
+    /// </summary>
+    public bool MayServe => (LastProbeReached || LastProbe is null) && (!HasBackoff || Stopwatch.GetTimestamp() >= Volatile.Read(ref _skipUntilTimestamp));
+
+    /// <summary>A read could not open a connection to this primary: it takes no reads for <paramref name="delay"/> (writes are not affected).</summary>
+    public void SkipReadsFor(TimeSpan delay) => Volatile.Write(ref _skipUntilTimestamp, Stopwatch.GetTimestamp() + (long)(delay.TotalSeconds * Stopwatch.Frequency));
+
     /// <summary>The replica-set identity the server reported (same on the primary and its replicas).</summary>
     public string? Identity { get; private set; }
 

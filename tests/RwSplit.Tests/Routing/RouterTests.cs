@@ -179,7 +179,12 @@ public sealed class RouterTests
         Assert.That(Route(0.01, Fresh with { PrimaryOpen = true }), Is.EqualTo(R(0)), "a session on the primary already (it wrote) is no reason: only load is");
         Assert.That(Route(0.01, Fresh with { PrimaryOpen = true, ReadsOnPrimary = true }), Is.EqualTo(P(RoutingReason.PrimaryCapacity)), "a session reading there stays, as on a replica");
         Assert.That(Route(0, Fresh with { PrimaryOpen = true, ReadsOnPrimary = true }), Is.EqualTo(R(0)), "weight 0: never");
+
         Assert.That(Route(2, Fresh with { HasWritten = true }, consistency: ReadConsistency.ReadYourWrites), Is.EqualTo(P(RoutingReason.PrimaryCapacity)), "caught-up replicas (all, here) and the primary compete alike");
+
+        // A primary the monitor cannot reach takes no reads: the replicas serve them while it is down.
+        primary.RecordProbe(ProbeResult.Failed("connection refused", "network", 0), ProbeOutcome.Failed, 0, 0, 3, false);
+        Assert.That(Route(2, Fresh), Is.EqualTo(R(0)), "its last probe failed");
     }
 
     private static Endpoint Replica(string name)

@@ -317,6 +317,43 @@ public sealed class MonitorTests
         Assert.That(_primary.Journal.Count(c => c.Text == FakeDialect.WritePosition), Is.EqualTo(2), "asked by the export and by the move to a replica");
     }
 
+    /// <summary>
+    /// The primary takes a read for its spare capacity (both replicas busy), but cannot be opened: the read moves to a
+    /// replica instead of failing, and the primary takes no reads for <see cref="RwSplitOptions.ReplicaRetryDelay"/>.
+    /// </summary>
+    [Test]
+    public async Task A_read_the_primary_took_for_its_capacity_moves_to_a_replica_when_the_primary_cannot_be_opened([Values] bool async)
+    {
+        await using var dataSource = Create(o => o.Consistency = ReadConsistency.Eventual);
+        foreach (var replica in dataSource.Replicas)
+            replica.BeginCommand(); // a command in flight on each replica: the idle primary is the least busy
+        try
+        {
+            await using (var probe = await dataSource.OpenConnectionAsync())
+            {
+                await using var read = probe.CreateCommand();
+                read.CommandText = "SELECT 1";
+                Assert.That(async ? await read.ExecuteScalarAsync() : read.ExecuteScalar(), Is.EqualTo(_primary.Name), "counter-check: the primary takes the read");
+                Assert.That(read.LastDecision?.Reason, Is.EqualTo(RoutingReason.PrimaryCapacity));
+            }
+
+            _primary.OpenFailure = new ReadOnlyViolationException(); // every open of the primary fails from now on
+            for (var i = 0; i < 3; i++)
+            {
+                await using var connection = await dataSource.OpenConnectionAsync();
+                await using var command = connection.CreateCommand();
+                command.CommandText = "SELECT 1";
+                Assert.That(async ? await command.ExecuteScalarAsync() : command.ExecuteScalar(), Is.EqualTo(_replica1.Name).Or.EqualTo(_replica2.Name));
+                Assert.That(command.LastDecision?.Target, Is.EqualTo(RouteTarget.Replica));
+            }
+        }
+        finally
+        {
+            foreach (var replica in dataSource.Replicas)
+                replica.EndCommand();
+        }
+    }
+
     [Test]
     public async Task Read_your_writes_waits_then_falls_back_to_the_primary_when_no_replica_catches_up()
     {
