@@ -62,7 +62,7 @@ public enum LoadVariant
     /// <summary>
     /// The proxy peer: pgpool-II in front of the primary and the replicas (streaming-replication mode, statement-level
     /// load balancing, <see cref="RwSplit.PgCluster.PgPool"/>), reached through a plain <see cref="NpgsqlDataSource"/>.
-    /// Read-heavy only, and only when <see cref="LoadRunnerOptions.PgPoolConnectionString"/> is set.
+    /// The read scenarios only, and only when <see cref="LoadRunnerOptions.PgPoolConnectionString"/> is set.
     /// </summary>
     PgPool,
 

@@ -324,7 +324,12 @@ public sealed class MonitorTests
     [Test]
     public async Task A_read_the_primary_took_for_its_capacity_moves_to_a_replica_when_the_primary_cannot_be_opened([Values] bool async)
     {
-        await using var dataSource = Create(o => o.Consistency = ReadConsistency.Eventual);
+        using var capture = new TelemetryCapture();
+        await using var dataSource = Create(o =>
+        {
+            o.Consistency = ReadConsistency.Eventual;
+            o.LoggerFactory = capture.LoggerFactory;
+        });
         foreach (var replica in dataSource.Replicas)
             replica.BeginCommand(); // a command in flight on each replica: the idle primary is the least busy
         try
@@ -346,6 +351,10 @@ public sealed class MonitorTests
                 Assert.That(async ? await command.ExecuteScalarAsync() : command.ExecuteScalar(), Is.EqualTo(_replica1.Name).Or.EqualTo(_replica2.Name));
                 Assert.That(command.LastDecision?.Target, Is.EqualTo(RouteTarget.Replica));
             }
+
+            var skipped = capture.Logged(2009).Single(); // once: then the primary takes no reads for ReplicaRetryDelay
+            Assert.That(skipped.Level, Is.EqualTo(Microsoft.Extensions.Logging.LogLevel.Warning));
+            Assert.That(skipped.Message, Does.Contain(_primary.Name).And.Contain("moves to a replica"));
         }
         finally
         {
