@@ -287,14 +287,15 @@ internal static class RoutePlanner
     public static SessionState Session(RwSplitConnection connection, RouteTarget commandTarget, in RwSplitScope.Snapshot scope, out Transaction? ambient)
     {
         ambient = connection.Enlistment.Ambient;
+        var primaryOpen = connection.Physical.HasOpenPrimary;
         return new SessionState
         {
             InLocalTransaction = connection.Enlistment.Local is not null,
             InAmbientTransaction = connection.Enlistment.InAnyDistributed(ambient),
             Pinned = connection.PinnedReason is not null,
-            PrimaryOpen = connection.Physical.HasOpenPrimary,
+            PrimaryOpen = primaryOpen,
             WritePending = connection.Watermark.WritePending,
-            ReadsOnPrimary = connection.Watermark.ReadsOnPrimaryByCapacity && connection.Physical.HasOpenPrimary,
+            ReadsOnPrimary = primaryOpen && connection.Watermark.ReadsOnPrimaryByCapacity,
             HasWritten = connection.Watermark.HasWritten,
             CurrentReplica = connection.Physical.CurrentReplica,
             ExcludedReplicas = connection.Physical.Excluded,
