@@ -16,6 +16,13 @@ internal sealed class NpgsqlTransactionStatements : TransactionStatements
     public override bool CanPrepare => true;
 
     /// <inheritdoc />
+    /// <remarks>
+    /// Npgsql sends both statements before one Sync: after an error the server skips the COMMIT, and a transaction the
+    /// COMMIT ended leaves the <c>NpgsqlTransaction</c> completed (Npgsql follows the server's transaction status).
+    /// </remarks>
+    public override string? InsertDecisionAndCommitSql => InsertDecisionSql + "; COMMIT";
+
+    /// <inheritdoc />
     public override string PrepareTransactionSql(string gid) => $"PREPARE TRANSACTION '{CheckGid(gid)}'";
 
     /// <inheritdoc />

@@ -43,7 +43,7 @@ public static class Throughput
             if (Environment.GetEnvironmentVariable("RWSPLIT_THROUGHPUT_FILTER") is { Length: > 0 } filter)
                 variants = variants.Where(v => v.Name.Contains(filter, StringComparison.OrdinalIgnoreCase)).ToArray();
 
-            var results = variants.ToDictionary(v => v.Name, _ => new List<(double Ops, double P50, double P99)>());
+            var results = variants.ToDictionary(v => v.Name, _ => new List<(double Ops, double P50, double P99, double CpuUs)>());
             for (var round = 0; round < rounds; round++)
             {
                 var order = round % 2 == 0 ? variants : variants.Reverse().ToArray();
@@ -56,12 +56,12 @@ public static class Throughput
 
             Console.WriteLine($"Transfers, {workers} workers, {seconds} s per run, {rounds} rounds (order alternated); total after: {await bank.TotalAsync()} (expected {Bank.ExpectedTotal})");
             Console.WriteLine();
-            Console.WriteLine("| variant | transfers/s per round | p50 ms | p99 ms |");
-            Console.WriteLine("|---|---|---|---|");
+            Console.WriteLine("| variant | transfers/s per round | p50 ms | p99 ms | client CPU µs per transfer |");
+            Console.WriteLine("|---|---|---|---|---|");
             foreach (var (name, _) in variants)
             {
                 var runs = results[name];
-                Console.WriteLine($"| {name} | {string.Join(" / ", runs.Select(r => r.Ops.ToString("0", System.Globalization.CultureInfo.InvariantCulture)))} | {runs.Average(r => r.P50):0.00} | {runs.Average(r => r.P99):0.00} |");
+                Console.WriteLine($"| {name} | {string.Join(" / ", runs.Select(r => r.Ops.ToString("0", System.Globalization.CultureInfo.InvariantCulture)))} | {runs.Average(r => r.P50):0.00} | {runs.Average(r => r.P99):0.00} | {runs.Average(r => r.CpuUs):0} |");
             }
 
             return await bank.TotalAsync() == Bank.ExpectedTotal ? 0 : 1;
@@ -97,11 +97,12 @@ public static class Throughput
         await transaction.CommitAsync();
     }
 
-    private static async Task<(double Ops, double P50, double P99)> MeasureAsync(Func<Random, Task> transfer, int workers, TimeSpan duration)
+    private static async Task<(double Ops, double P50, double P99, double CpuUs)> MeasureAsync(Func<Random, Task> transfer, int workers, TimeSpan duration)
     {
         var latencies = new List<double>[workers];
         var deadline = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);
         var started = Stopwatch.GetTimestamp();
+        var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
         await Task.WhenAll(Enumerable.Range(0, workers).Select(w => Task.Run(async () =>
         {
             var random = new Random(w);
@@ -124,7 +125,8 @@ public static class Throughput
             }
         })));
         var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        var cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalMicroseconds;
         var all = latencies.SelectMany(l => l).OrderBy(x => x).ToArray();
-        return (all.Length / elapsed, all[all.Length / 2], all[(int)(all.Length * 0.99)]);
+        return (all.Length / elapsed, all[all.Length / 2], all[(int)(all.Length * 0.99)], cpu / all.Length);
     }
 }

@@ -50,6 +50,14 @@ public abstract class TransactionStatements
     public virtual string InsertDecisionSql => "INSERT INTO rwsplit_decisions (gtrid, outcome, coordinator) VALUES (@gtrid, @outcome, @coordinator)";
 
     /// <summary>
+    /// The decision insert (parameters as <see cref="InsertDecisionSql"/>) followed by the COMMIT of the session's
+    /// transaction, as one statement the engine runs in one round trip and stops at the first error (so a duplicate
+    /// decision never commits); <see langword="null"/> (the default) to send the insert and the commit separately. The
+    /// provider must treat a transaction ended by the statement as completed, as it does after <c>PREPARE TRANSACTION</c>.
+    /// </summary>
+    public virtual string? InsertDecisionAndCommitSql => null;
+
+    /// <summary>
     /// Whether the coordinator prepares its decision insert (<see cref="System.Data.Common.DbCommand.Prepare"/>) on the
     /// last resource's connection: worth it where the provider keeps prepared statements per pooled physical connection
     /// and prepares without explicit parameter sizes (Npgsql). Default: <see langword="false"/>.

@@ -19,7 +19,8 @@ namespace RwSplit.Transactions;
 /// commit with two-phase commit whose decision is a row in the last resource's own local transaction:
 /// <list type="number">
 /// <item><description>PREPARE TRANSACTION every writing branch except the last resource;</description></item>
-/// <item><description>insert the decision row in the last resource and commit it — the decision point;</description></item>
+/// <item><description>insert the decision row in the last resource and commit it — the decision point (one round trip
+/// where the dialect sends both as one statement, <see cref="Providers.TransactionStatements.InsertDecisionAndCommitSql"/>);</description></item>
 /// <item><description>COMMIT PREPARED the others.</description></item>
 /// </list>
 /// Any failure before the decision rolls everything back (presumed abort). An unknown outcome of the decision's commit
@@ -279,24 +280,39 @@ internal sealed class DistributedTransaction
             try
             {
                 await last.UseDatabaseAsync(last.HomeDatabase, async, cancellationToken).ConfigureAwait(false);
-                try
+                var withCommit = heuristicIds.Count == 0 ? last.Dialect.Distributed.InsertDecisionAndCommitSql : null;
+                if (withCommit is not null)
                 {
-                    await InsertDecisionRowAsync(last, Gtrid, "c", async, cancellationToken).ConfigureAwait(false);
+                    // The decision row and its COMMIT in one round trip: the row commits with it or not at all, so the
+                    // protocol's meaning is unchanged, and the last point where the caller's token applies is here.
+                    cancellationToken.ThrowIfCancellationRequested();
+                    FaultInjection.Hit(FaultInjection.AfterDecisionInsert, last);
+                    var command = CreateDecisionCommand(last, withCommit, Gtrid, "c");
+                    await using (command.ConfigureAwait(false))
+                        await CommitLastResourceAsync(last, async, command).ConfigureAwait(false);
                 }
-                catch (Exception ex) when (last.Dialect.Distributed.IsUniqueViolation(ex))
+                else
                 {
-                    throw new TransactionAbortedException("Recovery fenced this transaction off (it found its branches prepared for longer than RecoveryGracePeriod, with no decision) and rolled it back.", ex);
+                    try
+                    {
+                        await InsertDecisionRowAsync(last, Gtrid, "c", async, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (Exception ex) when (last.Dialect.Distributed.IsUniqueViolation(ex))
+                    {
+                        throw Fenced(ex);
+                    }
+
+                    foreach (var (_, key) in heuristicIds)
+                        await InsertDecisionRowAsync(last, HeuristicId(Gtrid, "expect", key), "h", async, cancellationToken).ConfigureAwait(false);
+
+                    FaultInjection.Hit(FaultInjection.AfterDecisionInsert, last);
+
+                    // The decision's COMMIT is the point of no return: from here on the caller's token no longer applies. A COMMIT
+                    // cancelled in flight could have committed on the server while the client saw OperationCanceledException, and
+                    // rolling the prepared branches back then would break atomicity.
+                    await CommitLastResourceAsync(last, async).ConfigureAwait(false);
                 }
 
-                foreach (var (_, key) in heuristicIds)
-                    await InsertDecisionRowAsync(last, HeuristicId(Gtrid, "expect", key), "h", async, cancellationToken).ConfigureAwait(false);
-
-                FaultInjection.Hit(FaultInjection.AfterDecisionInsert, last);
-
-                // The decision's COMMIT is the point of no return: from here on the caller's token no longer applies. A COMMIT
-                // cancelled in flight could have committed on the server while the client saw OperationCanceledException, and
-                // rolling the prepared branches back then would break atomicity.
-                await CommitLastResourceAsync(last, async).ConfigureAwait(false);
                 _decided = true;
             }
             catch (Exception ex) when (RouteTelemetry.Failed(decision, ex))
@@ -369,38 +385,65 @@ internal sealed class DistributedTransaction
     /// <summary>The decision-table id of a heuristic participant's marker (in its database) or expectation (in the decision database).</summary>
     internal static string HeuristicId(string gtrid, string kind, string participantKey) => $"{gtrid}:{kind}:{participantKey}";
 
+    private static TransactionAbortedException Fenced(Exception ex)
+        => new("Recovery fenced this transaction off (it found its branches prepared for longer than RecoveryGracePeriod, with no decision) and rolled it back.", ex);
+
     private static async ValueTask InsertDecisionRowAsync(Branch branch, string id, string outcome, bool async, CancellationToken cancellationToken)
     {
-        var insert = branch.Connection.CreateCommand();
+        var insert = CreateDecisionCommand(branch, branch.Dialect.Distributed.InsertDecisionSql, id, outcome);
         await using (insert.ConfigureAwait(false))
         {
-            insert.Transaction = branch.Transaction;
-            insert.CommandText = branch.Dialect.Distributed.InsertDecisionSql;
-            AddParameter(insert, "gtrid", id);
-            AddParameter(insert, "outcome", outcome);
-            AddParameter(insert, "coordinator", TransactionCoordinator.CoordinatorId);
-            if (branch.Dialect.Distributed.PrepareCoordinatorStatements)
-            {
-                // A server-side prepared statement, kept by the provider per physical connection: later decisions on
-                // the same pooled connection skip parsing and planning.
-                await ProviderIo.PrepareAsync(insert, async, cancellationToken).ConfigureAwait(false);
-            }
+            await PrepareIfWorthItAsync(branch, insert, async, cancellationToken).ConfigureAwait(false);
             _ = await ProviderIo.ExecuteNonQueryAsync(insert, async, cancellationToken).ConfigureAwait(false);
         }
     }
 
+    /// <summary>A decision-table insert (<paramref name="sql"/>: the dialect's insert, alone or with its COMMIT) in the branch's transaction.</summary>
+    private static DbCommand CreateDecisionCommand(Branch branch, string sql, string id, string outcome)
+    {
+        var command = branch.Connection.CreateCommand();
+        command.Transaction = branch.Transaction;
+        command.CommandText = sql;
+        AddParameter(command, "gtrid", id);
+        AddParameter(command, "outcome", outcome);
+        AddParameter(command, "coordinator", TransactionCoordinator.CoordinatorId);
+        return command;
+    }
+
+    /// <summary>
+    /// Prepares a coordinator statement where the dialect says it pays: a server-side prepared statement, kept by the
+    /// provider per physical connection, so later decisions on the same pooled connection skip parsing and planning.
+    /// </summary>
+    private static ValueTask PrepareIfWorthItAsync(Branch branch, DbCommand command, bool async, CancellationToken cancellationToken)
+        => branch.Dialect.Distributed.PrepareCoordinatorStatements ? ProviderIo.PrepareAsync(command, async, cancellationToken) : default;
+
     /// <summary>
     /// Commits the branch's local transaction — the decision, or the only writing branch — never cancelled: once the
     /// COMMIT is sent only the server knows whether it committed. An unknown outcome (connection lost during COMMIT) is
-    /// in-doubt.
+    /// in-doubt. With <paramref name="decisionAndCommit"/> (the decision row and the COMMIT in one statement) that
+    /// statement is the COMMIT: a duplicate decision (a recovery fence) or any other error the server reports means it
+    /// did not commit.
     /// </summary>
-    private async ValueTask CommitLastResourceAsync(Branch branch, bool async)
+    private async ValueTask CommitLastResourceAsync(Branch branch, bool async, DbCommand? decisionAndCommit = null)
     {
         var transaction = branch.Transaction ?? throw new InvalidOperationException("The branch has no local transaction.");
         try
         {
-            await ProviderIo.CommitAsync(transaction, async, CancellationToken.None).ConfigureAwait(false);
+            if (decisionAndCommit is null)
+            {
+                await ProviderIo.CommitAsync(transaction, async, CancellationToken.None).ConfigureAwait(false);
+            }
+            else
+            {
+                await PrepareIfWorthItAsync(branch, decisionAndCommit, async, CancellationToken.None).ConfigureAwait(false);
+                _ = await ProviderIo.ExecuteNonQueryAsync(decisionAndCommit, async, CancellationToken.None).ConfigureAwait(false);
+            }
+
             FaultInjection.Hit(FaultInjection.DecisionCommitReplyLost, branch);
+        }
+        catch (Exception ex) when (decisionAndCommit is not null && branch.Dialect.Distributed.IsUniqueViolation(ex))
+        {
+            throw Fenced(ex);
         }
         catch (Exception ex) when (ex is not OperationCanceledException && (branch.Connection.State != System.Data.ConnectionState.Open || branch.Dialect.Failures.IsConnectionFailure(ex, branch.Connection) || ex is System.IO.IOException))
         {

@@ -11,6 +11,11 @@ internal static class FaultInjection
     public const string BeforePrepare = "before-prepare";
     public const string AfterPrepare = "after-prepare";
     public const string BeforeDecision = "before-decision";
+    /// <summary>
+    /// The decision row is written and its COMMIT not yet sent; where the dialect sends both in one statement
+    /// (<see cref="Providers.TransactionStatements.InsertDecisionAndCommitSql"/>), the last point before that statement.
+    /// Either way a crash here leaves no committed decision, and the caller's token no longer applies after it.
+    /// </summary>
     public const string AfterDecisionInsert = "after-decision-insert";
     public const string DecisionCommitReplyLost = "decision-commit-reply-lost";
     public const string AfterDecisionCommit = "after-decision-commit";

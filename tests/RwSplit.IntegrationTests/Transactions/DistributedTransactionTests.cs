@@ -660,6 +660,44 @@ public sealed class DistributedTransactionTests
         Assert.That(recovery.DataSources, Is.Empty, "a disposed data source leaves its recovery");
     }
 
+    /// <summary>
+    /// The decision row and its COMMIT go to the server as one statement (one round trip). When the server refuses the
+    /// row (here a check constraint; in life a full disk, a trigger, a permission taken away), it must not run the COMMIT
+    /// with it: nothing of the last resource's work commits, the prepared branch is rolled back, no decision is left.
+    /// </summary>
+    [Test]
+    public async Task A_decision_row_the_server_refuses_commits_nothing([Values] bool throughApi)
+    {
+        await Bank.TransferAsync(_first, _second, 6, 6, 1); // the decision table exists
+        await Bank.TransferAsync(_second, _first, 6, 6, 1);
+        var decisions = await DecisionsAsync();
+        await ExecuteOnDecisionDatabaseAsync("ALTER TABLE rwsplit_decisions ADD CONSTRAINT no_commit_decisions CHECK (outcome <> 'c') NOT VALID");
+        try
+        {
+            var ex = Assert.ThrowsAsync<TransactionAbortedException>(() => throughApi
+                ? Bank.TransferWithRwSplitApiAsync(_first, _second, 5, 5, 50)
+                : Bank.TransferAsync(_first, _second, 5, 5, 50));
+            Assert.That(ex!.ToString(), Does.Contain("no_commit_decisions"), "the server's reason reaches the caller");
+        }
+        finally
+        {
+            await ExecuteOnDecisionDatabaseAsync("ALTER TABLE rwsplit_decisions DROP CONSTRAINT no_commit_decisions");
+        }
+
+        Assert.That(await Bank.BalanceAsync(_bank.Database1, 5), Is.EqualTo(Bank.InitialBalance), "the last resource's withdrawal did not commit with a refused decision");
+        Assert.That(await Bank.BalanceAsync(_bank.Database2, 5), Is.EqualTo(Bank.InitialBalance), "the prepared deposit was rolled back");
+        Assert.That(await DecisionsAsync(), Is.EqualTo(decisions), "no decision row");
+        Assert.That(await _bank.PreparedAsync(), Is.Empty, "rolled back by the coordinator itself, not left to recovery");
+    }
+
+    private async Task ExecuteOnDecisionDatabaseAsync(string sql)
+    {
+        await using var connection = new NpgsqlConnection(_bank.Database1);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
+    }
+
     [Test]
     public async Task Recovery_racing_a_slow_coordinator_fences_it_off()
     {

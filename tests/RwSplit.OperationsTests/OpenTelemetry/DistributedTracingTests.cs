@@ -90,6 +90,9 @@ public sealed class DistributedTracingTests
         });
         Assert.That(TraceCapture.ChildrenOf(spans, prepare).Where(s => s.Source.Name == "Npgsql" && s.Kind == ActivityKind.Client), Has.Exactly(1).Items, "PREPARE TRANSACTION is Npgsql's span inside the phase's");
         Assert.That(TraceCapture.ChildrenOf(spans, commitPrepared).Where(s => s.Source.Name == "Npgsql" && s.Kind == ActivityKind.Client), Has.Exactly(1).Items);
+        var decisionCommands = TraceCapture.ChildrenOf(spans, decision).Where(s => s.Source.Name == "Npgsql" && s.Kind == ActivityKind.Client).ToList();
+        Assert.That(decisionCommands, Has.Exactly(1).Items, "the decision row and its COMMIT are one command, one round trip");
+        Assert.That(decisionCommands[0].GetTagItem("db.query.text") as string, Does.StartWith("INSERT INTO rwsplit_decisions").And.EndWith("; COMMIT"));
         Assert.That(TraceCapture.RwSplitTagValues(spans), Has.None.Contains("rws:").And.None.Contains(OtelCluster.Password), "no prepared-transaction id, no secret");
 
         // The two updates are command spans under the application's span too, on the primary.
