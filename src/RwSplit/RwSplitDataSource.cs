@@ -59,6 +59,7 @@ public sealed partial class RwSplitDataSource : DbDataSource
         ReadYourWritesTimeout = options.ReadYourWritesTimeout;
         ReadAfterWrite = options.ReadAfterWrite;
         PrimaryReadWeight = options.PrimaryReadWeight;
+        ReplicaWeights = Topology.ReplicaWeights.From(options.ReplicaWeights);
         FallbackOverflow = options.FallbackOverflow;
         FallbackWaitTimeout = options.FallbackWaitTimeout;
         Logger = (ILogger?)options.LoggerFactory?.CreateLogger("RwSplit") ?? NullLogger.Instance;
@@ -152,6 +153,9 @@ public sealed partial class RwSplitDataSource : DbDataSource
     internal ReadAfterWrite ReadAfterWrite { get; }
 
     internal double PrimaryReadWeight { get; }
+
+    /// <summary>The replicas' read weights; null when all are equal.</summary>
+    internal ReplicaWeights? ReplicaWeights { get; }
 
     internal FallbackOverflow FallbackOverflow { get; }
 
@@ -354,7 +358,7 @@ public sealed partial class RwSplitDataSource : DbDataSource
                 mask |= 1UL << i;
         }
 
-        return new TopologySnapshot(_replicas.Length, mask & fresh, caughtUp, Balancing, _replicas, ReadAfterWrite, PrimaryReadWeight, CurrentPrimary);
+        return new TopologySnapshot(_replicas.Length, mask & fresh, caughtUp, Balancing, _replicas, ReadAfterWrite, PrimaryReadWeight, CurrentPrimary, ReplicaWeights);
     }
 
     /// <summary>Replicas whose measured lag is at most <paramref name="staleness"/> (unknown lag does not qualify).</summary>

@@ -117,6 +117,16 @@ public sealed class RwSplitOptions
     public double PrimaryReadWeight { get; set; } = 1;
 
     /// <summary>
+    /// The replicas' read weights, one per entry of <see cref="Replicas"/> in the same order, for replicas of different
+    /// sizes: a replica of weight 2 takes twice the new reads of one of weight 1 (round-robin draws in proportion;
+    /// <see cref="ReplicaBalancing.LeastOutstanding"/> compares commands in flight per unit of weight), and
+    /// <see cref="PrimaryReadWeight"/> is relative to a replica of weight 1. Weight 0: the replica serves reads only when
+    /// no replica of positive weight is usable (a standby kept for failover, a replica being drained). Default: empty,
+    /// every replica weighs 1. Range: 0 to 100 each.
+    /// </summary>
+    public IList<double> ReplicaWeights { get; } = new List<double>();
+
+    /// <summary>
     /// The most reads that may run on the primary at once because no replica qualified (all down, all lagging, none
     /// caught up with a write). Protects the primary from a sudden flood when replicas fail. Default: 32. Range: 0 to
     /// 100 000. Applies only when replicas are configured. Reads a session runs on its open primary connection right

@@ -77,6 +77,15 @@ public sealed class RwSplitOptionsValidator : IValidateOptions<RwSplitOptions>
             failures.Add($"{prefix}: ReadYourWritesTimeout {options.ReadYourWritesTimeout} is out of range: use zero to 30 seconds (default 100 ms).");
         if (!Enum.IsDefined(options.ReadAfterWrite))
             failures.Add($"{prefix}: ReadAfterWrite {(int)options.ReadAfterWrite} is not a ReadAfterWrite value: use OpenPrimary or WaitForReplica.");
+        if (options.ReplicaWeights.Count != 0 && options.ReplicaWeights.Count != options.Replicas.Count)
+            failures.Add(string.Create(CultureInfo.InvariantCulture, $"{prefix}: {options.ReplicaWeights.Count} ReplicaWeights for {options.Replicas.Count} replicas: give one weight per entry of RwSplitOptions.Replicas, in the same order, or none (every replica weighs 1)."));
+        for (var i = 0; i < options.ReplicaWeights.Count; i++)
+        {
+            var weight = options.ReplicaWeights[i];
+            if (!(weight >= 0 && weight <= 100))
+                failures.Add(string.Create(CultureInfo.InvariantCulture, $"{prefix}: ReplicaWeights[{i}] {weight} is out of range: use 0 (the replica serves reads only when no other can) to 100; 1 is the default weight."));
+        }
+
         if (!(options.PrimaryReadWeight >= 0 && options.PrimaryReadWeight <= 100))
             failures.Add(string.Create(CultureInfo.InvariantCulture, $"{prefix}: PrimaryReadWeight {options.PrimaryReadWeight} is out of range: use 0 (the primary serves no reads a replica could) to 100; 1 weighs the primary as one replica."));
         if (options.FallbackReadLimit is < 0 or > 100_000)

@@ -77,6 +77,8 @@ public sealed class OptionsTests
             Assert.That(options.Dialect, Is.Null);
             Assert.That(options.Primary, Is.Null);
             Assert.That(options.Replicas, Is.Empty);
+            Assert.That(options.ReplicaWeights, Is.Empty, "every replica weighs 1");
+            Assert.That(options.PrimaryReadWeight, Is.EqualTo(1));
             Assert.That(options.Consistency, Is.EqualTo(ReadConsistency.ReadYourWrites));
             Assert.That(options.ReadOnlyProcedures, Is.Empty);
             Assert.That(options.ReadOnlyFunctions, Is.Empty);
@@ -169,6 +171,23 @@ public sealed class OptionsTests
         for (var i = 0; i < 64; i++)
             options.Replicas.Add($"Server=extra{i}");
         Assert.That(Failures(options), Has.One.Contains("at most 64"));
+    }
+
+    [Test]
+    public void Replica_weights_need_one_per_replica_each_from_0_to_100()
+    {
+        var options = Valid();
+        options.Replicas.Add("Server=r2");
+        options.ReplicaWeights.Add(1);
+        Assert.That(Failures(options), Has.One.Contains("1 ReplicaWeights for 2 replicas").And.One.Contains("one weight per entry"));
+        options.ReplicaWeights.Add(2);
+        Assert.That(Failures(options), Is.Empty);
+        options.ReplicaWeights[0] = -1;
+        options.ReplicaWeights[1] = double.NaN;
+        Assert.That(Failures(options), Has.One.Contains("ReplicaWeights[0] -1 is out of range").And.One.Contains("ReplicaWeights[1] NaN is out of range"));
+        options.ReplicaWeights[0] = 0;
+        options.ReplicaWeights[1] = 100;
+        Assert.That(Failures(options), Is.Empty, "0 (a standby) and 100 are allowed");
     }
 
     [TestCase(15)]

@@ -91,26 +91,35 @@ internal static class Router
     {
         if (topology.Primary is not { } primary || topology.Replicas is not { } replicas || !primary.MayServe)
             return false;
-        return (primary.Outstanding + 1) / topology.PrimaryReadWeight < replicas[pick].Outstanding + 1;
+        return (primary.Outstanding + 1) * topology.WeightOf(pick) < (replicas[pick].Outstanding + 1) * topology.PrimaryReadWeight;
     }
 
     /// <summary>
-    /// Round-robin: the (ticket mod n)-th usable replica. Load-aware: of the two replicas round-robin offers for this
-    /// ticket and the next, the less loaded one (power of two choices: spreads load without herding onto one replica).
+    /// Round-robin: the (ticket mod n)-th usable replica, or with <see cref="RwSplitOptions.ReplicaWeights"/> a draw in
+    /// proportion to the weights. Load-aware: of the two replicas offered for this ticket and the next, the one with
+    /// fewer commands in flight per unit of weight, or the lower probe latency (power of two choices: spreads load
+    /// without herding onto one replica). A tie (nothing in flight: sequential use) keeps the first offer, so that reads
+    /// follow the round-robin (or weighted) draw.
     /// </summary>
     private static int Pick(ulong usable, uint ticket, in TopologySnapshot topology)
     {
-        var first = PickRoundRobin(usable, ticket);
+        var weights = topology.Weights;
+        if (weights is not null)
+            usable = weights.Preferred(usable);
+        var first = Offer(usable, ticket, weights);
         if (topology.Balancing == ReplicaBalancing.RoundRobin || topology.Replicas is null || BitOperations.PopCount(usable) < 2)
             return first;
-        var second = PickRoundRobin(usable, ticket + 1);
+        var second = Offer(usable, ticket + 1, weights);
         var a = topology.Replicas[first];
         var b = topology.Replicas[second];
         var preferSecond = topology.Balancing == ReplicaBalancing.LeastOutstanding
-            ? b.Outstanding < a.Outstanding
+            ? b.Outstanding * topology.WeightOf(first) < a.Outstanding * topology.WeightOf(second)
             : b.LatencyEwmaMs < a.LatencyEwmaMs;
         return preferSecond ? second : first;
     }
+
+    private static int Offer(ulong usable, uint ticket, ReplicaWeights? weights)
+        => weights is not null && weights.Pick(usable, ticket) is var weighted and >= 0 ? weighted : PickRoundRobin(usable, ticket);
 
     /// <summary>The (ticket mod n)-th set bit of <paramref name="usable"/>.</summary>
     private static int PickRoundRobin(ulong usable, uint ticket)

@@ -19,13 +19,20 @@ internal readonly struct TopologySnapshot
     }
 
     /// <summary>The data source's read placement beyond the replicas: where a read after a write goes, and the primary's read weight with its load counter.</summary>
-    public TopologySnapshot(int replicaCount, ulong availableReplicas, ulong caughtUpReplicas, ReplicaBalancing balancing, Endpoint[]? replicas, ReadAfterWrite readAfterWrite, double primaryReadWeight, Endpoint? primary)
+    public TopologySnapshot(int replicaCount, ulong availableReplicas, ulong caughtUpReplicas, ReplicaBalancing balancing, Endpoint[]? replicas, ReadAfterWrite readAfterWrite, double primaryReadWeight, Endpoint? primary, ReplicaWeights? weights = null)
         : this(replicaCount, availableReplicas, caughtUpReplicas, balancing, replicas)
     {
         ReadAfterWrite = readAfterWrite;
         PrimaryReadWeight = primaryReadWeight;
         Primary = primary;
+        Weights = weights;
     }
+
+    /// <summary>The replicas' read weights (<see cref="RwSplitOptions.ReplicaWeights"/>); null: all equal.</summary>
+    public ReplicaWeights? Weights { get; }
+
+    /// <summary>Replica <paramref name="replica"/>'s read weight (1 when all are equal).</summary>
+    public double WeightOf(int replica) => Weights is { } weights ? weights[replica] : 1;
 
     /// <summary>Where a read-your-writes read goes while no replica is known to have the session's writes.</summary>
     public ReadAfterWrite ReadAfterWrite { get; }

@@ -187,6 +187,86 @@ public sealed class RouterTests
         Assert.That(Route(2, Fresh), Is.EqualTo(R(0)), "its last probe failed");
     }
 
+    private static TopologySnapshot Weighted(double[] weights, ulong available = ulong.MaxValue, ReplicaBalancing balancing = ReplicaBalancing.RoundRobin, Endpoint[]? replicas = null, double primaryReadWeight = 0, Endpoint? primary = null)
+        => new(weights.Length, available & ((1UL << weights.Length) - 1), ulong.MaxValue, balancing, replicas, ReadAfterWrite.OpenPrimary, primaryReadWeight, primary, ReplicaWeights.From(weights));
+
+    private static int[] Shares(in TopologySnapshot topology, int tickets)
+    {
+        var counts = new int[topology.ReplicaCount];
+        for (var ticket = 0u; ticket < tickets; ticket++)
+        {
+            var decision = Router.Route(Read, Fresh, ReadConsistency.Eventual, topology, ticket);
+            Assert.That(decision.Target, Is.EqualTo(RouteTarget.Replica));
+            counts[decision.ReplicaIndex]++;
+        }
+
+        return counts;
+    }
+
+    [Test]
+    public void Replica_weights_share_new_reads_in_proportion()
+    {
+        Assert.That(ReplicaWeights.From([]), Is.Null, "no weights");
+        Assert.That(ReplicaWeights.From([2, 2, 2]), Is.Null, "equal weights route exactly as none");
+
+        var shares = Shares(Weighted([1, 3]), 4000);
+        Assert.That(shares[0], Is.InRange(950, 1050), "weight 1 of 4");
+        Assert.That(shares[1], Is.InRange(2950, 3050), "weight 3 of 4");
+
+        shares = Shares(Weighted([0.5, 1, 2.5]), 400);
+        Assert.That(shares, Is.EqualTo(new[] { 50, 100, 250 }).Within(8), "fractional weights, and close already over few tickets");
+
+        shares = Shares(Weighted([1, 3], available: 0b01), 100);
+        Assert.That(shares, Is.EqualTo(new[] { 100, 0 }), "the heavier replica unavailable: the other takes every read");
+    }
+
+    [Test]
+    public void A_replica_of_weight_0_serves_reads_only_when_no_other_can()
+    {
+        Assert.That(Shares(Weighted([0, 1, 1]), 300), Is.EqualTo(new[] { 0, 150, 150 }));
+        Assert.That(Shares(Weighted([0, 1, 1], available: 0b001), 10), Is.EqualTo(new[] { 10, 0, 0 }), "the only usable replica");
+        Assert.That(Shares(Weighted([0, 0, 1], available: 0b011), 10), Is.EqualTo(new[] { 5, 5, 0 }), "only weight-0 replicas usable: evenly among them");
+        Assert.That(Router.Route(Read, Fresh with { CurrentReplica = 0 }, ReadConsistency.Eventual, Weighted([0, 1]), 0), Is.EqualTo(R(0)), "a session already there stays (its session state is there)");
+    }
+
+    [Test]
+    public void Least_outstanding_and_the_primary_compare_commands_in_flight_per_unit_of_weight()
+    {
+        var replicas = new[] { Replica("w-a"), Replica("w-b") };
+        var topology = Weighted([1, 2], balancing: ReplicaBalancing.LeastOutstanding, replicas: replicas);
+        uint TicketOffering(int first)
+        {
+            for (var ticket = 0u; ; ticket++)
+            {
+                if (Router.Route(Read, Fresh, ReadConsistency.Eventual, Weighted([1, 2]), ticket).ReplicaIndex == first && Router.Route(Read, Fresh, ReadConsistency.Eventual, Weighted([1, 2]), ticket + 1).ReplicaIndex != first)
+                    return ticket;
+            }
+        }
+
+        var offersA = TicketOffering(0);
+        Assert.That(Router.Route(Read, Fresh, ReadConsistency.Eventual, topology, offersA), Is.EqualTo(R(0)), "nothing in flight: the weighted draw's offer");
+        for (var i = 0; i < 3; i++)
+            replicas[0].BeginCommand();
+        for (var i = 0; i < 4; i++)
+            replicas[1].BeginCommand();
+        Assert.That(Router.Route(Read, Fresh, ReadConsistency.Eventual, topology, offersA), Is.EqualTo(R(1)), "4 / 2 < 3 / 1 in flight per unit of weight: the heavier replica has room");
+        replicas[1].BeginCommand();
+        replicas[1].BeginCommand();
+        Assert.That(Router.Route(Read, Fresh, ReadConsistency.Eventual, topology, offersA), Is.EqualTo(R(0)), "6 / 2 is not below 3 / 1: a tie keeps the offer");
+        replicas[1].BeginCommand();
+        Assert.That(Router.Route(Read, Fresh, ReadConsistency.Eventual, topology, offersA), Is.EqualTo(R(0)), "7 / 2 > 3 / 1");
+
+        // The primary (weight 1) against a replica of weight 2, both with 2 in flight.
+        var primary = Replica("w-primary");
+        primary.BeginCommand();
+        primary.BeginCommand();
+        var lone = new[] { Replica("w-c") };
+        lone[0].BeginCommand();
+        lone[0].BeginCommand();
+        Assert.That(Router.Route(Read, Fresh, ReadConsistency.Eventual, Weighted([2, 1], available: 0b01, replicas: [lone[0], Replica("w-d")], primaryReadWeight: 1, primary: primary), 0), Is.EqualTo(R(0)), "weight 2 replica: (2 + 1) / 2 < (2 + 1) / 1, it keeps the read");
+        Assert.That(Router.Route(Read, Fresh, ReadConsistency.Eventual, Weighted([0.5, 1], available: 0b01, replicas: [lone[0], Replica("w-e")], primaryReadWeight: 1, primary: primary), 0), Is.EqualTo(P(RoutingReason.PrimaryCapacity)), "weight 0.5 replica: the primary has more room");
+    }
+
     private static Endpoint Replica(string name)
         => new(FakeDialect.Instance.CreateConnector($"Server={name}", EndpointRole.Replica), 0);
 
