@@ -196,8 +196,8 @@ internal static class GrowthCommand
     {
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"### {count} replicas in the topology (the 2 real replicas, each listed {(count + 1) / 2} times with another database), health probes every second"));
         Console.WriteLine();
-        Console.WriteLine("| replicas | process CPU over 10 s idle, ms | managed MB | sequential reads/s | where they ran |");
-        Console.WriteLine("|---:|---:|---:|---:|---|");
+        Console.WriteLine("| replicas | process CPU over 10 s idle, ms | managed MB | sequential reads/s | raw Npgsql, the same endpoints in turn, reads/s | where they ran |");
+        Console.WriteLine("|---:|---:|---:|---:|---:|---|");
         await using (var primary = new NpgsqlConnection(cluster.PrimaryConnectionString))
         {
             await primary.OpenAsync().ConfigureAwait(false);
@@ -214,59 +214,113 @@ internal static class GrowthCommand
         }
 
         await cluster.WaitForReplicasToCatchUpAsync(TimeSpan.FromSeconds(60)).ConfigureAwait(false);
-        foreach (var n in new[] { 2, count })
+        var sizes = new[] { 2, count };
+        var entries = sizes.Select(n => Enumerable.Range(0, n).Select(i =>
         {
-            var entries = Enumerable.Range(0, n).Select(i =>
+            var entry = new NpgsqlConnectionStringBuilder(cluster.ReplicaConnectionStrings[i % 2]) { MaxPoolSize = 4 };
+            if (n > 2)
+                entry.Database = "growth_" + (i / 2).ToString(CultureInfo.InvariantCulture);
+            return entry.ConnectionString;
+        }).ToArray()).ToArray();
+        var rwsplit = new RwSplitDataSource[sizes.Length];
+        var idle = new (TimeSpan Cpu, long Memory)[sizes.Length];
+        var raw = entries.Select(e => e.Select(c => NpgsqlDataSource.Create(c)).ToArray()).ToArray();
+        try
+        {
+            for (var s = 0; s < sizes.Length; s++)
             {
-                var entry = new NpgsqlConnectionStringBuilder(cluster.ReplicaConnectionStrings[i % 2]) { MaxPoolSize = 4 };
-                if (n > 2)
-                    entry.Database = "growth_" + (i / 2).ToString(CultureInfo.InvariantCulture);
-                return entry.ConnectionString;
-            });
-            var before = ManagedBytes();
-            var rwsplit = CreateRwSplit(cluster, entries, "growth-replicas-" + n.ToString(CultureInfo.InvariantCulture));
-            await using (rwsplit.ConfigureAwait(false))
-            {
-                await rwsplit.RefreshTopologyAsync().ConfigureAwait(false);
+                var before = ManagedBytes();
+                rwsplit[s] = CreateRwSplit(cluster, entries[s], "growth-replicas-" + sizes[s].ToString(CultureInfo.InvariantCulture));
+                await rwsplit[s].RefreshTopologyAsync().ConfigureAwait(false);
                 var process = Process.GetCurrentProcess();
                 var cpu = process.TotalProcessorTime;
                 await Task.Delay(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
                 process.Refresh();
-                var idleCpu = process.TotalProcessorTime - cpu;
-                var memory = ManagedBytes() - before;
+                idle[s] = (process.TotalProcessorTime - cpu, ManagedBytes() - before);
+                await rwsplit[s].DisposeAsync().ConfigureAwait(false); // measured alone: the other's monitor is not counted
+            }
 
-                // Warm-up: every endpoint's pool opens its first connection (and Npgsql loads its types) once.
-                var reads = -4 * n;
-                var where = new SortedDictionary<string, int>(StringComparer.Ordinal);
-                var watch = Stopwatch.StartNew();
-                while (reads < 0 || watch.Elapsed < TimeSpan.FromSeconds(3))
+            for (var s = 0; s < sizes.Length; s++)
+            {
+                rwsplit[s] = CreateRwSplit(cluster, entries[s], "growth-replicas-" + sizes[s].ToString(CultureInfo.InvariantCulture));
+                await rwsplit[s].RefreshTopologyAsync().ConfigureAwait(false);
+            }
+
+            // Sequential reads (open, SELECT 1, close), the four ways taking turns read by read, so that the machine's
+            // drift (a 3-second rate varies by 2x here) falls on all alike: RwSplit over 2 and over many endpoints, and
+            // raw Npgsql over the same endpoints in turn (one data source each, as RwSplit's round-robin spreads new
+            // connections). Warm-up: every endpoint's pool opens its first connections (and Npgsql loads its types).
+            var where = sizes.Select(_ => new SortedDictionary<string, int>(StringComparer.Ordinal)).ToArray();
+            var ticks = new long[2 * sizes.Length];
+            var reads = 0;
+            for (var i = -4 * count; i < 0 || ticks.Sum() < 12 * Stopwatch.Frequency; i++)
+            {
+                for (var way = 0; way < ticks.Length; way++)
                 {
-                    if (reads == 0)
+                    var s = way / 2;
+                    var start = Stopwatch.GetTimestamp();
+                    if (way % 2 == 0)
                     {
-                        where.Clear();
-                        watch.Restart();
+                        var decision = await RwSplitReadAsync(rwsplit[s]).ConfigureAwait(false);
+                        if (i >= 0)
+                            where[s][decision] = where[s].GetValueOrDefault(decision) + 1;
+                    }
+                    else
+                    {
+                        await RawReadAsync(raw[s][((i % raw[s].Length) + raw[s].Length) % raw[s].Length]).ConfigureAwait(false);
                     }
 
-                    var connection = await rwsplit.OpenConnectionAsync().ConfigureAwait(false);
-                    await using (connection.ConfigureAwait(false))
-                    {
-                        var command = connection.CreateCommand();
-                        await using (command.ConfigureAwait(false))
-                        {
-                            command.CommandText = "SELECT 1";
-                            await command.ExecuteScalarAsync().ConfigureAwait(false);
-                            var key = command.LastDecision is { } d ? $"{d.Target} ({d.Reason})" : "?";
-                            where[key] = where.GetValueOrDefault(key) + 1;
-                        }
-                    }
-
-                    reads++;
+                    if (i >= 0)
+                        ticks[way] += Stopwatch.GetTimestamp() - start;
                 }
 
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {n} | {idleCpu.TotalMilliseconds:0} | {Mb(memory)} | {reads / watch.Elapsed.TotalSeconds:0} | {string.Join(", ", where.Select(w => $"{w.Key} {w.Value}"))} |"));
+                if (i >= 0)
+                    reads++;
             }
+
+            for (var s = 0; s < sizes.Length; s++)
+            {
+                double Rate(int way) => reads / (ticks[way] / (double)Stopwatch.Frequency);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {sizes[s]} | {idle[s].Cpu.TotalMilliseconds:0} | {Mb(idle[s].Memory)} | {Rate(2 * s):0} | {Rate((2 * s) + 1):0} | {string.Join(", ", where[s].Select(w => $"{w.Key} {w.Value}"))} |"));
+            }
+        }
+        finally
+        {
+            foreach (var dataSource in rwsplit)
+            {
+                if (dataSource is not null)
+                    await dataSource.DisposeAsync().ConfigureAwait(false);
+            }
+
+            foreach (var source in raw.SelectMany(r => r))
+                await source.DisposeAsync().ConfigureAwait(false);
         }
 
         Console.WriteLine();
+    }
+
+    private static async Task<string> RwSplitReadAsync(RwSplitDataSource dataSource)
+    {
+        var connection = await dataSource.OpenConnectionAsync().ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            var command = connection.CreateCommand();
+            await using (command.ConfigureAwait(false))
+            {
+                command.CommandText = "SELECT 1";
+                await command.ExecuteScalarAsync().ConfigureAwait(false);
+                return command.LastDecision is { } d ? $"{d.Target} ({d.Reason})" : "?";
+            }
+        }
+    }
+
+    private static async Task RawReadAsync(NpgsqlDataSource dataSource)
+    {
+        var connection = await dataSource.OpenConnectionAsync().ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            await using var command = new NpgsqlCommand("SELECT 1", connection);
+            await command.ExecuteScalarAsync().ConfigureAwait(false);
+        }
     }
 }

@@ -8,12 +8,14 @@ using RwSplit.PgCluster;
 namespace RwSplit.Benchmarks;
 
 /// <summary>
-/// <c>load [--duration 10] [--warmup 3] [--workers 8] [--rounds 2] [--scenario PrimaryOnly,ReadOnly,ReadHeavy,CpuHeavyRead,ReadYourWrites] [--replicas 2] [--cpu-quota cores] [--balancing b] [--no-pgpool] [--smoke]</c>:
+/// <c>load [--duration 10] [--warmup 3] [--workers 8] [--rounds 2] [--scenario PrimaryOnly,ReadOnly,ReadHeavy,CpuHeavyRead,ReadYourWrites] [--replicas 2] [--cpu-quota cores] [--replica-quotas a,b] [--replica-weights a,b] [--balancing b] [--no-pgpool] [--smoke]</c>:
 /// starts the local PostgreSQL primary and two replicas (or <c>--replicas</c> 0 to 3; base port 25450) unless <c>RWSPLIT_PG_PRIMARY</c> /
 /// <c>RWSPLIT_PG_REPLICAS</c> name running servers, runs the load runner and prints its table. <c>--cpu-quota 0.25</c>
 /// caps each server at a quarter of a core (its own cgroup, as root), so that the servers behave like separate
 /// machines of a known size and a replica adds capacity. The read scenarios also run the peers: Npgsql's
 /// multi-host data source, and pgpool-II (ports 25455, with its reset query, and 25457, without) when it is installed (else reported and skipped).
+/// <c>--replica-quotas 0.25,0.5</c> gives the replicas their own quotas (replicas of different sizes), and
+/// <c>--replica-weights 1,2</c> sets <see cref="RwSplitOptions.ReplicaWeights"/> on RwSplit's data sources.
 /// </summary>
 internal static class LoadCommand
 {
@@ -31,6 +33,9 @@ internal static class LoadCommand
         var withPgPool = true;
         ReplicaBalancing? balancing = null;
         var replicas = 2;
+        double[]? replicaQuotas = null;
+        double[]? replicaWeights = null;
+        static double[] Numbers(string list) => list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(n => double.Parse(n, CultureInfo.InvariantCulture)).ToArray();
         for (var i = 0; i < args.Length; i++)
         {
             string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
@@ -61,6 +66,12 @@ internal static class LoadCommand
                 case "--no-pgpool":
                     withPgPool = false;
                     break;
+                case "--replica-quotas":
+                    replicaQuotas = Numbers(Value());
+                    break;
+                case "--replica-weights":
+                    replicaWeights = Numbers(Value());
+                    break;
                 case "--cpu-quota":
                     cpuQuota = double.Parse(Value(), CultureInfo.InvariantCulture);
                     break;
@@ -69,7 +80,7 @@ internal static class LoadCommand
                         .Select(s => Enum.Parse<LoadScenario>(s, ignoreCase: true)).ToArray();
                     break;
                 default:
-                    Console.Error.WriteLine($"Unknown argument '{args[i]}'. Usage: load [--duration s] [--warmup s] [--workers n] [--rounds n] [--scenario a,b] [--replicas 0-3] [--cpu-quota cores] [--balancing RoundRobin|LeastOutstanding|LatencyAware] [--no-pgpool] [--smoke]");
+                    Console.Error.WriteLine($"Unknown argument '{args[i]}'. Usage: load [--duration s] [--warmup s] [--workers n] [--rounds n] [--scenario a,b] [--replicas 0-3] [--cpu-quota cores] [--replica-quotas a,b] [--replica-weights a,b] [--balancing RoundRobin|LeastOutstanding|LatencyAware] [--no-pgpool] [--smoke]");
                     return 2;
             }
         }
@@ -85,10 +96,20 @@ internal static class LoadCommand
             ? "Using the servers of RWSPLIT_PG_PRIMARY / RWSPLIT_PG_REPLICAS."
             : $"Starting (or reusing) local PostgreSQL on ports {BasePort}-{BasePort + replicas}...");
         await using var cluster = await LocalPgCluster.StartAsync(new LocalPgClusterOptions { BasePort = BasePort, StartSecondPrimary = false, ReplicaCount = replicas, CpuQuota = cpuQuota }, cancel.Token).ConfigureAwait(false);
+        if (replicaQuotas is not null)
+        {
+            if (cluster.IsExternal || replicaQuotas.Length != cluster.Replicas.Count)
+                throw new ArgumentException($"--replica-quotas needs one quota per local replica ({cluster.Replicas.Count}).");
+            for (var r = 0; r < replicaQuotas.Length; r++)
+                cluster.Replicas[r].LimitCpu(replicaQuotas[r]);
+        }
+
         var servers = string.Create(CultureInfo.InvariantCulture, $"Servers: a primary and {cluster.ReplicaConnectionStrings.Count} replica(s); ")
             + (cpuQuota is { } cores && !cluster.IsExternal
                 ? string.Create(CultureInfo.InvariantCulture, $"each server (and pgpool-II) capped at {cores} CPU (cgroup v1 cpu.cfs_quota_us), the client not capped")
                 : "no CPU quota: the servers and the client share the machine's cores")
+            + (replicaQuotas is null ? "" : string.Create(CultureInfo.InvariantCulture, $"; the replicas capped at {string.Join(" / ", replicaQuotas)} CPU instead"))
+            + (replicaWeights is null ? "" : string.Create(CultureInfo.InvariantCulture, $"; RwSplit's ReplicaWeights {string.Join(" / ", replicaWeights)}"))
             + "; no network delay (loopback).";
         Console.Error.WriteLine(servers);
 
@@ -130,6 +151,7 @@ internal static class LoadCommand
             PgPoolConnectionString = pgpool?.ConnectionString,
             PgPoolNoResetConnectionString = pgpoolNoReset?.ConnectionString,
             Balancing = balancing,
+            ReplicaWeights = replicaWeights,
             Log = Console.Error,
             ServerDescription = servers,
         };

@@ -100,6 +100,9 @@ public sealed class LoadRunnerOptions
     /// <summary>How RwSplit spreads reads over the replicas. Default: the data source's default.</summary>
     public ReplicaBalancing? Balancing { get; init; }
 
+    /// <summary>RwSplit's <see cref="RwSplitOptions.ReplicaWeights"/>, one per replica; <see langword="null"/>: none (all weigh 1).</summary>
+    public double[]? ReplicaWeights { get; init; }
+
     /// <summary>pgpool-II's connection string, when it runs in front of the same servers; <see langword="null"/>: no pgpool peer.</summary>
     public string? PgPoolConnectionString { get; init; }
 
@@ -335,6 +338,8 @@ public sealed class LoadRunner
         o.Consistency = scenario == LoadScenario.PrimaryOnly ? ReadConsistency.Strong : ReadConsistency.ReadYourWrites;
         if (_options.Balancing is { } balancing)
             o.Balancing = balancing;
+        foreach (var weight in _options.ReplicaWeights ?? [])
+            o.ReplicaWeights.Add(weight);
         if (variant == LoadVariant.RwSplitReplicasOnly)
             o.PrimaryReadWeight = 0;
         if (variant == LoadVariant.RwSplitWaitForReplica)
