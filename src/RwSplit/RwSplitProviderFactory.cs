@@ -13,6 +13,8 @@ namespace RwSplit;
 /// <item><description><c>Replicas</c>: the replicas' servers, separated by <c>|</c>, in the provider's syntax
 /// (<c>Replicas=sql-r1|sql-r2,1444</c>). Every other setting (credentials, database) is the primary's.</description></item>
 /// <item><description><c>Read Consistency</c>: <c>Eventual</c>, <c>ReadYourWrites</c> (default) or <c>Strong</c>.</description></item>
+/// <item><description><c>Replica Weights</c>: one weight per replica, in the same order, separated by <c>|</c>
+/// (<c>Replica Weights=1|3</c>; see <see cref="RwSplitOptions.ReplicaWeights"/>).</description></item>
 /// </list>
 /// Connections with the same drop-in connection string share one <see cref="RwSplitDataSource"/>, as the provider shares a pool.
 /// </summary>
@@ -23,6 +25,9 @@ public sealed class RwSplitProviderFactory : DbProviderFactory
 
     /// <summary>The drop-in keyword giving the read consistency.</summary>
     public const string ReadConsistencyKeyword = "Read Consistency";
+
+    /// <summary>The drop-in keyword giving the replicas' read weights.</summary>
+    public const string ReplicaWeightsKeyword = "Replica Weights";
 
     // Weak: a dialect configured for one data source (RwSplitNpgsqlExtensions.UseNpgsql with a builder callback) is not
     // kept alive by this cache once nothing else refers to it.
@@ -176,6 +181,17 @@ public sealed class RwSplitProviderFactory : DbProviderFactory
             if (!Enum.TryParse<ReadConsistency>(text, ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed) || int.TryParse(text, out _))
                 throw Invalid("The Read Consistency keyword's value is not valid: use Eventual, ReadYourWrites or Strong.");
             options.Consistency = parsed;
+        }
+
+        if (builder.TryGetValue(ReplicaWeightsKeyword, out var weights))
+        {
+            builder.Remove(ReplicaWeightsKeyword);
+            foreach (var weight in (Convert.ToString(weights, System.Globalization.CultureInfo.InvariantCulture) ?? "").Split('|', StringSplitOptions.TrimEntries))
+            {
+                if (!double.TryParse(weight, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var parsed))
+                    throw Invalid("The Replica Weights keyword's value is not valid: give one number per replica, separated by '|', e.g. Replica Weights=1|3.");
+                options.ReplicaWeights.Add(parsed);
+            }
         }
 
         var primary = builder.ConnectionString;

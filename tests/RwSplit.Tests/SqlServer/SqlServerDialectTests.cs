@@ -64,6 +64,14 @@ public sealed class SqlServerDialectTests
         Assert.That(dataSource.PrimaryAddress, Is.EqualTo(new EndpointAddress("sql-primary", 1433, "app")));
         Assert.That(dataSource.ReplicaAddresses, Is.EqualTo(new[] { new EndpointAddress("sql-r1", null, "app"), new EndpointAddress("sql-r2", 1444, "app") }));
         Assert.That(a.Consistency, Is.EqualTo(ReadConsistency.Eventual));
+        Assert.That(dataSource.ReplicaWeights, Is.Null, "no weights: all weigh 1");
+        using (var weighted = RwSplitSqlServer.CreateConnection(cs + ";Replica Weights=1|2.5"))
+        {
+            weighted.Open();
+            Assert.That(weighted.OwningDataSource!.ReplicaWeights is { } w ? new[] { w[0], w[1] } : null, Is.EqualTo(new[] { 1, 2.5 }));
+            Assert.That(weighted.OwningDataSource.Replicas, Has.Length.EqualTo(2));
+        }
+
         var replica = new SqlConnectionStringBuilder(dataSource.Replicas[1].Connector.CreateConnection().ConnectionString);
         Assert.That(replica.DataSource, Is.EqualTo("sql-r2,1444"));
         Assert.That(replica.UserID, Is.EqualTo("app"), "every other setting is the primary's");
@@ -81,6 +89,9 @@ public sealed class SqlServerDialectTests
     [TestCase("Read Consistency=Sometimes", "Eventual, ReadYourWrites or Strong")]
     [TestCase("Read Consistency=7", "Eventual, ReadYourWrites or Strong")]
     [TestCase("Replica=sql-r1", "replica")]
+    [TestCase("Replicas=sql-r1|sql-r2;Replica Weights=1|heavy", "one number per replica")]
+    [TestCase("Replicas=sql-r1|sql-r2;Replica Weights=1", "1 ReplicaWeights for 2 replicas")]
+    [TestCase("Replicas=sql-r1;Replica Weights=-2", "out of range")]
     public void Bad_drop_in_strings_get_a_clear_error_without_the_password(string extra, string expected)
     {
         // Defect: the error came only at Open, as RwSplitException for some strings and ArgumentException for others.
