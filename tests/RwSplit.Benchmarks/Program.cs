@@ -12,6 +12,8 @@ internal static class Program
             return await LoadCommand.RunAsync(args.AsMemory(1)).ConfigureAwait(false);
         if (args.Length > 0 && string.Equals(args[0], "growth", StringComparison.OrdinalIgnoreCase))
             return await GrowthCommand.RunAsync(args.AsMemory(1)).ConfigureAwait(false);
+        if (args.Length > 0 && string.Equals(args[0], "ef", StringComparison.OrdinalIgnoreCase))
+            return await EfCommand.RunAsync(args.AsMemory(1)).ConfigureAwait(false);
         if (args.Length > 0 && string.Equals(args[0], "loop", StringComparison.OrdinalIgnoreCase))
             return HotLoop.Run(args[1..]);
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

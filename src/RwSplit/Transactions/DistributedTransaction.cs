@@ -285,11 +285,15 @@ internal sealed class DistributedTransaction
                 {
                     // The decision row and its COMMIT in one round trip: the row commits with it or not at all, so the
                     // protocol's meaning is unchanged, and the last point where the caller's token applies is here.
-                    cancellationToken.ThrowIfCancellationRequested();
-                    FaultInjection.Hit(FaultInjection.AfterDecisionInsert, last);
                     var command = CreateDecisionCommand(last, withCommit, Gtrid, "c");
                     await using (command.ConfigureAwait(false))
+                    {
+                        // Preparing (a round trip on a connection's first decision) sends no COMMIT: a failure here aborts.
+                        await PrepareIfWorthItAsync(last, command, async, cancellationToken).ConfigureAwait(false);
+                        cancellationToken.ThrowIfCancellationRequested();
+                        FaultInjection.Hit(FaultInjection.AfterDecisionInsert, last);
                         await CommitLastResourceAsync(last, async, command).ConfigureAwait(false);
+                    }
                 }
                 else
                 {
@@ -435,7 +439,6 @@ internal sealed class DistributedTransaction
             }
             else
             {
-                await PrepareIfWorthItAsync(branch, decisionAndCommit, async, CancellationToken.None).ConfigureAwait(false);
                 _ = await ProviderIo.ExecuteNonQueryAsync(decisionAndCommit, async, CancellationToken.None).ConfigureAwait(false);
             }
 
