@@ -17,8 +17,10 @@ namespace RwSplit.Benchmarks;
 /// <c>ef [--queries 5000]</c>: what RwSplit's EF Core integration costs per query, on the local primary and two
 /// replicas (ports 25450–25452, no CPU quota): one point query per pooled context lease (as a web request), EF Core
 /// over raw Npgsql (on the primary, and on a replica: the same work RwSplit sends there), over RwSplit, and over RwSplit
-/// with <c>WithMaxStaleness</c> (the tag its command interceptor reads) and with <c>AsPrimary</c>. The variants take
-/// turns query by query, so that the machine's drift falls on all alike.
+/// with <c>WithMaxStaleness</c> (the tag its command interceptor reads; raw Npgsql with the same tag shows EF's own share)
+/// the same bound as a scope (no tag: the routing path alone), and <c>AsPrimary</c>. The variants take
+/// turns query by query, each round starting at the next variant, so that neither the machine's drift nor the order
+/// falls on one of them.
 /// </summary>
 internal static class EfCommand
 {
@@ -67,8 +69,15 @@ internal static class EfCommand
         {
             ("EF Core on raw Npgsql, the primary", id => FindAsync(onPrimary, q => q, id)),
             ("EF Core on raw Npgsql, a replica", id => FindAsync(onReplica, q => q, id)),
+            ("EF Core on raw Npgsql, a replica, with the same tag (TagWith)", id => FindAsync(onReplica, q => q.TagWith("rwsplit:max-staleness=00:00:05"), id)),
             ("EF Core through RwSplit (reads on the replicas)", id => FindAsync(throughRwSplit, q => q, id)),
+            ("EF Core through RwSplit, TagWith(\"report\") (a tag RwSplit ignores)", id => FindAsync(throughRwSplit, q => q.TagWith("report"), id)),
             ("EF Core through RwSplit, WithMaxStaleness(5 s)", id => FindAsync(throughRwSplit, q => q.WithMaxStaleness(TimeSpan.FromSeconds(5)), id)),
+            ("EF Core through RwSplit, inside RwSplitScope.AllowStaleness(5 s) (no tag)", async id =>
+            {
+                using (RwSplit.Routing.RwSplitScope.AllowStaleness(TimeSpan.FromSeconds(5)))
+                    return await FindAsync(throughRwSplit, q => q, id).ConfigureAwait(false);
+            }),
             ("EF Core through RwSplit, AsPrimary()", id => FindAsync(throughRwSplit, q => q.AsPrimary(), id)),
         };
 
@@ -76,8 +85,9 @@ internal static class EfCommand
         for (var i = -500; i < queries; i++)
         {
             var id = 1 + (Math.Abs(i) % 1000);
-            for (var v = 0; v < variants.Length; v++)
+            for (var k = 0; k < variants.Length; k++)
             {
+                var v = (k + i + variants.Length * 1000) % variants.Length; // each query starts the round at another variant: no variant always follows the same one
                 var start = Stopwatch.GetTimestamp();
                 var name = await variants[v].Query(id).ConfigureAwait(false);
                 if (i >= 0)
